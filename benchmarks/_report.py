@@ -1,0 +1,55 @@
+"""Write one benchmark's section into BENCHMARKS.md, with the command and machine that made it.
+
+Each benchmark owns the text between ``<!-- begin NAME -->`` and ``<!-- end NAME -->``; other
+sections are left as they are. The file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    """A one-line description of this machine: CPU model, cores, Python, torch."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def command() -> str:
+    """The command line that ran this benchmark."""
+    return " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+
+
+def write_section(name: str, title: str, body: str) -> None:
+    """Replace (or append) section ``name`` of BENCHMARKS.md with ``body`` under ``title``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    section = (
+        f"<!-- begin {name} -->\n## {title}\n\n"
+        f"Command: `{command()}`  \nMachine: {machine()}  \nDate: {stamp}\n\n{body.strip()}\n<!-- end {name} -->"
+    )
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    tmp = BENCHMARKS_MD.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, BENCHMARKS_MD)

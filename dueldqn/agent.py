@@ -1,0 +1,131 @@
+"""A trained agent: acts with its Q-network, loads from a run directory.
+
+``Agent.predict`` follows Stable-Baselines3's convention (``predict(obs, state=None,
+episode_start=None, deterministic=True) -> (actions, state)``), so evaluation code written for
+SB3 works unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dueldqn.checkpoint import MODEL_FILE, load_model_spec
+from dueldqn.networks import QNetwork, build_q_network, preprocess_frames
+
+
+def as_network_input(obs: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A numpy batch of observations as the network's float input on ``device``.
+
+    uint8 frames travel as uint8 (4x less to copy) and are scaled by :func:`preprocess_frames`
+    on the device; other observations become float32.
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(obs))
+    if device.type != "cpu":
+        tensor = tensor.to(device, non_blocking=True)
+    return preprocess_frames(tensor) if tensor.dtype == torch.uint8 else tensor.float()
+
+
+def network_spec(
+    observation_space: gym.spaces.Box, n_actions: int, dueling: bool, hidden_sizes: tuple[int, ...]
+) -> dict[str, Any]:
+    """What :meth:`Agent.load` needs to rebuild a network: spaces and architecture, JSON-ready."""
+    return {
+        "obs_shape": list(observation_space.shape),
+        "obs_dtype": str(observation_space.dtype),
+        "n_actions": int(n_actions),
+        "dueling": bool(dueling),
+        "hidden_sizes": list(hidden_sizes),
+    }
+
+
+class Agent:
+    """A Q-network with the epsilon-greedy policy around it.
+
+    Args:
+        q_net: maps a float batch ``(B, *obs_shape)`` to Q-values ``(B, A)``.
+        observation_space: the env's observation space (to tell one observation from a batch).
+        n_actions: number of discrete actions.
+        epsilon: exploration rate used when ``deterministic=False``.
+        seed: seed of the exploration generator.
+    """
+
+    def __init__(
+        self,
+        q_net: torch.nn.Module,
+        observation_space: gym.spaces.Box,
+        n_actions: int,
+        *,
+        epsilon: float = 0.05,
+        seed: int | None = None,
+    ) -> None:
+        self.q_net = q_net
+        self.observation_space = observation_space
+        self.n_actions = n_actions
+        self.epsilon = epsilon
+        self.device = next(q_net.parameters()).device
+        self.rng = np.random.default_rng(seed)
+
+    @torch.inference_mode()
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values ``(B, A)`` for a batch of observations ``(B, *obs_shape)``."""
+        return self.q_net(as_network_input(obs, self.device)).cpu().numpy()
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """Actions for one observation (returns shape ``()``) or a batch (returns ``(B,)``).
+
+        Greedy when ``deterministic``; otherwise epsilon-greedy with ``self.epsilon``. ``state``
+        and ``episode_start`` exist for Stable-Baselines3 compatibility (no recurrent state).
+        """
+        obs = np.asarray(observation)
+        obs_shape = tuple(self.observation_space.shape)
+        single = obs.shape == obs_shape
+        if not single and obs.shape[1:] != obs_shape:
+            batch_shape = ("B", *obs_shape)
+            raise ValueError(f"expected an observation of shape {obs_shape} or a batch {batch_shape}, got {obs.shape}")
+        batch = obs[None] if single else obs
+        actions_B = self.q_values(batch).argmax(axis=1)
+        if not deterministic:
+            explore_B = self.rng.random(len(actions_B)) < self.epsilon
+            actions_B = np.where(explore_B, self.rng.integers(0, self.n_actions, len(actions_B)), actions_B)
+        return (actions_B[0] if single else actions_B), None
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu", epsilon: float = 0.05, seed: int | None = None) -> Agent:
+        """Load an agent from a run directory (its ``model.safetensors``) or the weights file itself."""
+        path = Path(path)
+        weights = path / MODEL_FILE if path.is_dir() else path
+        state, spec = load_model_spec(weights)
+        q_net = build_from_spec(spec)
+        try:
+            q_net.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"{weights} does not match the network its spec describes: {err}") from err
+        q_net.to(device).eval()
+        space = gym.spaces.Box(
+            low=-np.inf, high=np.inf, shape=tuple(spec["obs_shape"]), dtype=np.dtype(spec["obs_dtype"])
+        )
+        return cls(q_net, space, int(spec["n_actions"]), epsilon=epsilon, seed=seed)
+
+
+def build_from_spec(spec: dict[str, Any]) -> QNetwork:
+    """Rebuild an (untrained) Q-network from :func:`network_spec`."""
+    dtype = np.dtype(spec["obs_dtype"])
+    low, high = (0, 255) if dtype == np.uint8 else (-np.inf, np.inf)
+    space = gym.spaces.Box(low=low, high=high, shape=tuple(spec["obs_shape"]), dtype=dtype)
+    return build_q_network(
+        space,
+        gym.spaces.Discrete(int(spec["n_actions"])),
+        dueling=bool(spec["dueling"]),
+        hidden_sizes=tuple(spec["hidden_sizes"]),
+    )

@@ -1,0 +1,289 @@
+"""Run configuration: one frozen dataclass, validated on creation, and named presets.
+
+Parsing (command line, JSON files) happens at the edge; the library takes a :class:`Config`.
+Every field carries a docstring, which the command line also shows as its help.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import itertools
+import json
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dueldqn.exploration import SCHEDULES
+from dueldqn.targets import ALGORITHMS, LOSSES
+
+TARGET_SYNCS = ("episodes", "steps", "polyak")
+DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("gymnasium", "envpool")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run. Invalid values raise ``ValueError`` on creation."""
+
+    env_id: str = "CartPole-v1"
+    """Gymnasium environment id; any env with a Discrete action space (e.g. MountainCar-v0)."""
+    algo: str = "dqn"
+    """TD target: dqn (Q-learning), double (Double Q-learning), sarsa (Deep SARSA), expected-sarsa."""
+    seed: int = 0
+    """Seed of every random generator of the run (envs, replay sampling, exploration, weights)."""
+    total_steps: int = 100_000
+    """Environment steps to train for, summed over the parallel envs."""
+    num_envs: int = 1
+    """Parallel environments stepped together (gymnasium vector env)."""
+    backend: str = "gymnasium"
+    """Environment backend: gymnasium, or envpool (vectorised C++ Atari envs)."""
+    dueling: bool = True
+    """Dueling head Q = V + (A - mean A); --no-dueling gives the plain Q-network."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the MLP encoder for vector observations."""
+    learning_rate: float = 1e-3
+    """AdamW learning rate (alpha in the lecture)."""
+    lr_final_fraction: float = 1.0
+    """Learning rate at the end of the run as a fraction of the first; annealed linearly (1 = constant)."""
+    weight_decay: float = 0.01
+    """AdamW decoupled weight decay (PyTorch's default, which the lecture uses)."""
+    adam_eps: float = 1e-8
+    """AdamW epsilon."""
+    max_grad_norm: float = 0.0
+    """Clip the gradient's global L2 norm to this value before each step; 0 turns clipping off."""
+    loss: str = "mse"
+    """TD loss: mse (the lecture's mean squared TD error) or huber."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    buffer_size: int = 100_000
+    """Replay memory capacity in transitions."""
+    learning_starts: int = 1_000
+    """Env steps of experience collected before the first update (the warm-up)."""
+    train_frequency: int = 1
+    """Update every this many vector-env steps."""
+    gradient_steps: int = 1
+    """Gradient steps per update."""
+    gamma: float = 0.99
+    """Discount factor."""
+    target_sync: str = "steps"
+    """How the target network follows the online one: every k episodes, every N steps, or polyak."""
+    target_sync_every: int = 500
+    """k episodes or N env steps between hard target syncs (for episodes and steps)."""
+    tau: float = 0.005
+    """Polyak rate: after each gradient step theta_targ <- tau * theta + (1 - tau) * theta_targ."""
+    epsilon_schedule: str = "linear"
+    """Exploration schedule: constant (epsilon_start throughout), linear, or exponential."""
+    epsilon_start: float = 1.0
+    """Epsilon at step 0 (the constant value for the constant schedule)."""
+    epsilon_end: float = 0.05
+    """Epsilon once the schedule has decayed."""
+    epsilon_decay_steps: int = 10_000
+    """Env steps over which epsilon decays (linear: reaches the end; exponential: 99% of the way)."""
+    eval_episodes: int = 20
+    """Episodes of the evaluation at the end of training."""
+    eval_epsilon: float = 0.0
+    """Epsilon of the evaluation policy (0 = greedy)."""
+    log_interval: int = 1_000
+    """Env steps between rows of loss, epsilon and steps/s in metrics.csv and TensorBoard."""
+    device: str = "auto"
+    """Where the networks run: auto (cuda when available), cpu, or cuda."""
+    torch_threads: int = 0
+    """CPU threads for torch; 0 picks 1 for small MLPs (faster) and all cores for frames."""
+
+    def __post_init__(self) -> None:
+        # Coerce list-valued input (JSON, CLI) so the frozen config stays hashable and comparable.
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready values."""
+        out = dataclasses.asdict(self)
+        out["hidden_sizes"] = list(self.hidden_sizes)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """Build a config from a mapping; unknown keys are an error that lists the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied and validated."""
+        return Config.from_dict({**self.to_dict(), **changes})
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _validate(c: Config) -> None:
+    _one_of("algo", c.algo, ALGORITHMS)
+    _one_of("loss", c.loss, LOSSES)
+    _one_of("target_sync", c.target_sync, TARGET_SYNCS)
+    _one_of("epsilon_schedule", c.epsilon_schedule, SCHEDULES)
+    _one_of("device", c.device, DEVICES)
+    _one_of("backend", c.backend, BACKENDS)
+    if not c.env_id or not isinstance(c.env_id, str):
+        raise ValueError(f"env_id must be a gymnasium environment id such as 'CartPole-v1'; got {c.env_id!r}")
+    positive = ("total_steps", "num_envs", "batch_size", "buffer_size", "train_frequency", "gradient_steps",
+                "target_sync_every", "eval_episodes", "log_interval")  # fmt: skip
+    for name in positive:
+        value = getattr(c, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed"):
+        value = getattr(c, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+    if not c.learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive; got {c.learning_rate}")
+    for name in ("gamma", "epsilon_start", "epsilon_end", "eval_epsilon", "lr_final_fraction"):
+        value = getattr(c, name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1]; got {value}")
+    if not 0.0 < c.tau <= 1.0:
+        raise ValueError(f"tau must lie in (0, 1]; got {c.tau}")
+    for name in ("weight_decay", "max_grad_norm"):
+        if getattr(c, name) < 0:
+            raise ValueError(f"{name} must be >= 0; got {getattr(c, name)}")
+    if not c.adam_eps > 0:
+        raise ValueError(f"adam_eps must be positive; got {c.adam_eps}")
+    if c.batch_size > c.buffer_size:
+        raise ValueError(
+            f"batch_size ({c.batch_size}) must not exceed the replay capacity buffer_size ({c.buffer_size})"
+        )
+    if not c.hidden_sizes or any(h < 1 for h in c.hidden_sizes):
+        raise ValueError(f"hidden_sizes must be one or more positive layer sizes; got {list(c.hidden_sizes)}")
+
+
+@cache
+def field_docs() -> dict[str, str]:
+    """Each field's docstring, read from this module's source (shown as command-line help)."""
+    tree = ast.parse(inspect.getsource(Config))
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            docs[node.target.id] = str(after.value.value)
+    return docs
+
+
+# Presets: named sets of overrides on top of the Config defaults. Each tuned preset was measured
+# by benchmarks/bench_learning.py (BENCHMARKS.md has the figures).
+PRESETS: dict[str, dict[str, Any]] = {
+    "cartpole": {
+        "env_id": "CartPole-v1",
+        "total_steps": 50_000,
+        "hidden_sizes": (128, 128),
+        "learning_rate": 1e-3,
+        "lr_final_fraction": 0.0,
+        "batch_size": 64,
+        "buffer_size": 50_000,
+        "learning_starts": 1_000,
+        "train_frequency": 2,
+        "target_sync": "steps",
+        "target_sync_every": 500,
+        "epsilon_decay_steps": 10_000,
+        "epsilon_end": 0.02,
+    },
+    "mountaincar": {
+        "env_id": "MountainCar-v0",
+        "total_steps": 120_000,
+        "hidden_sizes": (256, 256),
+        "learning_rate": 4e-3,
+        "lr_final_fraction": 0.0,
+        "batch_size": 128,
+        "buffer_size": 10_000,
+        "learning_starts": 1_000,
+        "gamma": 0.98,
+        "train_frequency": 16,
+        "gradient_steps": 8,
+        "target_sync": "steps",
+        "target_sync_every": 600,
+        "epsilon_decay_steps": 24_000,
+        "epsilon_end": 0.07,
+    },
+    "acrobot": {
+        "env_id": "Acrobot-v1",
+        "total_steps": 100_000,
+        "hidden_sizes": (256, 256),
+        "learning_rate": 6.3e-4,
+        "lr_final_fraction": 0.0,
+        "batch_size": 128,
+        "buffer_size": 50_000,
+        "learning_starts": 1_000,
+        "train_frequency": 4,
+        "target_sync": "steps",
+        "target_sync_every": 250,
+        "epsilon_decay_steps": 12_000,
+        "epsilon_end": 0.1,
+    },
+    # The lecture's settings: AdamW lr 1e-4, batch 32, gamma 0.99, constant epsilon 0.2, target
+    # synced every 10 episodes, warm-up of 10 x batch transitions, capacity 1e6, MSE loss.
+    "lecture": {
+        "learning_rate": 1e-4,
+        "batch_size": 32,
+        "gamma": 0.99,
+        "epsilon_schedule": "constant",
+        "epsilon_start": 0.2,
+        "epsilon_end": 0.2,
+        "target_sync": "episodes",
+        "target_sync_every": 10,
+        "learning_starts": 320,
+        "buffer_size": 1_000_000,
+        "loss": "mse",
+        "lr_final_fraction": 1.0,
+    },
+}
+PRESETS["cartpole-sarsa"] = {**PRESETS["cartpole"], "algo": "sarsa"}
+
+# The preset used when an env id is given without --preset.
+DEFAULT_PRESETS = {"CartPole-v1": "cartpole", "MountainCar-v0": "mountaincar", "Acrobot-v1": "acrobot"}
+
+
+def resolve_config(
+    env_id: str | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None
+) -> Config:
+    """Config defaults, then the preset (named, or the env's default one), then ``overrides``.
+
+    ``resolve_config()`` is the CartPole-v1 preset; ``resolve_config("Acrobot-v1")`` the Acrobot one.
+    The SARSA algorithms on CartPole-v1 take the ``cartpole-sarsa`` preset.
+    """
+    overrides = dict(overrides or {})
+    env = env_id or overrides.get("env_id")
+    if preset is None:
+        preset = DEFAULT_PRESETS.get(env or Config.env_id)
+        if preset == "cartpole" and overrides.get("algo") == "sarsa":
+            preset = "cartpole-sarsa"
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(sorted(PRESETS))}")
+        values.update(PRESETS[preset])
+    if env:
+        values["env_id"] = env
+    values.update(overrides)
+    return Config.from_dict(values)
+
+
+def load_config(path: Path) -> Config:
+    """Read a config saved by :func:`save_config`, with a clear error for a bad file."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read the run config {path}: {err}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"expected a JSON object of config fields in {path}")
+    return Config.from_dict(values)

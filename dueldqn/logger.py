@@ -1,0 +1,88 @@
+"""Training statistics: ``metrics.csv`` and TensorBoard event files in the run directory.
+
+``metrics.csv`` holds two kinds of rows, told apart by ``kind``:
+
+- ``episode``: one per finished episode: ``step, episode, return, length``;
+- ``train``: one per log interval: ``step, loss`` (mean MSE/Huber TD loss over the interval),
+  ``epsilon``, ``steps_per_second``.
+
+The same scalars go to TensorBoard (``charts/episodic_return``, ``losses/td_loss``, ...).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+COLUMNS = ("kind", "step", "episode", "return", "length", "loss", "epsilon", "steps_per_second")
+METRICS_CSV = "metrics.csv"
+
+
+class RunLogger:
+    """Appends rows to ``metrics.csv`` and scalars to TensorBoard.
+
+    Args:
+        run_dir: the run directory.
+        tensorboard: also write TensorBoard event files (``run_dir/tb``).
+        resume_step: when resuming, the step of the checkpoint: TensorBoard events after it are
+            purged so that the continued run has no duplicated points.
+    """
+
+    def __init__(self, run_dir: Path, *, tensorboard: bool = True, resume_step: int | None = None) -> None:
+        self.path = Path(run_dir) / METRICS_CSV
+        new = not self.path.exists()
+        self._file = self.path.open("a", newline="")
+        self._csv = csv.writer(self._file)
+        if new:
+            self._csv.writerow(COLUMNS)
+        self._tb: Any = None
+        if tensorboard:
+            self._tb = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=resume_step)
+
+    def episode(self, step: int, episode: int, episode_return: float, length: int) -> None:
+        """Record one finished episode."""
+        self._csv.writerow(("episode", step, episode, f"{episode_return:.6g}", length, "", "", ""))
+        if self._tb is not None:
+            self._tb.add_scalar("charts/episodic_return", episode_return, step)
+            self._tb.add_scalar("charts/episodic_length", length, step)
+
+    def train(self, step: int, loss: float, epsilon: float, steps_per_second: float) -> None:
+        """Record one log interval of training statistics (``loss`` is NaN before learning starts)."""
+        loss_cell = "" if math.isnan(loss) else f"{loss:.6g}"
+        self._csv.writerow(("train", step, "", "", "", loss_cell, f"{epsilon:.6g}", f"{steps_per_second:.1f}"))
+        if self._tb is not None:
+            if not math.isnan(loss):
+                self._tb.add_scalar("losses/td_loss", loss, step)
+            self._tb.add_scalar("charts/epsilon", epsilon, step)
+            self._tb.add_scalar("charts/steps_per_second", steps_per_second, step)
+
+    def flush(self) -> int:
+        """Write everything out; returns the size of ``metrics.csv`` in bytes (a resume point)."""
+        self._file.flush()
+        if self._tb is not None:
+            self._tb.flush()
+        return self._file.tell()
+
+    def close(self) -> None:
+        """Flush and close the files."""
+        self.flush()
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(run_dir: Path) -> dict[str, list[dict[str, float]]]:
+    """Rows of ``metrics.csv`` by kind, with numeric cells as floats (empty cells left out)."""
+    path = Path(run_dir) / METRICS_CSV
+    if not path.exists():
+        raise ValueError(f"{run_dir} has no {METRICS_CSV}; expected a run directory written by 'dueldqn train'")
+    rows: dict[str, list[dict[str, float]]] = {"episode": [], "train": []}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            kind = row.pop("kind")
+            rows.setdefault(kind, []).append({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return rows

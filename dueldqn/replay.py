@@ -1,0 +1,129 @@
+"""Experience replay: a preallocated numpy ring buffer of transitions (Lin, 1992; Mnih et al., 2015).
+
+The memory has a fixed capacity; once full, each new transition overwrites the oldest. A batch
+is drawn uniformly at random with an explicit ``np.random.Generator``.
+
+Every transition keeps ``terminated`` (the bootstrap mask: the MDP really ended) apart from a
+time-limit truncation, which is stored with its real final observation and bootstrapped from,
+like any other transition. Observations keep their dtype (``uint8`` frames stay ``uint8``)
+until they are sampled.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Batch(NamedTuple):
+    """A batch of ``B`` transitions ``(s, a, r, s', terminated)`` as numpy arrays."""
+
+    obs: np.ndarray  # (B, *obs_shape), the observation dtype
+    actions: np.ndarray  # (B,) int64
+    rewards: np.ndarray  # (B,) float32
+    next_obs: np.ndarray  # (B, *obs_shape), the real next observation, also after a truncation
+    terminated: np.ndarray  # (B,) float32, 1.0 where s' is terminal (no bootstrap)
+
+
+class ReplayBuffer:
+    """Uniform replay memory over a fixed-capacity ring of numpy arrays.
+
+    Args:
+        capacity: how many transitions are kept; the oldest is overwritten first.
+        obs_shape: shape of one observation, e.g. ``(4,)`` for CartPole.
+        obs_dtype: dtype observations are stored in (kept until sampling).
+    """
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type) -> None:
+        if capacity < 1:
+            raise ValueError(f"replay capacity must be a positive number of transitions, got {capacity}")
+        self.capacity = int(capacity)
+        self.obs_shape = tuple(obs_shape)
+        self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.pos = 0  # where the next transition goes
+        self.size = 0  # how many transitions are stored
+
+    def __len__(self) -> int:
+        return self.size
+
+    def can_sample(self, min_size: int) -> bool:
+        """Whether at least ``min_size`` transitions are stored (the warm-up rule)."""
+        return self.size >= min_size
+
+    def add(
+        self,
+        obs_N: np.ndarray,
+        actions_N: np.ndarray,
+        rewards_N: np.ndarray,
+        next_obs_N: np.ndarray,
+        terminated_N: np.ndarray,
+        truncated_N: np.ndarray,
+        valid_N: np.ndarray | None = None,
+    ) -> None:
+        """Store one step of ``N`` vectorised envs, skipping the envs where ``valid_N`` is False.
+
+        ``valid_N`` is False for the step that only resets an env after its episode ended
+        (gymnasium's next-step autoreset): that "transition" joins two episodes and is never
+        stored. ``truncated_N`` is not needed here (a truncated transition is bootstrapped like
+        any non-terminal one); it is part of the signature so that every replay takes the same
+        arguments (the frame replay needs it to know where episodes end).
+        """
+        if valid_N is not None and not valid_N.all():
+            obs_N, actions_N, rewards_N = obs_N[valid_N], actions_N[valid_N], rewards_N[valid_N]
+            next_obs_N, terminated_N = next_obs_N[valid_N], terminated_N[valid_N]
+        n = len(actions_N)
+        if n == 0:
+            return
+        end = self.pos + n
+        idx: slice | np.ndarray = (
+            slice(self.pos, end) if end <= self.capacity else np.arange(self.pos, end) % self.capacity
+        )
+        self.obs[idx] = obs_N
+        self.next_obs[idx] = next_obs_N
+        self.actions[idx] = actions_N
+        self.rewards[idx] = rewards_N
+        self.terminated[idx] = terminated_N
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        """Draw ``batch_size`` stored transitions uniformly, with replacement."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        idx_B = rng.integers(0, self.size, size=batch_size)
+        return Batch(
+            self.obs[idx_B],
+            self.actions[idx_B],
+            self.rewards[idx_B],
+            self.next_obs[idx_B],
+            self.terminated[idx_B],
+        )
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The stored transitions and ring position, as plain arrays (for checkpoints)."""
+        n = self.size
+        return {
+            "obs": self.obs[:n],
+            "next_obs": self.next_obs[:n],
+            "actions": self.actions[:n],
+            "rewards": self.rewards[:n],
+            "terminated": self.terminated[:n],
+            "pos_size_capacity": np.array([self.pos, self.size, self.capacity], dtype=np.int64),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned; the capacity and shapes must match."""
+        pos, size, capacity = (int(x) for x in state["pos_size_capacity"])
+        if capacity != self.capacity or tuple(state["obs"].shape[1:]) != self.obs_shape:
+            raise ValueError(
+                f"replay state is for capacity {capacity} and observations {tuple(state['obs'].shape[1:])}, "
+                f"this buffer has capacity {self.capacity} and observations {self.obs_shape}"
+            )
+        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+            getattr(self, name)[:size] = state[name]
+        self.pos, self.size = pos, size

@@ -1,0 +1,174 @@
+"""TD targets and losses as pure tensor functions.
+
+Every target has the form ``y = r + gamma * (1 - terminated) * bootstrap(s')``; the algorithms
+differ only in the bootstrap value read from the target network ``Q_targ``:
+
+=================  ====================================================  ==========================
+algorithm          bootstrap value                                       reference
+=================  ====================================================  ==========================
+``dqn``            ``max_a' Q_targ(s', a')``                             Mnih et al., 2015
+``double``         ``Q_targ(s', argmax_a' Q(s', a'))``                   van Hasselt et al., 2016
+``sarsa``          ``Q_targ(s', A')`` with ``A' ~ pi(s')``, the epsilon-  the lecture's Deep SARSA
+                   greedy policy w.r.t. the online ``Q``
+``expected-sarsa`` ``sum_a' pi(a'|s') Q_targ(s', a')``                   van Seijen et al., 2009
+=================  ====================================================  ==========================
+
+Only ``terminated`` masks the bootstrap: a transition cut by a time limit is bootstrapped from
+its real final observation. The functions check shapes on entry and run under ``no_grad``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from dueldqn.exploration import epsilon_greedy_probs
+
+
+def _check(rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_BA: torch.Tensor, gamma: float) -> None:
+    if next_q_BA.dim() != 2:
+        raise ValueError(f"expected next-state Q-values of shape (B, A), got {tuple(next_q_BA.shape)}")
+    batch = next_q_BA.shape[0]
+    if rewards_B.shape != (batch,) or terminated_B.shape != (batch,):
+        raise ValueError(
+            f"expected rewards and terminated of shape ({batch},) to match Q-values {tuple(next_q_BA.shape)}, "
+            f"got {tuple(rewards_B.shape)} and {tuple(terminated_B.shape)}"
+        )
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"expected a discount gamma in [0, 1], got {gamma}")
+
+
+def _bootstrap(
+    rewards_B: torch.Tensor, terminated_B: torch.Tensor, value_B: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    return rewards_B + gamma * (1.0 - terminated_B.to(value_B.dtype)) * value_B
+
+
+@torch.no_grad()
+def q_learning_target(
+    rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_target_BA: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """Q-learning target ``r + gamma * (1 - terminated) * max_a' Q_targ(s', a')``, shape ``(B,)``."""
+    _check(rewards_B, terminated_B, next_q_target_BA, gamma)
+    return _bootstrap(rewards_B, terminated_B, next_q_target_BA.max(dim=1).values, gamma)
+
+
+@torch.no_grad()
+def double_q_target(
+    rewards_B: torch.Tensor,
+    terminated_B: torch.Tensor,
+    next_q_target_BA: torch.Tensor,
+    next_q_online_BA: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """Double Q-learning target: the online network picks ``a*``, the target network values it.
+
+    ``y = r + gamma * (1 - terminated) * Q_targ(s', argmax_a' Q(s', a'))``, shape ``(B,)``
+    (van Hasselt, Guez and Silver, 2016).
+    """
+    _check(rewards_B, terminated_B, next_q_target_BA, gamma)
+    if next_q_online_BA.shape != next_q_target_BA.shape:
+        raise ValueError(
+            f"expected online and target Q-values of one shape, got {tuple(next_q_online_BA.shape)} "
+            f"and {tuple(next_q_target_BA.shape)}"
+        )
+    best_B1 = next_q_online_BA.argmax(dim=1, keepdim=True)
+    return _bootstrap(rewards_B, terminated_B, next_q_target_BA.gather(1, best_B1).squeeze(1), gamma)
+
+
+@torch.no_grad()
+def sarsa_target(
+    rewards_B: torch.Tensor,
+    terminated_B: torch.Tensor,
+    next_q_target_BA: torch.Tensor,
+    next_actions_B: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """Deep SARSA target ``r + gamma * (1 - terminated) * Q_targ(s', A')``, shape ``(B,)``.
+
+    ``A'`` is drawn by the caller from the epsilon-greedy policy w.r.t. the online network at
+    ``s'``, as in the lecture's algorithm box (line 13: "Select actions A' ~ pi(S')").
+    """
+    _check(rewards_B, terminated_B, next_q_target_BA, gamma)
+    if next_actions_B.shape != rewards_B.shape:
+        raise ValueError(f"expected next actions of shape {tuple(rewards_B.shape)}, got {tuple(next_actions_B.shape)}")
+    value_B = next_q_target_BA.gather(1, next_actions_B.long().unsqueeze(1)).squeeze(1)
+    return _bootstrap(rewards_B, terminated_B, value_B, gamma)
+
+
+@torch.no_grad()
+def expected_sarsa_target(
+    rewards_B: torch.Tensor,
+    terminated_B: torch.Tensor,
+    next_q_target_BA: torch.Tensor,
+    next_probs_BA: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """Expected SARSA target ``r + gamma * (1 - terminated) * sum_a' pi(a'|s') Q_targ(s', a')``.
+
+    ``next_probs_BA`` is the behaviour policy at ``s'`` (rows sum to 1), here the epsilon-greedy
+    policy w.r.t. the online network. Shape ``(B,)``.
+    """
+    _check(rewards_B, terminated_B, next_q_target_BA, gamma)
+    if next_probs_BA.shape != next_q_target_BA.shape:
+        raise ValueError(
+            f"expected policy probabilities of shape {tuple(next_q_target_BA.shape)}, got {tuple(next_probs_BA.shape)}"
+        )
+    return _bootstrap(rewards_B, terminated_B, (next_probs_BA * next_q_target_BA).sum(dim=1), gamma)
+
+
+ALGORITHMS = ("dqn", "double", "sarsa", "expected-sarsa")
+
+
+@torch.no_grad()
+def td_target(
+    algo: str,
+    rewards_B: torch.Tensor,
+    terminated_B: torch.Tensor,
+    next_obs: torch.Tensor,
+    q_net: Callable[[torch.Tensor], torch.Tensor],
+    target_net: Callable[[torch.Tensor], torch.Tensor],
+    gamma: float,
+    epsilon: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The target of ``algo`` for a batch, reading the networks at ``next_obs``; shape ``(B,)``.
+
+    ``epsilon`` is the behaviour policy's current exploration rate (used by the SARSA targets);
+    ``generator`` draws SARSA's ``A'``.
+    """
+    next_q_target_BA = target_net(next_obs)
+    if algo == "dqn":
+        return q_learning_target(rewards_B, terminated_B, next_q_target_BA, gamma)
+    next_q_online_BA = q_net(next_obs)
+    if algo == "double":
+        return double_q_target(rewards_B, terminated_B, next_q_target_BA, next_q_online_BA, gamma)
+    probs_BA = epsilon_greedy_probs(next_q_online_BA, epsilon)
+    if algo == "sarsa":
+        next_actions_B = torch.multinomial(probs_BA, 1, generator=generator).squeeze(1)
+        return sarsa_target(rewards_B, terminated_B, next_q_target_BA, next_actions_B, gamma)
+    if algo == "expected-sarsa":
+        return expected_sarsa_target(rewards_B, terminated_B, next_q_target_BA, probs_BA, gamma)
+    raise ValueError(f"unknown algorithm {algo!r}; expected one of {', '.join(ALGORITHMS)}")
+
+
+LOSSES = ("mse", "huber")
+
+
+def td_loss(q_sa_B: torch.Tensor, target_B: torch.Tensor, loss: str = "mse") -> torch.Tensor:
+    """Mean TD loss between ``Q(s, a)`` and its target: squared error (the lecture's) or Huber.
+
+    ``L = 1/B * sum_i (y_i - Q(s_i, a_i))^2`` for ``"mse"``; ``"huber"`` is quadratic within 1
+    of the target and linear beyond (the "error clipping" of Mnih et al., 2015).
+    """
+    if q_sa_B.shape != target_B.shape or q_sa_B.dim() != 1:
+        raise ValueError(
+            f"expected Q(s, a) and targets of one shape (B,), got {tuple(q_sa_B.shape)} and {tuple(target_B.shape)}"
+        )
+    if loss == "mse":
+        return F.mse_loss(q_sa_B, target_B)
+    if loss == "huber":
+        return F.smooth_l1_loss(q_sa_B, target_B)
+    raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")

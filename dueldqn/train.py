@@ -1,0 +1,313 @@
+"""The training loop: Deep Q-learning and Deep SARSA with experience replay and a target network.
+
+It follows the lecture's algorithm box, over ``N`` vectorised envs::
+
+    initialise Q(s, a | theta), target theta_targ <- theta, replay memory B
+    for each step:
+        A_t ~ b(S_t)                     epsilon-greedy w.r.t. Q             (act)
+        S_t+1, R_t+1 <- env(A_t)                                             (step)
+        B <- B + (S_t, A_t, R_t+1, S_t+1, terminated)                        (store)
+        K ~ B                                                                (sample)
+        theta <- theta - alpha grad 1/|K| sum (y_i - Q(S_i, A_i | theta))^2  (update)
+        every k episodes / N steps: theta_targ <- theta                      (sync)
+
+with the target ``y`` of :mod:`dueldqn.targets` (Q-learning, Double Q, SARSA, Expected SARSA).
+Unlike the lecture's sketch, a time-limit truncation is not the end of the MDP: the transition
+is stored with its real final observation and bootstrapped (only ``terminated`` masks it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dueldqn.agent import Agent, as_network_input, network_spec
+from dueldqn.checkpoint import MODEL_FILE, atomic_write_json, save_model
+from dueldqn.config import Config, resolve_config
+from dueldqn.envs import make_eval_env, make_vec_env
+from dueldqn.evaluate import EvalResult, evaluate
+from dueldqn.exploration import epsilon_at, epsilon_greedy_actions, linear_schedule
+from dueldqn.logger import RunLogger
+from dueldqn.networks import build_q_network
+from dueldqn.plotting import plot_run
+from dueldqn.replay import Batch, ReplayBuffer
+from dueldqn.targets import td_loss, td_target
+
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+SUMMARY_FIELDS = (
+    "env_id",
+    "algo",
+    "seed",
+    "total_steps",
+    "updates",
+    "wall_seconds",
+    "steps_per_second",
+    "eval_mean_return",
+    "eval_std_return",
+    "eval_episodes",
+)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the run directory, its summary and the trained agent."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    agent: Agent
+    eval: EvalResult
+
+
+@dataclass
+class LoopState:
+    """Counters and the live observation of the loop: what a checkpoint must hold to go on."""
+
+    obs_NO: np.ndarray
+    autoreset_N: np.ndarray  # envs whose next step only resets them (gymnasium next-step autoreset)
+    steps: int = 0  # env steps taken, summed over envs
+    iteration: int = 0  # vector-env steps taken
+    updates: int = 0  # gradient steps taken
+    episodes: int = 0  # episodes finished
+    loss_sum: float = 0.0  # TD loss summed since the last log row
+    loss_count: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is cuda when available, else cpu; asking for cuda without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(name)
+
+
+def default_run_dir(config: Config) -> Path:
+    """``runs/<env>__<algo>__s<seed>__<time>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.env_id.replace('/', '-')}__{config.algo}__s{config.seed}__{stamp}"
+
+
+def prepare_run_dir(run_dir: Path) -> Path:
+    """Create ``run_dir``; refuse one that already holds files (that would mix two runs)."""
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ValueError(
+            f"run directory {run_dir} already exists and is not empty; choose another --run-dir "
+            "(or resume the run there with 'dueldqn train --resume')"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def gradient_step(
+    q_net: torch.nn.Module,
+    target_net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    *,
+    config: Config,
+    epsilon: float,
+    device: torch.device,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One AdamW step on the mean TD loss of ``batch``; returns the loss (detached, on ``device``)."""
+    obs = as_network_input(batch.obs, device)
+    next_obs = as_network_input(batch.next_obs, device)
+    actions_B = torch.from_numpy(batch.actions).to(device, non_blocking=True)
+    rewards_B = torch.from_numpy(batch.rewards).to(device, non_blocking=True)
+    terminated_B = torch.from_numpy(batch.terminated).to(device, non_blocking=True)
+    target_B = td_target(
+        config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, config.gamma, epsilon, generator
+    )
+    q_sa_B = q_net(obs).gather(1, actions_B.unsqueeze(1)).squeeze(1)
+    loss = td_loss(q_sa_B, target_B, config.loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
+    optimizer.step()
+    return loss.detach()
+
+
+def train(
+    config: Config | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    preset: str | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a Q-network and leave the run's files in ``run_dir``.
+
+    ``train()`` trains the CartPole-v1 preset; ``train(env_id="Acrobot-v1", algo="double")``
+    takes that env's preset with Double Q-learning; ``train(config)`` runs a given config
+    (``overrides`` then change its fields).
+
+    The run directory receives ``config.json``, ``metrics.csv``, TensorBoard events in ``tb/``,
+    ``model.safetensors``, ``learning_curve.png``, ``eval.json`` and ``summary.json``.
+    """
+    start_time = time.perf_counter()
+    if config is None:
+        config = resolve_config(overrides.pop("env_id", None), preset, overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    device = resolve_device(config.device)
+    run_path = prepare_run_dir(Path(run_dir) if run_dir is not None else default_run_dir(config))
+    atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
+
+    envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)
+    obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)  # type: ignore[attr-defined]
+    frames = len(obs_space.shape) == 3  # type: ignore[arg-type]
+    # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores.
+    torch.set_num_threads(config.torch_threads or (torch.get_num_threads() if frames else 1))
+
+    # One seed, explicit generators: numpy for exploration and replay sampling, torch for SARSA's A'.
+    torch.manual_seed(config.seed)  # network initialisation
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+
+    q_net = build_q_network(
+        obs_space, envs.single_action_space, dueling=config.dueling, hidden_sizes=config.hidden_sizes
+    )
+    q_net.to(device)
+    target_net = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
+    optimizer = torch.optim.AdamW(
+        q_net.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        eps=config.adam_eps,
+        fused=device.type in ("cpu", "cuda"),
+    )
+    replay = ReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype)  # type: ignore[arg-type]
+    logger = RunLogger(run_path, tensorboard=tensorboard)
+    min_replay = max(config.learning_starts, config.batch_size)
+    num_envs = config.num_envs
+
+    obs_NO, _ = envs.reset(seed=config.seed)
+    state = LoopState(obs_NO=obs_NO, autoreset_N=np.zeros(num_envs, dtype=bool))
+    loss_sum = torch.zeros((), device=device)
+    log_time, log_step = time.perf_counter(), 0
+    train_time = 0.0
+    bar = tqdm(total=config.total_steps, disable=not progress, unit="step", dynamic_ncols=True, mininterval=0.5)
+
+    def greedy_actions() -> np.ndarray:
+        with torch.inference_mode():
+            return q_net(as_network_input(state.obs_NO, device)).argmax(dim=1).cpu().numpy()
+
+    loop_start = time.perf_counter()
+    while state.steps < config.total_steps:
+        epsilon = epsilon_at(
+            state.steps, config.epsilon_schedule, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps
+        )
+        # Act with the behaviour policy b: epsilon-greedy w.r.t. the online network.
+        actions_N = epsilon_greedy_actions(greedy_actions, num_envs, epsilon, n_actions, rng)
+        # Step. An env whose episode ended last step only resets now: that step is no transition.
+        next_obs_NO, rewards_N, terminated_N, truncated_N, infos = envs.step(actions_N)
+        replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N)
+        state.autoreset_N = terminated_N | truncated_N
+        state.obs_NO = next_obs_NO
+        state.steps += num_envs
+        state.iteration += 1
+
+        if "_episode" in infos:
+            for i in np.flatnonzero(infos["_episode"]):
+                state.episodes += 1
+                logger.episode(
+                    state.steps, state.episodes, float(infos["episode"]["r"][i]), int(infos["episode"]["l"][i])
+                )
+                bar.set_postfix_str(f"return {float(infos['episode']['r'][i]):.1f}, eps {epsilon:.3f}", refresh=False)
+                if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
+                    target_net.load_state_dict(q_net.state_dict())
+
+        # Learn from a batch of replayed experience, once warm-up is over.
+        if (
+            state.steps >= config.learning_starts
+            and state.iteration % config.train_frequency == 0
+            and replay.can_sample(min_replay)
+        ):
+            lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction, config.total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for _ in range(config.gradient_steps):
+                batch = replay.sample(config.batch_size, rng)
+                loss_sum += gradient_step(
+                    q_net,
+                    target_net,
+                    optimizer,
+                    batch,
+                    config=config,
+                    epsilon=epsilon,
+                    device=device,
+                    generator=generator,
+                )
+                state.loss_count += 1
+                state.updates += 1
+                if config.target_sync == "polyak":
+                    with torch.no_grad():
+                        torch._foreach_lerp_(list(target_net.parameters()), list(q_net.parameters()), config.tau)
+        if (
+            config.target_sync == "steps"
+            and state.steps >= config.learning_starts
+            and state.steps // config.target_sync_every != (state.steps - num_envs) // config.target_sync_every
+        ):
+            target_net.load_state_dict(q_net.state_dict())
+
+        if state.steps - log_step >= config.log_interval or state.steps >= config.total_steps:
+            now = time.perf_counter()
+            sps = (state.steps - log_step) / max(now - log_time, 1e-9)
+            mean_loss = (loss_sum.item() + state.loss_sum) / state.loss_count if state.loss_count else math.nan
+            logger.train(state.steps, mean_loss, epsilon, sps)
+            bar.update(state.steps - bar.n)
+            bar.set_description_str(f"loss {mean_loss:.3g}, {sps:,.0f} steps/s", refresh=False)
+            loss_sum.zero_()
+            state.loss_sum, state.loss_count = 0.0, 0
+            log_time, log_step = now, state.steps
+    train_time = time.perf_counter() - loop_start
+    bar.close()
+    envs.close()
+
+    # Evaluate the greedy (or eval_epsilon) policy on a separate env.
+    agent = Agent(q_net.eval(), obs_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)  # type: ignore[arg-type]
+    eval_env = make_eval_env(config.env_id, seed=config.seed + 10_000)
+    result = evaluate(
+        eval_env,
+        lambda obs: int(agent.predict(obs, deterministic=config.eval_epsilon == 0)[0]),
+        episodes=config.eval_episodes,
+        seed=config.seed + 10_000,
+    )
+    eval_env.close()
+    atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
+
+    save_model(
+        run_path / MODEL_FILE,
+        q_net,
+        network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes),  # type: ignore[arg-type]
+    )
+    logger.close()
+    plot_run(run_path, run_path / "learning_curve.png")
+    summary = {
+        "env_id": config.env_id,
+        "algo": config.algo,
+        "seed": config.seed,
+        "total_steps": state.steps,
+        "updates": state.updates,
+        "wall_seconds": 0.0,
+        "steps_per_second": state.steps / train_time,
+        "eval_mean_return": result.mean,
+        "eval_std_return": result.std,
+        "eval_episodes": len(result.returns),
+    }
+    summary["wall_seconds"] = time.perf_counter() - start_time
+    atomic_write_json(run_path / SUMMARY_FILE, summary)
+    return TrainResult(run_path, summary, agent, result)
