@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -78,8 +79,7 @@ class LoopState:
     iteration: int = 0  # vector-env steps taken
     updates: int = 0  # gradient steps taken
     episodes: int = 0  # episodes finished
-    loss_sum: float = 0.0  # TD loss summed since the last log row
-    loss_count: int = 0
+    loss_count: int = 0  # gradient steps since the last log row
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,15 +98,51 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{config.env_id.replace('/', '-')}__{config.algo}__s{config.seed}__{stamp}"
 
 
-def prepare_run_dir(run_dir: Path) -> Path:
+def prepare_run_dir(run_dir: Path, *, create: bool = True) -> Path:
     """Create ``run_dir``; refuse one that already holds files (that would mix two runs)."""
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ValueError(
             f"run directory {run_dir} already exists and is not empty; choose another --run-dir "
             "(or resume the run there with 'dueldqn train --resume')"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def env_step(
+    envs: gym.vector.VectorEnv, replay: ReplayBuffer, state: LoopState, actions_N: np.ndarray
+) -> dict[str, Any]:
+    """Step the envs with ``actions_N``, store the new transitions and advance ``state``.
+
+    An env whose episode ended on the previous step only resets on this one (gymnasium's
+    next-step autoreset): its "transition" joins two episodes and is not stored. A truncated
+    transition keeps its real final observation and ``terminated=False``, so it is bootstrapped.
+    Returns the envs' ``infos``.
+    """
+    next_obs_NO, rewards_N, terminated_N, truncated_N, infos = envs.step(actions_N)
+    replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N)
+    state.autoreset_N = terminated_N | truncated_N
+    state.obs_NO = next_obs_NO
+    state.steps += len(actions_N)
+    state.iteration += 1
+    return infos
+
+
+def crossed(steps: int, num_envs: int, every: int) -> bool:
+    """Whether the last vector step (``num_envs`` env steps, ending at ``steps``) crossed a multiple of ``every``."""
+    return steps // every != (steps - num_envs) // every
+
+
+@torch.no_grad()
+def update_target(target_net: torch.nn.Module, q_net: torch.nn.Module, tau: float = 1.0) -> None:
+    """``theta_targ <- tau * theta + (1 - tau) * theta_targ``; ``tau=1`` copies exactly (a hard sync)."""
+    target_params: list[torch.Tensor] = list(target_net.parameters())
+    online_params: list[torch.Tensor] = list(q_net.parameters())
+    if tau == 1.0:
+        torch._foreach_copy_(target_params, online_params)
+    else:
+        torch._foreach_lerp_(target_params, online_params, tau)
 
 
 def gradient_step(
@@ -163,10 +199,11 @@ def train(
     elif overrides:
         config = config.replace(**overrides)
     device = resolve_device(config.device)
-    run_path = prepare_run_dir(Path(run_dir) if run_dir is not None else default_run_dir(config))
+    run_path = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    prepare_run_dir(run_path, create=False)  # refuse a used run dir before anything runs
+    envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
+    prepare_run_dir(run_path)
     atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
-
-    envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)
     obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)  # type: ignore[attr-defined]
     frames = len(obs_space.shape) == 3  # type: ignore[arg-type]
     # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores.
@@ -191,14 +228,12 @@ def train(
     )
     replay = ReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype)  # type: ignore[arg-type]
     logger = RunLogger(run_path, tensorboard=tensorboard)
-    min_replay = max(config.learning_starts, config.batch_size)
     num_envs = config.num_envs
 
     obs_NO, _ = envs.reset(seed=config.seed)
     state = LoopState(obs_NO=obs_NO, autoreset_N=np.zeros(num_envs, dtype=bool))
     loss_sum = torch.zeros((), device=device)
     log_time, log_step = time.perf_counter(), 0
-    train_time = 0.0
     bar = tqdm(total=config.total_steps, disable=not progress, unit="step", dynamic_ncols=True, mininterval=0.5)
 
     def greedy_actions() -> np.ndarray:
@@ -213,12 +248,7 @@ def train(
         # Act with the behaviour policy b: epsilon-greedy w.r.t. the online network.
         actions_N = epsilon_greedy_actions(greedy_actions, num_envs, epsilon, n_actions, rng)
         # Step. An env whose episode ended last step only resets now: that step is no transition.
-        next_obs_NO, rewards_N, terminated_N, truncated_N, infos = envs.step(actions_N)
-        replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N)
-        state.autoreset_N = terminated_N | truncated_N
-        state.obs_NO = next_obs_NO
-        state.steps += num_envs
-        state.iteration += 1
+        infos = env_step(envs, replay, state, actions_N)
 
         if "_episode" in infos:
             for i in np.flatnonzero(infos["_episode"]):
@@ -228,13 +258,13 @@ def train(
                 )
                 bar.set_postfix_str(f"return {float(infos['episode']['r'][i]):.1f}, eps {epsilon:.3f}", refresh=False)
                 if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
-                    target_net.load_state_dict(q_net.state_dict())
+                    update_target(target_net, q_net)
 
         # Learn from a batch of replayed experience, once warm-up is over.
         if (
             state.steps >= config.learning_starts
             and state.iteration % config.train_frequency == 0
-            and replay.can_sample(min_replay)
+            and replay.can_sample(config.batch_size)
         ):
             lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction, config.total_steps)
             for group in optimizer.param_groups:
@@ -254,24 +284,19 @@ def train(
                 state.loss_count += 1
                 state.updates += 1
                 if config.target_sync == "polyak":
-                    with torch.no_grad():
-                        torch._foreach_lerp_(list(target_net.parameters()), list(q_net.parameters()), config.tau)
-        if (
-            config.target_sync == "steps"
-            and state.steps >= config.learning_starts
-            and state.steps // config.target_sync_every != (state.steps - num_envs) // config.target_sync_every
-        ):
-            target_net.load_state_dict(q_net.state_dict())
+                    update_target(target_net, q_net, config.tau)
+        if config.target_sync == "steps" and crossed(state.steps, num_envs, config.target_sync_every):
+            update_target(target_net, q_net)
 
         if state.steps - log_step >= config.log_interval or state.steps >= config.total_steps:
             now = time.perf_counter()
             sps = (state.steps - log_step) / max(now - log_time, 1e-9)
-            mean_loss = (loss_sum.item() + state.loss_sum) / state.loss_count if state.loss_count else math.nan
+            mean_loss = loss_sum.item() / state.loss_count if state.loss_count else math.nan
             logger.train(state.steps, mean_loss, epsilon, sps)
             bar.update(state.steps - bar.n)
             bar.set_description_str(f"loss {mean_loss:.3g}, {sps:,.0f} steps/s", refresh=False)
             loss_sum.zero_()
-            state.loss_sum, state.loss_count = 0.0, 0
+            state.loss_count = 0
             log_time, log_step = now, state.steps
     train_time = time.perf_counter() - loop_start
     bar.close()

@@ -1,0 +1,141 @@
+"""The command line end to end on a tiny budget, and bad input refused before anything runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dueldqn.agent import Agent
+from dueldqn.cli import main
+from dueldqn.config import PRESETS, Config, resolve_config
+from dueldqn.logger import read_metrics
+from dueldqn.train import SUMMARY_FIELDS
+
+TINY = ["--steps", "600", "--learning-starts", "250", "--batch-size", "16", "--eval-episodes", "2",
+        "--log-interval", "200", "--train-frequency", "1", "--gradient-steps", "1", "--no-progress"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "run"
+    assert (
+        main(["train", "--env", "CartPole-v1", "--algo", "double", "--seed", "3", "--run-dir", str(path), *TINY]) == 0
+    )
+    return path
+
+
+def test_train_leaves_the_documented_run_dir(run_dir: Path) -> None:
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "metrics.csv", "tb", "learning_curve.png", "model.safetensors", "summary.json",
+            "eval.json"} <= names  # fmt: skip
+    assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tb").iterdir())
+    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert tuple(summary) == SUMMARY_FIELDS
+    assert (summary["env_id"], summary["algo"], summary["seed"], summary["total_steps"]) == (
+        "CartPole-v1",
+        "double",
+        3,
+        600,
+    )
+    # one gradient step per env step from step 250 to 600
+    assert summary["updates"] == 351
+    assert summary["eval_episodes"] == 2 and summary["wall_seconds"] > 0 and summary["steps_per_second"] > 0
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert Config.from_dict(config) == resolve_config("CartPole-v1", None, {
+        "algo": "double", "seed": 3, "total_steps": 600, "learning_starts": 250, "batch_size": 16,
+        "eval_episodes": 2, "log_interval": 200, "train_frequency": 1, "gradient_steps": 1})  # fmt: skip
+
+    rows = read_metrics(run_dir)
+    episodes = rows["episode"]
+    assert sum(r["length"] for r in episodes) <= 600 and [r["episode"] for r in episodes] == list(
+        range(1, len(episodes) + 1)
+    )
+    assert [r["step"] for r in rows["train"]] == [200, 400, 600]
+    assert "loss" not in rows["train"][0] and rows["train"][1]["loss"] > 0
+    assert all(r["return"] == r["length"] for r in episodes)  # CartPole pays 1 per step
+
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    assert evaluation["mean_return"] == pytest.approx(summary["eval_mean_return"])
+    assert len(evaluation["returns"]) == 2
+
+
+def test_eval_and_plot_commands(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(run_dir), "--episodes", "3", "--epsilon", "0"]) == 0
+    out = capsys.readouterr().out
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    assert len(evaluation["returns"]) == 3
+    assert f"eval return {np.mean(evaluation['returns']):.2f} +- {np.std(evaluation['returns']):.2f}" in out
+    png = tmp_path / "cmp.png"
+    assert main(["plot", str(run_dir), str(run_dir), "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_agent_predict_follows_the_sb3_convention(run_dir: Path) -> None:
+    agent = Agent.load(run_dir)
+    obs = np.array([0.01, -0.02, 0.03, 0.04], dtype=np.float32)
+    action, state = agent.predict(obs, deterministic=True)
+    assert state is None and np.shape(action) == () and int(action) in (0, 1)
+    batch = np.stack([obs, -obs, obs])
+    actions, _ = agent.predict(batch)
+    assert actions.shape == (3,) and actions[0] == action == actions[2]
+    assert np.array_equal(actions, agent.q_values(batch).argmax(axis=1))
+    agent.epsilon = 1.0
+    random_actions, _ = agent.predict(np.repeat(obs[None], 2000, axis=0), deterministic=False)
+    assert 0.4 < random_actions.mean() < 0.6
+    with pytest.raises(ValueError, match=r"expected an observation of shape \(4,\)"):
+        agent.predict(np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--env", "CartPole-v9"], "unknown environment id 'CartPole-v9'"),
+        (["--env", "Pendulum-v1"], "Discrete action space"),
+        (["--learning-rate", "-0.1"], "learning_rate must be positive"),
+        (["--gamma", "1.5"], "gamma must lie in [0, 1]"),
+        (["--batch-size", "64", "--buffer-size", "32"], "must not exceed the replay capacity"),
+        (["--algo", "ppo"], "algo must be one of dqn, double, sarsa, expected-sarsa"),
+        (["--target-sync", "sometimes"], "target_sync must be one of episodes, steps, polyak"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(
+    args: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), *TINY, *args]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_unknown_preset_and_used_run_dir_are_refused(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--preset", "breakdance"])
+    assert exit_info.value.code == 2 and "invalid choice: 'breakdance'" in capsys.readouterr().err
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert main(["train", "--run-dir", str(run_dir), *TINY]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "expected a run directory" in capsys.readouterr().err
+
+
+def test_presets_resolve_in_order() -> None:
+    assert resolve_config() == Config.from_dict(PRESETS["cartpole"])
+    assert resolve_config("Acrobot-v1").learning_rate == PRESETS["acrobot"]["learning_rate"]
+    assert resolve_config(None, None, {"algo": "sarsa"}).algo == "sarsa"
+    lecture = resolve_config("MountainCar-v0", "lecture")
+    assert (lecture.env_id, lecture.learning_rate, lecture.batch_size, lecture.epsilon_schedule) == (
+        "MountainCar-v0", 1e-4, 32, "constant")  # fmt: skip
+    assert (lecture.epsilon_start, lecture.target_sync, lecture.target_sync_every) == (0.2, "episodes", 10)
+    assert (lecture.learning_starts, lecture.buffer_size, lecture.loss, lecture.gamma) == (320, 10**6, "mse", 0.99)
+    assert resolve_config("CartPole-v1", None, {"learning_rate": 0.5}).learning_rate == 0.5
+    with pytest.raises(ValueError, match="unknown config field"):
+        Config.from_dict({"learning_rat": 1.0})

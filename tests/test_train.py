@@ -1,0 +1,169 @@
+"""The training loop's parts: storing transitions over vector envs, the target network, updates."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from dueldqn.config import Config
+from dueldqn.networks import build_q_network
+from dueldqn.replay import Batch, ReplayBuffer
+from dueldqn.train import LoopState, crossed, env_step, gradient_step, update_target
+
+
+class CountEnv(gym.Env):
+    """obs = [episode marker, t]; reward = t + action / 10; terminates at ``terminate_at`` (if set)."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, env_index: int, terminate_at: int | None) -> None:
+        self.env_index, self.terminate_at = env_index, terminate_at
+        self.episode, self.t = -1, 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([100 * self.episode + self.env_index, self.t], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return self._obs(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        reward = self.t + action / 10
+        self.t += 1
+        return self._obs(), reward, self.t == self.terminate_at, False, {}
+
+
+SETUPS = [(3, 5), (None, 4), (2, 6)]  # (terminate_at, time limit) per env: env 1 is only ever truncated
+
+
+def _make(i: int) -> gym.Env:
+    terminate_at, limit = SETUPS[i]
+    return gym.wrappers.TimeLimit(CountEnv(i, terminate_at), max_episode_steps=limit)
+
+
+def test_env_step_stores_what_a_slow_reference_loop_stores() -> None:
+    n_envs, iterations = len(SETUPS), 40
+    actions_TN = np.random.default_rng(0).integers(0, 2, size=(iterations, n_envs))
+
+    envs = gym.vector.SyncVectorEnv([lambda i=i: _make(i) for i in range(n_envs)])
+    replay = ReplayBuffer(1000, (2,), np.float32)
+    obs, _ = envs.reset(seed=0)
+    state = LoopState(obs_NO=obs, autoreset_N=np.zeros(n_envs, dtype=bool))
+    for t in range(iterations):
+        env_step(envs, replay, state, actions_TN[t])
+    assert state.steps == iterations * n_envs and state.iteration == iterations
+
+    # The reference: each env on its own, reset by hand; the action of a reset step is unused.
+    expected: list[tuple[int, int, tuple]] = []
+    for i in range(n_envs):
+        env = _make(i)
+        o, _ = env.reset(seed=0)
+        needs_reset = False
+        for t in range(iterations):
+            if needs_reset:
+                o, _ = env.reset()
+                needs_reset = False
+                continue
+            o2, r, term, trunc, _ = env.step(int(actions_TN[t, i]))
+            expected.append((t, i, (tuple(o), int(actions_TN[t, i]), float(np.float32(r)), tuple(o2), float(term))))
+            o, needs_reset = o2, term or trunc
+    expected.sort(key=lambda x: (x[0], x[1]))
+    stored = [
+        (tuple(replay.obs[k]), int(replay.actions[k]), float(replay.rewards[k]), tuple(replay.next_obs[k]),
+         float(replay.terminated[k]))
+        for k in range(len(replay))
+    ]  # fmt: skip
+    assert stored == [e[2] for e in expected]
+
+    # Invariants: no stored transition joins two episodes; truncations keep their real last obs.
+    assert np.all(replay.next_obs[: len(replay), 0] == replay.obs[: len(replay), 0])
+    assert np.all(replay.next_obs[: len(replay), 1] == replay.obs[: len(replay), 1] + 1)
+    env1 = replay.obs[: len(replay), 0] % 100 == 1
+    assert not replay.terminated[: len(replay)][env1].any()  # env 1 only truncates: always bootstrapped
+    assert (replay.next_obs[: len(replay)][env1, 1] == 4).sum() == 8  # its 8 truncations, final obs t=4, stored
+
+
+def _nets(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(seed)
+    space = gym.spaces.Box(-1, 1, (3,), np.float32)
+    q_net = build_q_network(space, gym.spaces.Discrete(2), hidden_sizes=(8,))
+    return q_net, copy.deepcopy(q_net).requires_grad_(False)
+
+
+def _batch(n: int = 16) -> Batch:
+    rng = np.random.default_rng(0)
+    return Batch(
+        rng.standard_normal((n, 3)).astype(np.float32),
+        rng.integers(0, 2, n),
+        rng.standard_normal(n).astype(np.float32),
+        rng.standard_normal((n, 3)).astype(np.float32),
+        (rng.random(n) < 0.2).astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("algo", ["dqn", "double", "sarsa", "expected-sarsa"])
+def test_gradient_steps_move_the_online_net_and_never_the_target(algo: str) -> None:
+    q_net, target_net = _nets()
+    frozen = copy.deepcopy(target_net.state_dict())
+    before = copy.deepcopy(q_net.state_dict())
+    optimizer = torch.optim.AdamW(q_net.parameters(), lr=1e-2)
+    config = Config(algo=algo, batch_size=16)
+    for _ in range(5):
+        loss = gradient_step(
+            q_net, target_net, optimizer, _batch(), config=config, epsilon=0.1,
+            device=torch.device("cpu"), generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        assert loss.shape == () and torch.isfinite(loss)
+    for name, value in target_net.state_dict().items():
+        torch.testing.assert_close(value, frozen[name], rtol=0, atol=0)
+    assert any(not torch.equal(v, before[k]) for k, v in q_net.state_dict().items())
+
+
+def test_gradient_step_matches_a_hand_written_update() -> None:
+    q_net, target_net = _nets()
+    reference = copy.deepcopy(q_net)
+    batch = _batch()
+    gradient_step(
+        q_net, target_net, torch.optim.SGD(q_net.parameters(), lr=0.1), batch, config=Config(gamma=0.9),
+        epsilon=0.0, device=torch.device("cpu"), generator=torch.Generator(),
+    )  # fmt: skip
+    with torch.no_grad():
+        next_q = target_net(torch.from_numpy(batch.next_obs)).max(dim=1).values
+        y = torch.from_numpy(batch.rewards) + 0.9 * (1 - torch.from_numpy(batch.terminated)) * next_q
+    q_sa = reference(torch.from_numpy(batch.obs))[torch.arange(16), torch.from_numpy(batch.actions)]
+    ((q_sa - y) ** 2).mean().backward()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p -= 0.1 * p.grad
+    for a, b in zip(q_net.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_hard_sync_copies_exactly_and_polyak_mixes() -> None:
+    q_net, target_net = _nets()
+    with torch.no_grad():
+        for p in q_net.parameters():
+            p.add_(1.0)
+    old = [p.clone() for p in target_net.parameters()]
+    update_target(target_net, q_net, tau=0.25)
+    for t, o, q in zip(target_net.parameters(), old, q_net.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.25 * q + 0.75 * o)
+    update_target(target_net, q_net)
+    for t, q in zip(target_net.parameters(), q_net.parameters(), strict=True):
+        assert torch.equal(t, q)
+    assert not any(p.requires_grad for p in target_net.parameters())
+
+
+def test_step_sync_fires_once_per_interval_for_any_number_of_envs() -> None:
+    for num_envs in (1, 3, 4, 7):
+        steps = range(num_envs, 2000 + 1, num_envs)
+        fired = [s for s in steps if crossed(s, num_envs, 500)]
+        assert len(fired) == steps[-1] // 500  # one sync per multiple of 500 passed
+        assert all(s - num_envs < 500 * (k + 1) <= s for k, s in enumerate(fired))
