@@ -64,9 +64,7 @@ class NatureCNN(nn.Module):
         )
         side = ((frame_size - 8) // 4 + 1 - 4) // 2 + 1 - 2
         if side < 1:
-            raise ValueError(
-                f"NatureCNN needs frames of at least 36x36 pixels, got {frame_size}x{frame_size}"
-            )
+            raise ValueError(f"NatureCNN needs frames of at least 36x36 pixels, got {frame_size}x{frame_size}")
         self.fc = nn.Sequential(nn.Linear(64 * side * side, NATURE_FEATURES), nn.ReLU())  # (B, 512)
         self.out_features = NATURE_FEATURES
 
@@ -217,9 +215,7 @@ def build_q_network(
     elif len(shape) == 1:
         encoder = MLP(shape[0], hidden_sizes)
     else:
-        raise ValueError(
-            f"expected observations of shape (D,) or stacked square frames (C, H, H), got {shape}"
-        )
+        raise ValueError(f"expected observations of shape (D,) or stacked square frames (C, H, H), got {shape}")
     features = int(encoder.out_features)  # type: ignore[arg-type]
     head = DuelingHead(features, n_actions) if dueling else QHead(features, n_actions)
     return QNetwork(encoder, head)

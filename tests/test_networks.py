@@ -152,9 +152,7 @@ def test_builder_shapes_for_vector_and_frame_spaces() -> None:
         (gym.spaces.Box(-1, 1, (2, 3)), gym.spaces.Discrete(2), "(D,) or stacked square frames"),
     ],
 )
-def test_builder_refuses_unsupported_spaces(
-    obs_space: gym.Space, act_space: gym.Space, fragment: str
-) -> None:
+def test_builder_refuses_unsupported_spaces(obs_space: gym.Space, act_space: gym.Space, fragment: str) -> None:
     with pytest.raises(ValueError) as info:
         build_q_network(obs_space, act_space)
     assert fragment in str(info.value)

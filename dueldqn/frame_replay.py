@@ -1,0 +1,354 @@
+"""Replay memory for stacked frames that stores every frame once (Mnih et al., 2015; Castro et al., 2018).
+
+Consecutive stacked observations share all but one frame: ``s_{t+1} = (f_{t-2}, f_{t-1}, f_t, f_{t+1})``
+repeats three of the four frames of ``s_t``, and ``s_{t+1}`` is both the next observation of
+step ``t`` and the observation of step ``t + 1``. Storing ``(s, s')`` pairs keeps every frame
+eight times; :class:`FrameReplayBuffer` keeps it once and rebuilds the stacks by index, as the
+DQN paper's replay and Dopamine's ``OutOfGraphReplayBuffer`` do, with the same interface and
+``Batch`` as :class:`dueldqn.replay.ReplayBuffer`.
+
+Shape suffixes as in :mod:`dueldqn.networks`, plus ``L`` slots per env, ``K`` / ``V`` / ``S``
+subsets of the envs and ``O = C + 1`` frames per rebuilt transition.
+
+Layout: env ``n`` of ``N`` owns a ring of ``L = ceil(capacity / N)`` slots. A slot holds one
+frame and, where a transition ends there, that transition's action, reward and ``terminated``;
+its ``s'`` ends at the slot and its ``s`` at the slot before. Per slot, ``depth`` =
+``min(slots since the stream's first slot, C)``: a stack never reaches further back than its
+stream's first slot and repeats that frame instead, which reproduces the stack gymnasium's
+``FrameStackObservation`` returns on reset (the first frame, repeated; its default
+``padding_type="reset"``).
+
+Where a new stream starts is read off the frames, not trusted to flags: a transition continues
+its env's stream when its ``s`` equals that env's previous ``s'`` (within an episode, always).
+Otherwise its ``s`` is stored first, as "lead" slots that hold no transition: one frame when
+``s`` shifts the previous ``s'`` by one frame (EnvPool after a lost life), else the frames of
+``s`` from the last of its repeated leading frames on (one frame for a ``"reset"``-padded stack,
+two for zero padding, ``C`` for any other stack). So nothing from before an episode's start
+leaks into its stacks, and the real final ``s'`` of a truncated (or terminated) episode is
+kept. The next-step autoreset step of a vector env (``valid_N`` False) is never stored.
+
+Wrap-around: the ``C`` oldest slots of a full ring are never sampled, so the frames a sampled
+stack reaches back to (at most ``C`` slots) have never been overwritten.
+
+Memory for ``(4, 84, 84)`` ``uint8`` observations, per slot: frame ``84 * 84 = 7056`` B, action
+(int16) 2 B, reward (float32) 4 B, depth (uint8) 1 B, flags (uint8: transition, terminated)
+1 B: 7,064 B. Per env: the previous ``s'`` (28,224 B) and three int64 counters. For 1M slots in one
+env that is 7,064.03 B (6.90 KiB) per transition, against 2 * 28,224 + 8 + 4 + 4 = 56,464 B
+for :class:`~dueldqn.replay.ReplayBuffer` (8.0x). Each episode also takes its lead slots (one
+for gymnasium's Atari envs), so an episode of ``T`` steps costs ``7,064 * (T + 1) / T`` B per
+transition: 7,135 B for 100-step episodes, 7,078 B for 500-step ones, 7,071 B at 1,000 steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dueldqn.replay import Batch
+
+_TRANSITION = np.uint8(1)  # flags bit 0: a transition ends in this slot
+_TERMINATED = np.uint8(2)  # flags bit 1: that transition's s' is terminal
+_ACTION_DTYPE = np.int16
+
+
+def _rows_equal(a_K: np.ndarray, b_K: np.ndarray) -> np.ndarray:
+    """``(K,)`` bool: whether row ``k`` of ``a_K`` equals row ``k`` of ``b_K`` everywhere."""
+    return np.asarray((a_K == b_K).reshape(len(a_K), -1).all(axis=1))
+
+
+class FrameReplayBuffer:
+    """Uniform replay over stacked frames ``(C, *frame_shape)``, each frame stored once.
+
+    Same interface as :class:`dueldqn.replay.ReplayBuffer`; the module docstring gives the
+    layout and the memory arithmetic (7,064 B per transition for ``(4, 84, 84)`` uint8).
+
+    Args:
+        capacity: slots in all, ``ceil(capacity / num_envs)`` per env. Each slot holds at most
+            one transition; episode starts and the ``C`` oldest slots per env hold none, so
+            ``len()`` of a full buffer is a little below ``capacity``.
+        obs_shape: ``(C, *frame_shape)``, stacked frames along the first axis.
+        obs_dtype: dtype of the frames (kept until sampling).
+        num_envs: ``N``, the number of parallel envs; :meth:`add` takes one row per env.
+
+    Raises:
+        ValueError: for a ring of fewer than ``2 * C + 2`` slots per env, or ``obs_shape``
+            with no frame axis.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: tuple[int, ...] = (4, 84, 84),
+        obs_dtype: np.dtype | type = np.uint8,
+        num_envs: int = 1,
+    ) -> None:
+        if len(obs_shape) < 2 or obs_shape[0] < 1:
+            raise ValueError(f"FrameReplayBuffer needs stacked frames (C, *frame_shape), got obs_shape {obs_shape}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.capacity = int(capacity)
+        self.obs_shape = tuple(int(s) for s in obs_shape)
+        self.num_envs = int(num_envs)
+        self.stack = self.obs_shape[0]  # C
+        self.slots = -(-self.capacity // self.num_envs)  # L, slots per env
+        if self.slots < 2 * self.stack + 2:
+            raise ValueError(
+                f"replay capacity {capacity} gives {self.slots} slots per env for {num_envs} envs; "
+                f"{self.stack}-frame stacks need at least {2 * self.stack + 2} slots per env"
+            )
+        n, length = self.num_envs, self.slots
+        self.frames = np.zeros((n, length, *self.obs_shape[1:]), dtype=obs_dtype)  # (N, L, *frame_shape)
+        self.actions_NL = np.zeros((n, length), dtype=_ACTION_DTYPE)
+        self.rewards_NL = np.zeros((n, length), dtype=np.float32)
+        self.depth_NL = np.zeros((n, length), dtype=np.uint8)  # min(slots since stream start, C)
+        self.flags_NL = np.zeros((n, length), dtype=np.uint8)  # _TRANSITION | _TERMINATED
+        self.last_next_obs_N = np.zeros((n, *self.obs_shape), dtype=obs_dtype)  # each env's previous s'
+        self.head_N = np.zeros(n, dtype=np.int64)  # slots written by each env so far (not wrapped)
+        self.stream_start_N = np.zeros(n, dtype=np.int64)  # head value at the current stream's first slot
+        self.size_N = np.zeros(n, dtype=np.int64)  # sampleable transitions of each env
+
+    # --- size and memory -------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self.size_N.sum())
+
+    def can_sample(self, min_size: int) -> bool:
+        """Whether at least ``min_size`` transitions can be sampled (the warm-up rule)."""
+        return len(self) >= min_size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all the arrays this buffer holds (allocated, touched or not)."""
+        arrays = (
+            self.frames,
+            self.actions_NL,
+            self.rewards_NL,
+            self.depth_NL,
+            self.flags_NL,
+            self.last_next_obs_N,
+            self.head_N,
+            self.stream_start_N,
+            self.size_N,
+        )
+        return int(sum(a.nbytes for a in arrays))
+
+    def bytes_per_transition(self) -> float:
+        """``nbytes / capacity``: 7,064.03 B for 1M ``(4, 84, 84)`` uint8 slots in one env."""
+        return self.nbytes / self.capacity
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _window_start_N(self) -> np.ndarray:
+        """Head value of each env's oldest sampleable slot: the ``C`` oldest of a ring are not."""
+        return np.maximum(0, self.head_N - self.slots + self.stack)
+
+    def _push(
+        self,
+        env_K: np.ndarray,
+        frame_K: np.ndarray,
+        depth_K: np.ndarray,
+        flags_K: np.ndarray,
+        actions_K: np.ndarray,
+        rewards_K: np.ndarray,
+    ) -> None:
+        """Write one slot for each of the distinct envs ``env_K``, keeping ``size_N`` exact."""
+        head_K = self.head_N[env_K]
+        leaving_K = head_K - self.slots + self.stack  # the slot that falls out of the window
+        old_K = leaving_K >= 0
+        if old_K.any():
+            env_old = env_K[old_K]
+            self.size_N[env_old] -= self.flags_NL[env_old, leaving_K[old_K] % self.slots] & _TRANSITION
+        slot_K = head_K % self.slots
+        self.frames[env_K, slot_K] = frame_K
+        self.depth_NL[env_K, slot_K] = depth_K
+        self.flags_NL[env_K, slot_K] = flags_K
+        self.actions_NL[env_K, slot_K] = actions_K
+        self.rewards_NL[env_K, slot_K] = rewards_K
+        self.size_N[env_K] += flags_K & _TRANSITION
+        self.head_N[env_K] = head_K + 1
+
+    def _push_lead(self, env_K: np.ndarray, frame_K: np.ndarray, depth_K: np.ndarray) -> None:
+        """Write frames that only start a stack (no transition ends in their slots)."""
+        zeros_K = np.zeros(len(env_K), dtype=np.uint8)
+        self._push(env_K, frame_K, depth_K, zeros_K, zeros_K.astype(_ACTION_DTYPE), zeros_K.astype(np.float32))
+
+    def _start_streams(self, env_S: np.ndarray, obs_S: np.ndarray) -> None:
+        """Store the observations ``obs_S`` that do not continue their env's previous ``s'``."""
+        c = self.stack
+        last_S = self.last_next_obs_N[env_S]
+        shifted_S = (self.head_N[env_S] > 0) & _rows_equal(obs_S[:, :-1], last_S[:, 1:])
+        if shifted_S.any():  # one new frame on top of the previous stack: the same stream goes on
+            env_K = env_S[shifted_S]
+            depth_K = np.minimum(self.head_N[env_K] - self.stream_start_N[env_K], c)
+            self._push_lead(env_K, obs_S[shifted_S, -1], depth_K)
+        new_S = ~shifted_S
+        if not new_S.any():
+            return
+        env_K, obs_K = env_S[new_S], obs_S[new_S]
+        # first_K: the last of the leading frames equal to frame 0; the stack is rebuilt from there
+        first_K = np.zeros(len(env_K), dtype=np.int64)
+        if c > 1:
+            frame_size = int(np.prod(self.obs_shape[1:]))
+            same_KC = (obs_K[:, 1:] == obs_K[:, :-1]).reshape(len(env_K), c - 1, frame_size).all(axis=2)
+            first_K = np.where(same_KC.all(axis=1), c - 1, np.argmin(same_KC, axis=1))
+        self.stream_start_N[env_K] = self.head_N[env_K]
+        for i in range(c):  # at most C rounds, each over all starting envs
+            sel_K = c - first_K > i
+            if not sel_K.any():
+                break
+            rows = np.flatnonzero(sel_K)
+            self._push_lead(env_K[sel_K], obs_K[rows, first_K[sel_K] + i], np.full(len(rows), i))
+
+    def add(
+        self,
+        obs_N: np.ndarray,
+        actions_N: np.ndarray,
+        rewards_N: np.ndarray,
+        next_obs_N: np.ndarray,
+        terminated_N: np.ndarray,
+        truncated_N: np.ndarray,
+        valid_N: np.ndarray | None = None,
+    ) -> None:
+        """Store one step of the ``N`` envs, skipping those where ``valid_N`` is False.
+
+        Row ``n`` must always come from env ``n``. ``valid_N`` is False for the step that only
+        resets an env after its episode ended (next-step autoreset): it joins two episodes
+        and is never stored. ``truncated_N`` is accepted for the common interface; where
+        episodes start is read off the frames (see the module docstring).
+
+        Raises:
+            ValueError: for rows that are not ``N`` stacked observations of ``obs_shape``, a
+                pair whose ``s'`` is not ``s`` shifted by one frame (typically an autoreset
+                step passed as valid), or an action outside ``[0, 32767]``.
+        """
+        expected = (self.num_envs, *self.obs_shape)
+        if obs_N.shape != expected or next_obs_N.shape != expected:
+            raise ValueError(
+                f"FrameReplayBuffer.add expects obs_N and next_obs_N of shape {expected}, "
+                f"got {obs_N.shape} and {next_obs_N.shape}"
+            )
+        if valid_N is None or valid_N.all():
+            env_V = np.arange(self.num_envs)
+            obs_V, next_obs_V = obs_N, next_obs_N
+        else:
+            env_V = np.flatnonzero(valid_N)
+            if len(env_V) == 0:
+                return
+            obs_V, next_obs_V = obs_N[env_V], next_obs_N[env_V]
+        actions_V = np.asarray(actions_N)[env_V]
+        if not np.issubdtype(actions_V.dtype, np.integer) or (
+            (actions_V < 0).any() or (actions_V > np.iinfo(_ACTION_DTYPE).max).any()
+        ):
+            raise ValueError(f"FrameReplayBuffer stores integer actions in [0, 32767], got {actions_V}")
+        broken_V = ~_rows_equal(next_obs_V[:, :-1], obs_V[:, 1:])
+        if broken_V.any():
+            raise ValueError(
+                f"env {int(env_V[np.argmax(broken_V)])}: next_obs is not obs shifted by one frame "
+                "(next_obs[:-1] != obs[1:]); FrameReplayBuffer needs frames stacked on the first axis, "
+                "and the autoreset step after an episode's end must be passed with valid_N False"
+            )
+        fresh_V = (self.head_N[env_V] == 0) | ~_rows_equal(obs_V, self.last_next_obs_N[env_V])
+        if fresh_V.any():
+            self._start_streams(env_V[fresh_V], obs_V[fresh_V])
+        terminated_V = np.asarray(terminated_N)[env_V].astype(bool)
+        self._push(
+            env_V,
+            next_obs_V[:, -1],
+            np.minimum(self.head_N[env_V] - self.stream_start_N[env_V], self.stack),
+            np.where(terminated_V, _TRANSITION | _TERMINATED, _TRANSITION).astype(np.uint8),
+            actions_V.astype(_ACTION_DTYPE),
+            np.asarray(rewards_N, dtype=np.float32)[env_V],
+        )
+        self.last_next_obs_N[env_V] = next_obs_V
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def valid_indices(self) -> np.ndarray:
+        """Flat indices ``env * L + slot`` of every sampleable transition, env by env, oldest first."""
+        start_N = self._window_start_N()
+        per_env = []
+        for n in range(self.num_envs):
+            slot_W = np.arange(start_N[n], self.head_N[n]) % self.slots
+            slot_W = slot_W[(self.flags_NL[n, slot_W] & _TRANSITION) != 0]
+            per_env.append(n * self.slots + slot_W)
+        return np.concatenate(per_env).astype(np.int64)
+
+    def gather(self, idx_B: np.ndarray) -> Batch:
+        """Rebuild the transitions at flat indices ``idx_B`` (from :meth:`valid_indices`).
+
+        Each needs ``C + 1`` frames: slot ``p - min(o, depth)`` for ``o = C, ..., 0``, where
+        ``s`` takes the first ``C`` and ``s'`` the last ``C``.
+        """
+        env_B, slot_B = np.divmod(np.asarray(idx_B, dtype=np.int64), self.slots)
+        depth_B = self.depth_NL[env_B, slot_B].astype(np.int64)
+        offset_O = np.arange(self.stack, -1, -1)
+        slot_BO = (slot_B[:, None] - np.minimum(offset_O[None, :], depth_B[:, None])) % self.slots
+        env_B1 = env_B[:, None]
+        return Batch(
+            obs=self.frames[env_B1, slot_BO[:, :-1]],
+            actions=self.actions_NL[env_B, slot_B].astype(np.int64),
+            rewards=self.rewards_NL[env_B, slot_B],
+            next_obs=self.frames[env_B1, slot_BO[:, 1:]],
+            terminated=((self.flags_NL[env_B, slot_B] & _TERMINATED) != 0).astype(np.float32),
+        )
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        """Draw ``batch_size`` stored transitions uniformly, with replacement.
+
+        A slot is drawn uniformly from all envs' sampleable windows; slots that hold no
+        transition (episode starts, a small fraction) are drawn again, so every stored
+        transition has the same probability.
+        """
+        if len(self) == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        start_N = self._window_start_N()
+        width_N = self.head_N - start_N
+        end_N = np.cumsum(width_N)
+        idx_B = np.empty(batch_size, dtype=np.int64)
+        filled = 0
+        while filled < batch_size:  # rounds of vectorised draws; nearly all land on a transition
+            u_K = rng.integers(0, end_N[-1], size=batch_size - filled)
+            env_K = np.searchsorted(end_N, u_K, side="right")
+            slot_K = (start_N[env_K] + u_K - (end_N[env_K] - width_N[env_K])) % self.slots
+            hit_K = (self.flags_NL[env_K, slot_K] & _TRANSITION) != 0
+            hits = int(hit_K.sum())
+            idx_B[filled : filled + hits] = env_K[hit_K] * self.slots + slot_K[hit_K]
+            filled += hits
+        return self.gather(idx_B)
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The stored frames, transitions and counters, as plain arrays (for ``np.save``)."""
+        m = int(min(self.slots, self.head_N.max()))  # slots written in any env so far
+        return {
+            "frames": self.frames[:, :m],
+            "actions": self.actions_NL[:, :m],
+            "rewards": self.rewards_NL[:, :m],
+            "depth": self.depth_NL[:, :m],
+            "flags": self.flags_NL[:, :m],
+            "last_next_obs": self.last_next_obs_N,
+            "head": self.head_N,
+            "stream_start": self.stream_start_N,
+            "size": self.size_N,
+            "capacity_num_envs": np.array([self.capacity, self.num_envs], dtype=np.int64),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned; capacity, env count and shapes must match."""
+        capacity, num_envs = (int(x) for x in state["capacity_num_envs"])
+        obs_shape = tuple(state["last_next_obs"].shape[1:])
+        if (capacity, num_envs, obs_shape) != (self.capacity, self.num_envs, self.obs_shape):
+            raise ValueError(
+                f"replay state is for capacity {capacity}, {num_envs} envs and observations {obs_shape}; "
+                f"this buffer has capacity {self.capacity}, {self.num_envs} envs and observations {self.obs_shape}"
+            )
+        m = state["frames"].shape[1]
+        self.frames[:, :m] = state["frames"]
+        self.actions_NL[:, :m] = state["actions"]
+        self.rewards_NL[:, :m] = state["rewards"]
+        self.depth_NL[:, :m] = state["depth"]
+        self.flags_NL[:, :m] = state["flags"]
+        self.last_next_obs_N[:] = state["last_next_obs"]
+        self.head_N[:] = state["head"]
+        self.stream_start_N[:] = state["stream_start"]
+        self.size_N[:] = state["size"]
