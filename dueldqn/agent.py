@@ -7,6 +7,7 @@ SB3 works unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from dueldqn.checkpoint import MODEL_FILE, load_model_spec
-from dueldqn.networks import QNetwork, build_q_network, preprocess_frames
+from dueldqn.networks import MLP, DuelingHead, QHead, QNetwork, build_q_network, preprocess_frames
 
 
 def as_network_input(obs: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -28,6 +29,44 @@ def as_network_input(obs: np.ndarray, device: torch.device) -> torch.Tensor:
     if device.type != "cpu":
         tensor = tensor.to(device, non_blocking=True)
     return preprocess_frames(tensor) if tensor.dtype == torch.uint8 else tensor.float()
+
+
+def numpy_greedy(q_net: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Greedy actions of an MLP Q-network computed in numpy, or ``None`` for other networks.
+
+    The per-step acting cost of a small MLP on the CPU is almost all torch's per-call overhead
+    (module calls, dispatch, tensor wrapping): about 25 us against 6 us for the same matrix
+    products in numpy. The numpy arrays are views of the parameters' own memory, so they follow
+    every in-place optimizer step, target copy and ``load_state_dict`` without copying.
+    """
+    if not isinstance(q_net, QNetwork) or not isinstance(q_net.encoder, MLP):
+        return None
+    params = list(q_net.parameters())
+    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
+        return None
+    hidden = [
+        (m.weight.detach().numpy().T, m.bias.detach().numpy())
+        for m in q_net.encoder.net
+        if isinstance(m, torch.nn.Linear)
+    ]
+    head = q_net.head
+    # With a dueling head, argmax_a Q(s, a) = argmax_a A(s, a): V(s) and mean_a A(s, a) are the
+    # same for every action, so only the advantage stream is needed to act.
+    if isinstance(head, DuelingHead):
+        out = head.advantage
+    elif isinstance(head, QHead):
+        out = head.q
+    else:
+        return None
+    out_w, out_b = out.weight.detach().numpy().T, out.bias.detach().numpy()
+
+    def greedy(obs_ND: np.ndarray) -> np.ndarray:
+        x_NF = obs_ND.astype(np.float32, copy=False)
+        for w, b in hidden:
+            x_NF = np.maximum(x_NF @ w + b, 0.0)
+        return (x_NF @ out_w + out_b).argmax(axis=1)
+
+    return greedy
 
 
 def network_spec(

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -92,3 +96,102 @@ def load_model_spec(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if "dueldqn" not in metadata:
         raise ValueError(f"{path} holds no dueldqn network spec; expected a {MODEL_FILE} written by dueldqn")
     return tensors, json.loads(metadata["dueldqn"])
+
+
+# Full-state checkpoints: run_dir/checkpoints/step_<steps>/ holding
+#   tensors.safetensors  online and target weights, optimizer tensors, torch generator, loss sum
+#   arrays.npz           the live observation and autoreset flags (numpy format, no pickles)
+#   replay.npz           the replay memory (unless save_replay is off)
+#   state.json           counters, config, network spec, numpy generator and env states
+# A checkpoint is written into a hidden temporary directory and renamed into place when whole,
+# so a crash mid-write leaves only the earlier checkpoints, which stay loadable.
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FORMAT = 1
+_TENSORS, _ARRAYS, _REPLAY, _STATE = "tensors.safetensors", "arrays.npz", "replay.npz", "state.json"
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds, loaded and checked, as plain tensors, arrays and JSON values."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    arrays: dict[str, np.ndarray]
+    replay: dict[str, np.ndarray] | None
+    state: dict[str, Any]
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(
+            f"{path} is not a readable numpy archive ({err}); it may be truncated, corrupt or a pickle "
+            "(dueldqn never loads pickles)"
+        ) from err
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    *,
+    tensors: dict[str, torch.Tensor],
+    arrays: dict[str, np.ndarray],
+    replay: dict[str, np.ndarray] | None,
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write checkpoint ``step_<step>`` whole or not at all, then keep only the newest ``keep``."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:012d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
+    try:
+        save_tensors(tmp / _TENSORS, tensors)
+        _save_npz(tmp / _ARRAYS, arrays)
+        if replay is not None:
+            _save_npz(tmp / _REPLAY, replay)
+        atomic_write_json(tmp / _STATE, {"format": CHECKPOINT_FORMAT, "step": step, **state})
+        if final.exists():  # the same step written again (a resumed run ending where it began)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(run_dir)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".step_*.tmp"):  # left by a crash mid-write
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's complete checkpoints, newest first."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    return sorted((p for p in root.glob("step_*") if p.is_dir()), reverse=True) if root.is_dir() else []
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Load and check one checkpoint directory; anything missing, truncated or foreign is a ``ValueError``."""
+    path = Path(path)
+    for name in (_TENSORS, _ARRAYS, _STATE):
+        if not (path / name).is_file():
+            raise ValueError(f"checkpoint {path} is incomplete: {name} is missing")
+    try:
+        state = json.loads((path / _STATE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path / _STATE} is not readable JSON ({err}); the checkpoint is corrupt") from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a dueldqn checkpoint of format {CHECKPOINT_FORMAT}")
+    tensors, _ = load_tensors(path / _TENSORS)
+    arrays = _load_npz(path / _ARRAYS)
+    replay = _load_npz(path / _REPLAY) if (path / _REPLAY).is_file() else None
+    return Checkpoint(path, tensors, arrays, replay, state)

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", type=Path, help="where the run's files go (default: runs/<env>__<algo>__s<seed>__<time>)"
     )
     train.add_argument("--config", type=Path, help="a config.json to start from (e.g. an earlier run's)")
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its newest whole checkpoint (--steps may rise)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(train)
 
@@ -74,14 +80,20 @@ def _train(args: argparse.Namespace) -> None:
     from dueldqn.train import train
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    if args.config is not None:
+    if args.resume is not None:
+        if args.config is not None or args.preset is not None or args.run_dir is not None:
+            raise ValueError(
+                "--resume continues a run with its own config; it takes no --config, --preset or --run-dir"
+            )
+        result = train(resume=args.resume, progress=not args.no_progress, **overrides)
+    elif args.config is not None:
         config = load_config(args.config)
         if args.preset:
             raise ValueError("give either --config or --preset, not both")
-        config = config.replace(**overrides)
+        result = train(config.replace(**overrides), run_dir=args.run_dir, progress=not args.no_progress)
     else:
         config = resolve_config(overrides.pop("env_id", None), args.preset, overrides)
-    result = train(config, run_dir=args.run_dir, progress=not args.no_progress)
+        result = train(config, run_dir=args.run_dir, progress=not args.no_progress)
     s = result.summary
     print(
         f"{s['env_id']} {s['algo']} seed {s['seed']}: eval return {s['eval_mean_return']:.1f} "
@@ -114,12 +126,20 @@ def _plot(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dueldqn`` console script; returns the exit status."""
+    from dueldqn.train import TrainingDiverged, TrainingInterrupted
+
     args = build_parser().parse_args(argv)
     try:
         {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
     except ValueError as err:
         print(f"dueldqn {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        print(f"dueldqn {args.command}: error: {err}", file=sys.stderr)
+        return 3
+    except TrainingInterrupted as err:
+        print(f"dueldqn {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print(f"dueldqn {args.command}: interrupted", file=sys.stderr)
         return 130

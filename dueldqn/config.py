@@ -92,6 +92,12 @@ class Config:
     """Where the networks run: auto (cuda when available), cpu, or cuda."""
     torch_threads: int = 0
     """CPU threads for torch; 0 picks 1 for small MLPs (faster) and all cores for frames."""
+    checkpoint_every: int = 100_000
+    """Env steps between full-state checkpoints (one is always written at the end); 0: only at the end."""
+    keep_checkpoints: int = 2
+    """How many of the newest checkpoints to keep."""
+    save_replay: bool = True
+    """Put the replay memory in checkpoints; --no-save-replay for big Atari buffers (a resume then refills it)."""
 
     def __post_init__(self) -> None:
         # Coerce list-valued input (JSON, CLI) so the frozen config stays hashable and comparable.
@@ -133,12 +139,12 @@ def _validate(c: Config) -> None:
     if not c.env_id or not isinstance(c.env_id, str):
         raise ValueError(f"env_id must be a gymnasium environment id such as 'CartPole-v1'; got {c.env_id!r}")
     positive = ("total_steps", "num_envs", "batch_size", "buffer_size", "train_frequency", "gradient_steps",
-                "target_sync_every", "eval_episodes", "log_interval")  # fmt: skip
+                "target_sync_every", "eval_episodes", "log_interval", "keep_checkpoints")  # fmt: skip
     for name in positive:
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed"):
+    for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed", "checkpoint_every"):
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer; got {value!r}")

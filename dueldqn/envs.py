@@ -9,6 +9,7 @@ each env reports each finished episode's return and length in ``infos["episode"]
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -85,3 +86,79 @@ def obs_spec(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of one observation of a Box space."""
     assert isinstance(space, gym.spaces.Box)
     return tuple(space.shape), np.dtype(space.dtype)
+
+
+# Environment progress for exact resume. gymnasium has no get/set-state API, but its classic
+# control and toy-text envs keep all their progress in plain attributes (the physical state,
+# step counters, the episode statistics, the env's numpy generator), and so do the wrappers
+# around them and SyncVectorEnv's autoreset flags. Those attributes are saved as JSON. Other
+# envs (Atari's emulator, Box2D, MuJoCo) hold state in native objects: they are reset on resume.
+_RESTORABLE_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text")
+_SKIP_ATTRIBUTES = {"_saved_kwargs", "render_mode", "screen", "clock", "isopen", "_np_random_seed", "metadata"}
+
+
+def _layers(env: gym.Env) -> list[Any]:
+    chain: list[Any] = []
+    while True:
+        chain.append(env)
+        if not isinstance(env, gym.Wrapper):
+            return chain
+        env = env.env
+
+
+def _encode(value: Any) -> Any:
+    """A JSON-ready form of a plain attribute value, or ``_SKIP`` for anything else."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return {"__ndarray__": [value.item()], "dtype": str(value.dtype), "shape": []}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {"__ndarray__": value.ravel().tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
+    if isinstance(value, np.random.Generator):
+        return {"__generator__": value.bit_generator.state}
+    return _SKIP
+
+
+def _decode(value: Any, current: Any) -> Any:
+    if isinstance(value, dict) and "__ndarray__" in value:
+        array = np.array(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
+        return array[()] if not value["shape"] else array
+    if isinstance(value, dict) and "__generator__" in value:
+        generator = current if isinstance(current, np.random.Generator) else np.random.default_rng()
+        generator.bit_generator.state = value["__generator__"]
+        return generator
+    return value
+
+
+_SKIP = object()
+
+
+def vector_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
+    """The progress of every sub-env and of the vector env itself, JSON-ready; ``None`` if not restorable."""
+    if not isinstance(envs, gym.vector.SyncVectorEnv) or not all(
+        type(env.unwrapped).__module__.startswith(_RESTORABLE_MODULES) for env in envs.envs
+    ):
+        return None
+
+    def attributes(obj: Any) -> dict[str, Any]:
+        encoded = {k: _encode(v) for k, v in vars(obj).items() if k not in _SKIP_ATTRIBUTES}
+        return {k: v for k, v in encoded.items() if v is not _SKIP}
+
+    return {
+        "vector": {"_autoreset_envs": _encode(envs._autoreset_envs)},
+        "envs": [[attributes(layer) for layer in _layers(env)] for env in envs.envs],
+    }
+
+
+def restore_vector_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
+    """Put back what :func:`vector_env_state` saved, into envs built from the same config."""
+    if not isinstance(envs, gym.vector.SyncVectorEnv) or len(state["envs"]) != len(envs.envs):
+        raise ValueError("the saved environment state does not match these environments")
+    envs._autoreset_envs = _decode(state["vector"]["_autoreset_envs"], None)
+    for env, saved_layers in zip(envs.envs, state["envs"], strict=True):
+        layers = _layers(env)
+        if len(layers) != len(saved_layers):
+            raise ValueError("the saved environment state has another wrapper stack than these environments")
+        for layer, saved in zip(layers, saved_layers, strict=True):
+            for name, value in saved.items():
+                setattr(layer, name, _decode(value, getattr(layer, name, None)))

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import copy
 import math
+import signal
+import threading
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,15 +32,25 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import torch._dynamo  # torch optimizers import it on creation (seconds): load it with the rest
 from tqdm import tqdm
 
-from dueldqn.agent import Agent, as_network_input, network_spec
-from dueldqn.checkpoint import MODEL_FILE, atomic_write_json, save_model
-from dueldqn.config import Config, resolve_config
-from dueldqn.envs import make_eval_env, make_vec_env
+from dueldqn.agent import Agent, as_network_input, network_spec, numpy_greedy
+from dueldqn.checkpoint import (
+    MODEL_FILE,
+    Checkpoint,
+    atomic_write_json,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    save_model,
+)
+from dueldqn.config import Config, load_config, resolve_config
+from dueldqn.envs import make_eval_env, make_vec_env, restore_vector_env_state, vector_env_state
 from dueldqn.evaluate import EvalResult, evaluate
 from dueldqn.exploration import epsilon_at, epsilon_greedy_actions, linear_schedule
-from dueldqn.logger import RunLogger
+from dueldqn.frame_replay import FrameReplayBuffer
+from dueldqn.logger import METRICS_CSV, RunLogger
 from dueldqn.networks import build_q_network
 from dueldqn.plotting import plot_run
 from dueldqn.replay import Batch, ReplayBuffer
@@ -69,6 +82,21 @@ class TrainResult:
     eval: EvalResult
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT or SIGTERM after writing a checkpoint it can resume from."""
+
+    def __init__(self, run_dir: Path, step: int, signum: int) -> None:
+        self.run_dir, self.step, self.signum = run_dir, step, signum
+        super().__init__(
+            f"interrupted by {signal.Signals(signum).name} at step {step}; a checkpoint was written. "
+            f"Resume with: dueldqn train --resume {run_dir}"
+        )
+
+
+class TrainingDiverged(RuntimeError):
+    """The TD loss became NaN or infinite; the run stopped without checkpointing the bad state."""
+
+
 @dataclass
 class LoopState:
     """Counters and the live observation of the loop: what a checkpoint must hold to go on."""
@@ -80,7 +108,14 @@ class LoopState:
     updates: int = 0  # gradient steps taken
     episodes: int = 0  # episodes finished
     loss_count: int = 0  # gradient steps since the last log row
-    extra: dict[str, Any] = field(default_factory=dict)
+    log_step: int = 0  # step of the last log row
+    learning_starts_at: int = 0  # no updates before this step (moved on when a resume refills the replay)
+    wall_seconds: float = 0.0  # wall time of earlier sessions of this run (resumes)
+    train_seconds: float = 0.0  # time in the training loop in earlier sessions
+
+    def counters(self) -> dict[str, Any]:
+        """The JSON-ready fields (everything but the arrays)."""
+        return {k: v for k, v in vars(self).items() if k not in ("obs_NO", "autoreset_N")}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -111,7 +146,7 @@ def prepare_run_dir(run_dir: Path, *, create: bool = True) -> Path:
 
 
 def env_step(
-    envs: gym.vector.VectorEnv, replay: ReplayBuffer, state: LoopState, actions_N: np.ndarray
+    envs: gym.vector.VectorEnv, replay: ReplayBuffer | FrameReplayBuffer, state: LoopState, actions_N: np.ndarray
 ) -> dict[str, Any]:
     """Step the envs with ``actions_N``, store the new transitions and advance ``state``.
 
@@ -175,10 +210,93 @@ def gradient_step(
     return loss.detach()
 
 
+def _checkpoint_tensors(
+    q_net: torch.nn.Module,
+    target_net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    loss_sum: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Weights, optimizer moments, the torch generator and the running loss as named tensors."""
+    tensors = {f"online.{k}": v for k, v in q_net.state_dict().items()}
+    tensors |= {f"target.{k}": v for k, v in target_net.state_dict().items()}
+    optim_state = optimizer.state_dict()
+    for index, moments in optim_state["state"].items():
+        for name, value in moments.items():
+            tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value)
+    tensors["generator"] = generator.get_state()
+    tensors["loss_sum"] = loss_sum.reshape(1)
+    return tensors, optim_state["param_groups"]
+
+
+def _restore_tensors(
+    ckpt: Checkpoint,
+    q_net: torch.nn.Module,
+    target_net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    loss_sum: torch.Tensor,
+) -> None:
+    """Load what :func:`_checkpoint_tensors` saved; another network's checkpoint is a ``ValueError``."""
+    groups: dict[str, dict[str, torch.Tensor]] = {"online": {}, "target": {}}
+    moments: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in ckpt.tensors.items():
+        kind, _, name = key.partition(".")
+        if kind in groups:
+            groups[kind][name] = value
+        elif kind == "optimizer":
+            index, _, moment = name.partition(".")
+            moments.setdefault(int(index), {})[moment] = value
+    try:
+        q_net.load_state_dict(groups["online"])
+        target_net.load_state_dict(groups["target"])
+        optimizer.load_state_dict({"state": moments, "param_groups": ckpt.state["optimizer_param_groups"]})
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise ValueError(f"checkpoint {ckpt.path} does not fit this run's network or optimizer: {err}") from err
+    generator.set_state(ckpt.tensors["generator"])
+    loss_sum.copy_(ckpt.tensors["loss_sum"].reshape(()))
+
+
+def _load_newest_checkpoint(run_dir: Path) -> Checkpoint:
+    """The newest checkpoint of ``run_dir`` that loads whole; damaged ones are reported and skipped."""
+    checkpoints = list_checkpoints(run_dir)
+    problems = []
+    for path in checkpoints:
+        try:
+            return load_checkpoint(path)
+        except ValueError as err:
+            problems.append(str(err))
+            warnings.warn(f"skipping damaged checkpoint: {err}", stacklevel=2)
+    detail = "; ".join(problems) if problems else "it has none"
+    raise ValueError(f"cannot resume {run_dir}: no whole checkpoint ({detail})")
+
+
+class _StopSignal:
+    """Records SIGINT / SIGTERM so the loop can stop at a step boundary and checkpoint."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
 def train(
     config: Config | None = None,
     *,
     run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
     preset: str | None = None,
     progress: bool = True,
     tensorboard: bool = True,
@@ -188,26 +306,51 @@ def train(
 
     ``train()`` trains the CartPole-v1 preset; ``train(env_id="Acrobot-v1", algo="double")``
     takes that env's preset with Double Q-learning; ``train(config)`` runs a given config
-    (``overrides`` then change its fields).
+    (``overrides`` then change its fields). ``train(resume=RUN_DIR)`` continues a run from its
+    newest whole checkpoint (``total_steps`` may be raised to train longer).
 
     The run directory receives ``config.json``, ``metrics.csv``, TensorBoard events in ``tb/``,
-    ``model.safetensors``, ``learning_curve.png``, ``eval.json`` and ``summary.json``.
+    ``checkpoints/``, ``model.safetensors``, ``learning_curve.png``, ``eval.json`` and
+    ``summary.json``.
+
+    Raises:
+        ValueError: bad input (config, env id, run directory, checkpoint), before anything runs.
+        TrainingInterrupted: on SIGINT / SIGTERM, after writing a checkpoint.
+        TrainingDiverged: when the TD loss becomes NaN or infinite.
     """
     start_time = time.perf_counter()
-    if config is None:
-        config = resolve_config(overrides.pop("env_id", None), preset, overrides)
-    elif overrides:
-        config = config.replace(**overrides)
+    ckpt: Checkpoint | None = None
+    if resume is not None:
+        run_path = Path(resume)
+        if config is not None or preset is not None or set(overrides) - {"total_steps"}:
+            raise ValueError("a resumed run keeps its own config; only total_steps (--steps) may change")
+        if not (run_path / CONFIG_FILE).is_file():
+            raise ValueError(f"cannot resume {run_path}: expected a run directory with {CONFIG_FILE}")
+        config = load_config(run_path / CONFIG_FILE).replace(**overrides)
+        ckpt = _load_newest_checkpoint(run_path)
+        if ckpt.state["config"]["env_id"] != config.env_id:
+            raise ValueError(
+                f"checkpoint {ckpt.path} is for {ckpt.state['config']['env_id']}, the run for {config.env_id}"
+            )
+    else:
+        if config is None:
+            config = resolve_config(overrides.pop("env_id", None), preset, overrides)
+        elif overrides:
+            config = config.replace(**overrides)
+        run_path = Path(run_dir) if run_dir is not None else default_run_dir(config)
+        prepare_run_dir(run_path, create=False)  # refuse a used run dir before anything runs
     device = resolve_device(config.device)
-    run_path = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    prepare_run_dir(run_path, create=False)  # refuse a used run dir before anything runs
     envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
-    prepare_run_dir(run_path)
-    atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
     obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)  # type: ignore[attr-defined]
     frames = len(obs_space.shape) == 3  # type: ignore[arg-type]
-    # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores.
-    torch.set_num_threads(config.torch_threads or (torch.get_num_threads() if frames else 1))
+    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes)  # type: ignore[arg-type]
+    if ckpt is not None and ckpt.state["network"] != spec:
+        raise ValueError(
+            f"checkpoint {ckpt.path} holds another network ({ckpt.state['network']}) than this run's {spec}"
+        )
+    if ckpt is None:
+        prepare_run_dir(run_path)
+    atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
 
     # One seed, explicit generators: numpy for exploration and replay sampling, torch for SARSA's A'.
     torch.manual_seed(config.seed)  # network initialisation
@@ -220,87 +363,176 @@ def train(
     q_net.to(device)
     target_net = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
     optimizer = torch.optim.AdamW(
-        q_net.parameters(),
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        eps=config.adam_eps,
-        fused=device.type in ("cpu", "cuda"),
+        q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps, fused=True
     )
-    replay = ReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype)  # type: ignore[arg-type]
-    logger = RunLogger(run_path, tensorboard=tensorboard)
+    replay: ReplayBuffer | FrameReplayBuffer
+    if frames:  # stacked frames: each frame stored once, stacks rebuilt by index
+        replay = FrameReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs)  # type: ignore[arg-type]
+    else:
+        replay = ReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype)  # type: ignore[arg-type]
+    loss_sum = torch.zeros((), device=device)
     num_envs = config.num_envs
 
-    obs_NO, _ = envs.reset(seed=config.seed)
-    state = LoopState(obs_NO=obs_NO, autoreset_N=np.zeros(num_envs, dtype=bool))
-    loss_sum = torch.zeros((), device=device)
-    log_time, log_step = time.perf_counter(), 0
-    bar = tqdm(total=config.total_steps, disable=not progress, unit="step", dynamic_ncols=True, mininterval=0.5)
+    if ckpt is None:
+        obs_NO, _ = envs.reset(seed=config.seed)
+        state = LoopState(obs_NO=obs_NO, autoreset_N=np.zeros(num_envs, dtype=bool))
+        state.learning_starts_at = config.learning_starts
+    else:
+        _restore_tensors(ckpt, q_net, target_net, optimizer, generator, loss_sum)
+        rng.bit_generator.state = ckpt.state["numpy_generator"]
+        state = LoopState(obs_NO=ckpt.arrays["obs"], autoreset_N=ckpt.arrays["autoreset"], **ckpt.state["loop"])
+        if ckpt.state["envs"] is not None:
+            restore_vector_env_state(envs, ckpt.state["envs"])
+        else:  # the env's own state cannot be saved (e.g. the Atari emulator): start new episodes
+            state.obs_NO, _ = envs.reset(seed=config.seed + state.steps)
+            state.autoreset_N = np.zeros(num_envs, dtype=bool)
+        if ckpt.replay is not None:
+            replay.load_state_dict(ckpt.replay)
+        else:  # checkpointed without its replay: collect a fresh warm-up before learning again
+            state.learning_starts_at = state.steps + config.learning_starts
+        with open(run_path / METRICS_CSV, "r+b") as f:  # drop rows logged after the checkpoint
+            f.truncate(ckpt.state["metrics_bytes"])
+    logger = RunLogger(run_path, tensorboard=tensorboard, resume_step=state.steps if ckpt is not None else None)
+
+    checkpointed_step = -1 if ckpt is None else state.steps
+
+    def write_checkpoint() -> Path:
+        nonlocal checkpointed_step
+        checkpointed_step = state.steps
+        tensors, param_groups = _checkpoint_tensors(q_net, target_net, optimizer, generator, loss_sum)
+        now = time.perf_counter()
+        loop = state.counters() | {
+            "wall_seconds": state.wall_seconds + now - start_time,
+            "train_seconds": state.train_seconds + now - loop_start,
+        }
+        return save_checkpoint(
+            run_path,
+            state.steps,
+            tensors=tensors,
+            arrays={"obs": state.obs_NO, "autoreset": state.autoreset_N},
+            replay=replay.state_dict() if config.save_replay else None,
+            state={
+                "config": config.to_dict(),
+                "network": spec,
+                "loop": loop,
+                "optimizer_param_groups": param_groups,
+                "numpy_generator": rng.bit_generator.state,
+                "envs": vector_env_state(envs),
+                "metrics_bytes": logger.flush(),
+            },
+            keep=config.keep_checkpoints,
+        )
+
+    def diverged(loss: float) -> TrainingDiverged:
+        last = list_checkpoints(run_path)
+        kept = f"the last good checkpoint, {last[0]}, is kept" if last else "no checkpoint had been written yet"
+        return TrainingDiverged(
+            f"the TD loss became {loss} at step {state.steps} (update {state.updates}); training stopped and "
+            f"{kept}. Lower --learning-rate, clip gradients (--max-grad-norm 10) or use --loss huber, "
+            "then start again (or resume from that checkpoint)."
+        )
+
+    # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.torch_threads or (threads if frames else 1))
+    fast_greedy = numpy_greedy(q_net) if device.type == "cpu" else None
 
     def greedy_actions() -> np.ndarray:
+        if fast_greedy is not None:
+            return fast_greedy(state.obs_NO)
         with torch.inference_mode():
             return q_net(as_network_input(state.obs_NO, device)).argmax(dim=1).cpu().numpy()
 
-    loop_start = time.perf_counter()
-    while state.steps < config.total_steps:
-        epsilon = epsilon_at(
-            state.steps, config.epsilon_schedule, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps
-        )
-        # Act with the behaviour policy b: epsilon-greedy w.r.t. the online network.
-        actions_N = epsilon_greedy_actions(greedy_actions, num_envs, epsilon, n_actions, rng)
-        # Step. An env whose episode ended last step only resets now: that step is no transition.
-        infos = env_step(envs, replay, state, actions_N)
-
-        if "_episode" in infos:
-            for i in np.flatnonzero(infos["_episode"]):
-                state.episodes += 1
-                logger.episode(
-                    state.steps, state.episodes, float(infos["episode"]["r"][i]), int(infos["episode"]["l"][i])
+    bar = tqdm(
+        total=config.total_steps,
+        initial=state.steps,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
+    log_time = loop_start = time.perf_counter()
+    try:
+        with _StopSignal() as stop:
+            while state.steps < config.total_steps and stop.signum is None:
+                epsilon = epsilon_at(
+                    state.steps,
+                    config.epsilon_schedule,
+                    config.epsilon_start,
+                    config.epsilon_end,
+                    config.epsilon_decay_steps,
                 )
-                bar.set_postfix_str(f"return {float(infos['episode']['r'][i]):.1f}, eps {epsilon:.3f}", refresh=False)
-                if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
+                # Act with the behaviour policy b: epsilon-greedy w.r.t. the online network.
+                actions_N = epsilon_greedy_actions(greedy_actions, num_envs, epsilon, n_actions, rng)
+                # Step and store. An env whose episode ended last step only resets now: no transition.
+                infos = env_step(envs, replay, state, actions_N)
+
+                if "_episode" in infos:
+                    for i in np.flatnonzero(infos["_episode"]):
+                        state.episodes += 1
+                        episode_return = float(infos["episode"]["r"][i])
+                        logger.episode(state.steps, state.episodes, episode_return, int(infos["episode"]["l"][i]))
+                        bar.set_postfix_str(f"return {episode_return:.1f}, eps {epsilon:.3f}", refresh=False)
+                        if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
+                            update_target(target_net, q_net)
+
+                # Learn from a batch of replayed experience, once warm-up is over.
+                if (
+                    state.steps >= state.learning_starts_at
+                    and state.iteration % config.train_frequency == 0
+                    and replay.can_sample(config.batch_size)
+                ):
+                    lr = config.learning_rate * linear_schedule(
+                        state.steps, 1.0, config.lr_final_fraction, config.total_steps
+                    )
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    for _ in range(config.gradient_steps):
+                        batch = replay.sample(config.batch_size, rng)
+                        loss = gradient_step(
+                            q_net,
+                            target_net,
+                            optimizer,
+                            batch,
+                            config=config,
+                            epsilon=epsilon,
+                            device=device,
+                            generator=generator,
+                        )
+                        state.updates += 1
+                        if device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU; GPU: per log row
+                            raise diverged(loss.item())
+                        loss_sum += loss
+                        state.loss_count += 1
+                        if config.target_sync == "polyak":
+                            update_target(target_net, q_net, config.tau)
+                if config.target_sync == "steps" and crossed(state.steps, num_envs, config.target_sync_every):
                     update_target(target_net, q_net)
 
-        # Learn from a batch of replayed experience, once warm-up is over.
-        if (
-            state.steps >= config.learning_starts
-            and state.iteration % config.train_frequency == 0
-            and replay.can_sample(config.batch_size)
-        ):
-            lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction, config.total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            for _ in range(config.gradient_steps):
-                batch = replay.sample(config.batch_size, rng)
-                loss_sum += gradient_step(
-                    q_net,
-                    target_net,
-                    optimizer,
-                    batch,
-                    config=config,
-                    epsilon=epsilon,
-                    device=device,
-                    generator=generator,
-                )
-                state.loss_count += 1
-                state.updates += 1
-                if config.target_sync == "polyak":
-                    update_target(target_net, q_net, config.tau)
-        if config.target_sync == "steps" and crossed(state.steps, num_envs, config.target_sync_every):
-            update_target(target_net, q_net)
-
-        if state.steps - log_step >= config.log_interval or state.steps >= config.total_steps:
-            now = time.perf_counter()
-            sps = (state.steps - log_step) / max(now - log_time, 1e-9)
-            mean_loss = loss_sum.item() / state.loss_count if state.loss_count else math.nan
-            logger.train(state.steps, mean_loss, epsilon, sps)
-            bar.update(state.steps - bar.n)
-            bar.set_description_str(f"loss {mean_loss:.3g}, {sps:,.0f} steps/s", refresh=False)
-            loss_sum.zero_()
-            state.loss_count = 0
-            log_time, log_step = now, state.steps
-    train_time = time.perf_counter() - loop_start
-    bar.close()
-    envs.close()
+                if state.steps - state.log_step >= config.log_interval or state.steps >= config.total_steps:
+                    now = time.perf_counter()
+                    sps = (state.steps - state.log_step) / max(now - log_time, 1e-9)
+                    mean_loss = loss_sum.item() / state.loss_count if state.loss_count else math.nan
+                    if state.loss_count and not math.isfinite(mean_loss):
+                        raise diverged(mean_loss)
+                    logger.train(state.steps, mean_loss, epsilon, sps)
+                    bar.update(state.steps - bar.n)
+                    bar.set_description_str(f"loss {mean_loss:.3g}, {sps:,.0f} steps/s", refresh=False)
+                    loss_sum.zero_()
+                    state.loss_count = 0
+                    log_time, state.log_step = now, state.steps
+                if config.checkpoint_every and crossed(state.steps, num_envs, config.checkpoint_every):
+                    write_checkpoint()
+            train_seconds = state.train_seconds + time.perf_counter() - loop_start
+            if stop.signum is not None or checkpointed_step != state.steps:  # at the end, or on a signal
+                write_checkpoint()
+            if stop.signum is not None:
+                raise TrainingInterrupted(run_path, state.steps, stop.signum)
+    finally:
+        torch.set_num_threads(threads)
+        bar.close()
+        envs.close()
+        logger.close()
 
     # Evaluate the greedy (or eval_epsilon) policy on a separate env.
     agent = Agent(q_net.eval(), obs_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)  # type: ignore[arg-type]
@@ -313,13 +545,7 @@ def train(
     )
     eval_env.close()
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
-
-    save_model(
-        run_path / MODEL_FILE,
-        q_net,
-        network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes),  # type: ignore[arg-type]
-    )
-    logger.close()
+    save_model(run_path / MODEL_FILE, q_net, spec)
     plot_run(run_path, run_path / "learning_curve.png")
     summary = {
         "env_id": config.env_id,
@@ -328,11 +554,11 @@ def train(
         "total_steps": state.steps,
         "updates": state.updates,
         "wall_seconds": 0.0,
-        "steps_per_second": state.steps / train_time,
+        "steps_per_second": state.steps / train_seconds if train_seconds > 0 else 0.0,
         "eval_mean_return": result.mean,
         "eval_std_return": result.std,
         "eval_episodes": len(result.returns),
     }
-    summary["wall_seconds"] = time.perf_counter() - start_time
+    summary["wall_seconds"] = state.wall_seconds + time.perf_counter() - start_time
     atomic_write_json(run_path / SUMMARY_FILE, summary)
     return TrainResult(run_path, summary, agent, result)

@@ -1,0 +1,210 @@
+"""Checkpoints: exact resume after SIGKILL, clean exit on SIGINT, safe loading, divergence."""
+
+from __future__ import annotations
+
+import csv
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import dueldqn.train as train_module
+from dueldqn.agent import Agent
+from dueldqn.checkpoint import list_checkpoints, load_checkpoint
+from dueldqn.config import Config
+from dueldqn.train import TrainingDiverged, train
+
+ARGS = ["train", "--env", "CartPole-v1", "--algo", "double", "--steps", "3000", "--checkpoint-every", "500",
+        "--keep-checkpoints", "3", "--learning-starts", "200", "--batch-size", "32", "--train-frequency", "1",
+        "--hidden-sizes", "32", "32", "--log-interval", "250", "--eval-episodes", "2", "--epsilon-decay-steps", "1500",
+        "--no-progress"]  # fmt: skip
+TIMING_COLUMNS = {"steps_per_second"}
+
+
+def _cli(*args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "dueldqn.cli", *args], env=env, stderr=subprocess.PIPE)
+
+
+def _kill_after_checkpoint(proc: subprocess.Popen[bytes], run_dir: Path, step: int, sig: int) -> None:
+    """Send ``sig`` to ``proc`` once the checkpoint of ``step`` exists."""
+    target = run_dir / "checkpoints" / f"step_{step:012d}"
+    deadline = time.monotonic() + 120
+    while not target.exists():
+        assert proc.poll() is None, f"the run ended before checkpoint {step}: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    proc = _cli(*ARGS, "--run-dir", str(run_dir))
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()  # type: ignore[union-attr]
+    return run_dir
+
+
+def test_sigkill_twice_then_resume_equals_an_uninterrupted_run(uninterrupted: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    first = _cli(*ARGS, "--run-dir", str(run_dir))
+    _kill_after_checkpoint(first, run_dir, 1000, signal.SIGKILL)
+    assert first.returncode == -signal.SIGKILL
+    second = _cli("train", "--resume", str(run_dir), "--no-progress")
+    _kill_after_checkpoint(second, run_dir, 2500, signal.SIGKILL)
+    assert second.returncode == -signal.SIGKILL
+    third = _cli("train", "--resume", str(run_dir), "--no-progress")
+    assert third.wait(timeout=300) == 0, third.stderr.read()  # type: ignore[union-attr]
+
+    resumed, straight = load_file(run_dir / "model.safetensors"), load_file(uninterrupted / "model.safetensors")
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        assert torch.equal(resumed[name], straight[name]), name
+    rows, straight_rows = _metrics(run_dir), _metrics(uninterrupted)
+    assert len(rows) == len(straight_rows) and rows == straight_rows
+    for name in ("eval.json",):
+        assert (run_dir / name).read_text() == (uninterrupted / name).read_text()
+    # the last checkpoints hold the same state too
+    a, b = load_checkpoint(list_checkpoints(run_dir)[0]), load_checkpoint(list_checkpoints(uninterrupted)[0])
+    assert a.state["loop"]["updates"] == b.state["loop"]["updates"]
+    assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in b.tensors)
+
+
+def test_sigint_writes_a_loadable_checkpoint_and_says_how_to_resume(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = _cli(*ARGS, "--run-dir", str(run_dir))
+    _kill_after_checkpoint(proc, run_dir, 500, signal.SIGINT)
+    assert proc.returncode == 128 + signal.SIGINT
+    message = proc.stderr.read().decode()  # type: ignore[union-attr]
+    assert f"Resume with: dueldqn train --resume {run_dir}" in message
+    newest = load_checkpoint(list_checkpoints(run_dir)[0])
+    assert newest.state["loop"]["steps"] >= 500 and newest.replay is not None
+    assert len(newest.replay["actions"]) == newest.state["loop"]["steps"] - newest.state["loop"]["episodes"]
+
+
+class Payload:
+    """Unpickling this runs code: it creates a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.fixture
+def run_with_checkpoints(uninterrupted: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(uninterrupted), str(copy)], check=True)
+    return copy
+
+
+@pytest.mark.parametrize("victim", ["tensors.safetensors", "arrays.npz", "replay.npz"])
+def test_a_pickle_where_a_checkpoint_file_should_be_is_refused_unrun(
+    run_with_checkpoints: Path, tmp_path: Path, victim: str
+) -> None:
+    newest, previous = list_checkpoints(run_with_checkpoints)[:2]
+    marker = tmp_path / "pwned"
+    (newest / victim).write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(ValueError, match="never loads pickles"):
+        load_checkpoint(newest)
+    assert not marker.exists()
+    assert load_checkpoint(previous).state["step"] == 2500
+
+
+def test_a_torch_save_pickle_as_model_file_is_refused(run_with_checkpoints: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    torch.save({"x": Payload(marker)}, run_with_checkpoints / "model.safetensors")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        Agent.load(run_with_checkpoints)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt", "delete"])
+def test_damaged_checkpoints_are_refused_and_the_previous_one_resumes(
+    run_with_checkpoints: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    newest, previous = list_checkpoints(run_with_checkpoints)[:2]
+    path = newest / "tensors.safetensors"
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        expected = "may be truncated, corrupt"
+    elif damage == "corrupt":
+        (newest / "state.json").write_text('{"format": 1, "step": ')
+        expected = "is not readable JSON"
+    else:
+        path.unlink()
+        expected = "is incomplete: tensors.safetensors is missing"
+    with pytest.raises(ValueError, match=expected):
+        load_checkpoint(newest)
+    assert load_checkpoint(previous).state["step"] == 2500
+    # resuming skips the damaged checkpoint with a warning and ends where the run had ended
+    with pytest.warns(UserWarning, match="skipping damaged checkpoint"):
+        result = train(resume=run_with_checkpoints, progress=False, tensorboard=False)
+    assert result.summary["total_steps"] == 3000
+
+
+def test_resume_refuses_other_networks_and_configs(run_with_checkpoints: Path) -> None:
+    newest = list_checkpoints(run_with_checkpoints)[0]
+    with pytest.raises(ValueError, match="only total_steps"):
+        train(resume=run_with_checkpoints, learning_rate=0.1)
+    config = (run_with_checkpoints / "config.json").read_text()
+    (run_with_checkpoints / "config.json").write_text(
+        config.replace('"hidden_sizes": [\n    32,\n    32\n  ]', '"hidden_sizes": [\n    16\n  ]')
+    )
+    with pytest.raises(ValueError, match="holds another network"):
+        train(resume=run_with_checkpoints)
+    assert newest.exists()
+    with pytest.raises(ValueError, match=r"expected a run directory with config\.json"):
+        train(resume=run_with_checkpoints.parent)
+    for path in list_checkpoints(run_with_checkpoints):
+        subprocess.run(["rm", "-r", str(path)], check=True)
+    with pytest.raises(ValueError, match="no whole checkpoint"):
+        train(resume=run_with_checkpoints)
+
+
+def test_resume_without_replay_refills_before_learning(tmp_path: Path) -> None:
+    config = Config(total_steps=1200, checkpoint_every=600, learning_starts=300, batch_size=16, hidden_sizes=(16,),
+                    train_frequency=1, eval_episodes=1, save_replay=False)  # fmt: skip
+    run_dir = tmp_path / "run"
+    train(config.replace(total_steps=600), run_dir=run_dir, progress=False, tensorboard=False)
+    assert load_checkpoint(list_checkpoints(run_dir)[0]).replay is None
+    result = train(resume=run_dir, total_steps=1200, progress=False, tensorboard=False)
+    # 301 updates in steps 300..600, then none until the replay is refilled: 600 + 300 .. 1200
+    assert result.summary["updates"] == 301 + 301
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_loss = train_module.td_loss
+    calls = {"n": 0}
+
+    def poisoned(q_sa_B: torch.Tensor, target_B: torch.Tensor, loss: str = "mse") -> torch.Tensor:
+        calls["n"] += 1
+        out = real_loss(q_sa_B, target_B, loss)
+        return out * float("nan") if calls["n"] == 150 else out
+
+    monkeypatch.setattr(train_module, "td_loss", poisoned)
+    config = Config(total_steps=1000, checkpoint_every=200, learning_starts=100, batch_size=16, hidden_sizes=(16,),
+                    train_frequency=1, eval_episodes=1)  # fmt: skip
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"the TD loss became nan at step 249 \(update 150\)"):
+        train(config, run_dir=run_dir, progress=False, tensorboard=False)
+    checkpoints = list_checkpoints(run_dir)
+    assert [p.name for p in checkpoints] == ["step_000000000200"]
+    assert all(
+        torch.isfinite(t).all() for t in load_checkpoint(checkpoints[0]).tensors.values() if t.is_floating_point()
+    )
+    assert not (run_dir / "model.safetensors").exists()
