@@ -25,11 +25,19 @@ from safetensors.torch import load_file, save_file
 MODEL_FILE = "model.safetensors"
 
 
+def _file_mode(directory: bool = False) -> int:
+    """The mode ``open`` / ``mkdir`` would give a new file or directory (mkstemp's are private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write ``path`` through ``write(file)`` into a temporary file, fsync it, then rename it."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -58,6 +66,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     os.close(fd)
     try:
         save_file(cpu, tmp, metadata=metadata)
+        os.chmod(tmp, _file_mode())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -155,6 +164,7 @@ def save_checkpoint(
     final = root / f"step_{step:012d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
+        tmp.chmod(_file_mode(directory=True))
         save_tensors(tmp / _TENSORS, tensors)
         _save_npz(tmp / _ARRAYS, arrays)
         if replay is not None:

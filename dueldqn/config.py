@@ -255,8 +255,40 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PRESETS["cartpole-sarsa"] = {**PRESETS["cartpole"], "algo": "sarsa"}
 
-# The preset used when an env id is given without --preset.
-DEFAULT_PRESETS = {"CartPole-v1": "cartpole", "MountainCar-v0": "mountaincar", "Acrobot-v1": "acrobot"}
+# Atari: the Nature DQN / Dueling DQN settings as CleanRL's dqn_atari.py runs them (reported
+# ~366 on Breakout after 10M steps): 10M agent steps (40M frames), replay of 1M transitions,
+# 80k warm-up steps, an update every 4 steps on 32 transitions, target synced every 1,000 steps,
+# epsilon 1 -> 0.01 over the first 1M steps, lr 1e-4 with AdamW (weight decay off: Adam).
+# Evaluation as the papers: epsilon 0.05, whole games.
+PRESETS["atari"] = {
+    "total_steps": 10_000_000,
+    "learning_rate": 1e-4,
+    "weight_decay": 0.0,
+    "batch_size": 32,
+    "buffer_size": 1_000_000,
+    "learning_starts": 80_000,
+    "train_frequency": 4,
+    "gamma": 0.99,
+    "target_sync": "steps",
+    "target_sync_every": 1_000,
+    "epsilon_schedule": "linear",
+    "epsilon_start": 1.0,
+    "epsilon_end": 0.01,
+    "epsilon_decay_steps": 1_000_000,
+    "eval_episodes": 10,
+    "eval_epsilon": 0.05,
+    "log_interval": 10_000,
+    "checkpoint_every": 1_000_000,
+}
+PRESETS["breakout"] = {**PRESETS["atari"], "env_id": "ALE/Breakout-v5"}
+
+# The preset used when an env id is given without --preset (any other ALE/ id: "atari").
+DEFAULT_PRESETS = {
+    "CartPole-v1": "cartpole",
+    "MountainCar-v0": "mountaincar",
+    "Acrobot-v1": "acrobot",
+    "ALE/Breakout-v5": "breakout",
+}
 
 
 def resolve_config(
@@ -264,13 +296,15 @@ def resolve_config(
 ) -> Config:
     """Config defaults, then the preset (named, or the env's default one), then ``overrides``.
 
-    ``resolve_config()`` is the CartPole-v1 preset; ``resolve_config("Acrobot-v1")`` the Acrobot one.
-    The SARSA algorithms on CartPole-v1 take the ``cartpole-sarsa`` preset.
+    ``resolve_config()`` is the CartPole-v1 preset; ``resolve_config("Acrobot-v1")`` the Acrobot one;
+    ``ALE/`` ids take ``atari`` (``breakout`` for Breakout). Deep SARSA on CartPole-v1 takes the
+    ``cartpole-sarsa`` preset.
     """
     overrides = dict(overrides or {})
     env = env_id or overrides.get("env_id")
     if preset is None:
-        preset = DEFAULT_PRESETS.get(env or Config.env_id)
+        env_or_default = env or Config.env_id
+        preset = DEFAULT_PRESETS.get(env_or_default, "atari" if env_or_default.startswith("ALE/") else None)
         if preset == "cartpole" and overrides.get("algo") == "sarsa":
             preset = "cartpole-sarsa"
     values: dict[str, Any] = {}

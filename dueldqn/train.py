@@ -35,7 +35,7 @@ import torch
 import torch._dynamo  # torch optimizers import it on creation (seconds): load it with the rest
 from tqdm import tqdm
 
-from dueldqn.agent import Agent, as_network_input, network_spec, numpy_greedy
+from dueldqn.agent import Agent, as_network_input, network_spec, numpy_greedy, to_device
 from dueldqn.checkpoint import (
     MODEL_FILE,
     Checkpoint,
@@ -194,9 +194,9 @@ def gradient_step(
     """One AdamW step on the mean TD loss of ``batch``; returns the loss (detached, on ``device``)."""
     obs = as_network_input(batch.obs, device)
     next_obs = as_network_input(batch.next_obs, device)
-    actions_B = torch.from_numpy(batch.actions).to(device, non_blocking=True)
-    rewards_B = torch.from_numpy(batch.rewards).to(device, non_blocking=True)
-    terminated_B = torch.from_numpy(batch.terminated).to(device, non_blocking=True)
+    actions_B = to_device(batch.actions, device)
+    rewards_B = to_device(batch.rewards, device)
+    terminated_B = to_device(batch.terminated, device)
     target_B = td_target(
         config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, config.gamma, epsilon, generator
     )
@@ -361,6 +361,8 @@ def train(
         obs_space, envs.single_action_space, dueling=config.dueling, hidden_sizes=config.hidden_sizes
     )
     q_net.to(device)
+    if frames:  # oneDNN / cuDNN convolutions run faster on NHWC weights (about 10% per update on 2 cores)
+        q_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     target_net = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
     optimizer = torch.optim.AdamW(
         q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps, fused=True

@@ -1,0 +1,37 @@
+"""A few hundred steps of Breakout training with DuelDQN, end to end on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dueldqn import DuelDQN
+from dueldqn.checkpoint import list_checkpoints, load_checkpoint
+from dueldqn.config import resolve_config
+from dueldqn.train import train
+
+pytest.importorskip("ale_py")
+pytest.importorskip("cv2")
+
+
+def test_breakout_trains_end_to_end(tmp_path: Path) -> None:
+    config = resolve_config("ALE/Breakout-v5", None, {
+        "total_steps": 300, "learning_starts": 100, "buffer_size": 1_000, "batch_size": 8, "log_interval": 100,
+        "eval_episodes": 1, "checkpoint_every": 150})  # fmt: skip
+    assert (config.train_frequency, config.eval_epsilon, config.learning_rate) == (4, 0.05, 1e-4)  # the preset
+    result = train(config, run_dir=tmp_path / "run", progress=False, tensorboard=False)
+
+    assert isinstance(result.agent.q_net, DuelDQN)  # four actions and stacked frames: the spec network
+    # an update every 4th vector step from step 100 on: steps 100, 104, ..., 300
+    assert result.summary["updates"] == len(range(100, 301, 4))
+    assert result.summary["eval_episodes"] == 1 and result.summary["eval_mean_return"] >= 0
+    # The eval env plays a whole game (5 lives), far longer than one life of the training env.
+    assert result.eval.lengths[0] > 100
+
+    ckpt = load_checkpoint(list_checkpoints(tmp_path / "run")[0])
+    assert ckpt.state["envs"] is None  # the emulator's state cannot be saved: a resume starts new games
+    assert ckpt.replay is not None and ckpt.replay["frames"].shape[-2:] == (84, 84)
+    assert ckpt.replay["frames"].dtype == np.uint8
+    assert ckpt.arrays["obs"].shape == (1, 4, 84, 84)
