@@ -53,3 +53,16 @@ def write_section(name: str, title: str, body: str) -> None:
     tmp = BENCHMARKS_MD.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, BENCHMARKS_MD)
+
+
+def ratio_table(results: dict[str, list[float]], *, baseline: str = "dueldqn", digits: int = 0) -> str:
+    """A markdown table of steps/s per repeat, the median, and ``baseline``'s median over each row's."""
+    import statistics
+
+    median = {name: statistics.median(values) for name, values in results.items()}
+    rows = "\n".join(
+        f"| {name} | {', '.join(f'{x:,.{digits}f}' for x in values)} | {median[name]:,.{digits}f} | "
+        f"{median[baseline] / median[name]:.2f}x |"
+        for name, values in results.items()
+    )
+    return f"| trainer | env steps/s per repeat | median | {baseline} / this |\n|---|---|---|---|\n{rows}"

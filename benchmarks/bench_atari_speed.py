@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from benchmarks._report import ratio_table, write_section
 
 ENV_ID = "ALE/Breakout-v5"
 
@@ -98,21 +99,13 @@ def main() -> None:
         results["dueldqn"].append(run_dueldqn(repeat, args.warmup, args.steps, args.device))
         results["sb3"].append(run_sb3(repeat, args.warmup, args.steps, args.device))
         print({k: round(v[-1], 1) for k, v in results.items()}, flush=True)
-    median = {k: statistics.median(v) for k, v in results.items()}
-    rows = "\n".join(
-        f"| {name} | {', '.join(f'{x:,.1f}' for x in values)} | {median[name]:,.1f} | "
-        f"{median['dueldqn'] / median[name]:.2f}x |"
-        for name, values in results.items()
-    )
     body = (
         f"{ENV_ID}, device {args.device}, torch threads {torch.get_num_threads()}: env steps/s over {args.steps:,} "
         f"steps with learning on (after {args.warmup:,} warm-up steps), {args.repeats} repeats in turn.\n\n"
-        "| trainer | env steps/s per repeat | median | dueldqn / this |\n|---|---|---|---|\n" + rows
+        + ratio_table(results, digits=1)
     )
     print(body)
     if not args.no_write:
-        from benchmarks._report import write_section
-
         write_section(f"speed-atari-{args.device}", f"Atari throughput with learning on ({args.device})", body)
 
 

@@ -17,12 +17,13 @@ comparison of the code paths, also with one thread, which dueldqn uses for small
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from benchmarks._report import ratio_table, write_section
 
 STEPS = 100_000
 HYPER = {
@@ -112,22 +113,13 @@ def main() -> None:
         results["sb3"].append(run_sb3(repeat, args.steps, None))
         results["sb3-1thread"].append(run_sb3(repeat, args.steps, 1))
         print({k: round(v[-1]) for k, v in results.items()}, flush=True)
-    median = {k: statistics.median(v) for k, v in results.items()}
-    rows = "\n".join(
-        f"| {name} | {', '.join(f'{x:,.0f}' for x in values)} | {median[name]:,.0f} | "
-        f"{median['dueldqn'] / median[name]:.2f}x |"
-        for name, values in results.items()
-    )
     body = (
         f"CartPole-v1, {args.steps:,} env steps, CleanRL's DQN hyperparameters (see the script), "
         f"{args.repeats} repeats run in turn in one process. SB3 {_sb3_version()} with "
-        f"torch's default {torch.get_num_threads()} threads, and with 1 thread.\n\n"
-        "| trainer | env steps/s per repeat | median | dueldqn / this |\n|---|---|---|---|\n" + rows
+        f"torch's default {torch.get_num_threads()} threads, and with 1 thread.\n\n" + ratio_table(results, digits=0)
     )
     print(body)
     if not args.no_write:
-        from benchmarks._report import write_section
-
         write_section("speed-cartpole", "Training throughput: CartPole-v1 against Stable-Baselines3", body)
 
 
