@@ -9,6 +9,7 @@ each env reports each finished episode's return and length in ``infos["episode"]
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -70,6 +71,8 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, backend: str = "gymnasiu
 def make_eval_env(env_id: str, seed: int, render_mode: str | None = None) -> gym.Env:
     """One env for evaluation: full episodes, unclipped rewards (Atari: full game, no life-loss terminal)."""
     check_env_id(env_id)
+    if render_mode == "rgb_array":  # drawn off-screen: pygame needs no display (and should not look for one)
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env: gym.Env
     if _is_atari(env_id):
         from dueldqn.atari import make_atari_env

@@ -139,3 +139,16 @@ def test_presets_resolve_in_order() -> None:
     assert resolve_config("CartPole-v1", None, {"learning_rate": 0.5}).learning_rate == 0.5
     with pytest.raises(ValueError, match="unknown config field"):
         Config.from_dict({"learning_rat": 1.0})
+
+
+def test_eval_video_records_one_episode(run_dir: Path) -> None:
+    from PIL import Image
+
+    assert main(["eval", str(run_dir), "--episodes", "1", "--video"]) == 0
+    clips = [p for p in run_dir.iterdir() if p.stem == "video"]
+    assert len(clips) == 1 and clips[0].suffix in (".mp4", ".gif")
+    if clips[0].suffix == ".gif":
+        length = json.loads((run_dir / "eval.json").read_text())["lengths"][0]
+        with Image.open(clips[0]) as gif:
+            assert gif.size == (600, 400)  # CartPole's rgb_array frame
+            assert 2 <= gif.n_frames <= length + 1  # the reset frame and one per step (repeats merged)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import itertools
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -10,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
 from dueldqn.networks import build_q_network
 from dueldqn.replay import Batch, ReplayBuffer
-from dueldqn.train import LoopState, crossed, env_step, gradient_step, update_target
+from dueldqn.train import LoopState, crossed, env_step, gradient_step, train, update_target
 
 
 class CountEnv(gym.Env):
@@ -167,3 +170,45 @@ def test_step_sync_fires_once_per_interval_for_any_number_of_envs() -> None:
         fired = [s for s in steps if crossed(s, num_envs, 500)]
         assert len(fired) == steps[-1] // 500  # one sync per multiple of 500 passed
         assert all(s - num_envs < 500 * (k + 1) <= s for k, s in enumerate(fired))
+
+
+def _checkpointed_run(tmp_path: Path, **changes: Any) -> list[tuple[int, int, dict, dict]]:
+    """(step, episodes, online, target) at every 50 steps of a short CartPole run."""
+    config = Config(total_steps=600, learning_starts=50, batch_size=16, hidden_sizes=(16,), train_frequency=1,
+                    checkpoint_every=50, keep_checkpoints=100, eval_episodes=1, **changes)  # fmt: skip
+    train(config, run_dir=tmp_path / "run", progress=False, tensorboard=False)
+    out = []
+    for path in reversed(list_checkpoints(tmp_path / "run")):
+        ckpt = load_checkpoint(path)
+        nets = {kind: {k[len(kind) + 1 :]: v for k, v in ckpt.tensors.items() if k.startswith(kind + ".")}
+                for kind in ("online", "target")}  # fmt: skip
+        out.append((ckpt.state["step"], ckpt.state["loop"]["episodes"], nets["online"], nets["target"]))
+    return out
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_target_follows_each_sync_mode_in_a_real_run(tmp_path: Path) -> None:
+    steps = _checkpointed_run(tmp_path / "steps", target_sync="steps", target_sync_every=200)
+    assert [s for s, *_ in steps] == list(range(50, 601, 50))
+    for (_, _, _, before), (step, _, online, target) in itertools.pairwise(steps):
+        if step % 200 == 0:
+            assert _same(target, online)  # synced on this step, after its update
+        else:
+            assert _same(target, before) and not _same(target, online)  # frozen between syncs
+
+    episodes = _checkpointed_run(tmp_path / "episodes", target_sync="episodes", target_sync_every=3)
+    changes = 0
+    for (_, done_before, _, before), (_, done, _, target) in itertools.pairwise(episodes):
+        if done // 3 == done_before // 3:
+            assert _same(target, before)  # no third episode ended: frozen
+        else:
+            changes += 1
+            assert not _same(target, before)
+    assert changes >= 3
+
+    polyak = _checkpointed_run(tmp_path / "polyak", target_sync="polyak", tau=0.1)
+    for (_, _, _, before), (_, _, online, target) in itertools.pairwise(polyak):
+        assert not _same(target, before) and not _same(target, online)  # moves a little every update
