@@ -14,10 +14,15 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from dueldqn.config import PRESETS, Config, field_docs
+from dueldqn.config import BACKENDS, DEVICES, PRESETS, TARGET_SYNCS, Config, field_docs
+from dueldqn.exploration import SCHEDULES
+from dueldqn.targets import ALGORITHMS, LOSSES
 
 # Short names for the options used most; the long field names work too.
 ALIASES = {"env_id": ["--env"], "total_steps": ["--steps"]}
+# Shown in the usage; the Config checks the value and names the choices when it is wrong.
+CHOICES = {"algo": ALGORITHMS, "loss": LOSSES, "target_sync": TARGET_SYNCS, "epsilon_schedule": SCHEDULES,
+           "device": DEVICES, "backend": BACKENDS}  # fmt: skip
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +31,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Config):
         flags = [*ALIASES.get(f.name, []), "--" + f.name.replace("_", "-")]
         kind = hints[f.name]
-        help_text = f"{docs.get(f.name, '')} (default: preset, else {f.default})"
+        help_text = f"{docs.get(f.name, '')} (default: preset, else {f.default})".replace("%", "%%")
         if kind is bool:
             parser.add_argument(
                 *flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
@@ -36,7 +41,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         else:
             if isinstance(kind, types.UnionType):  # e.g. float | None
                 kind = next(a for a in typing.get_args(kind) if a is not type(None))
-            parser.add_argument(*flags, dest=f.name, type=kind, default=None, help=help_text)
+            metavar = "{" + ",".join(CHOICES[f.name]) + "}" if f.name in CHOICES else None
+            parser.add_argument(*flags, dest=f.name, type=kind, default=None, metavar=metavar, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -152,3 +152,13 @@ def test_eval_video_records_one_episode(run_dir: Path) -> None:
         with Image.open(clips[0]) as gif:
             assert gif.size == (600, 400)  # CartPole's rgb_array frame
             assert 2 <= gif.n_frames <= length + 1  # the reset frame and one per step (repeats merged)
+
+
+def test_help_lists_every_config_field(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in Config.__dataclass_fields__:
+        assert "--" + name.replace("_", "-") in out
+    assert "--steps" in out and "--env" in out and "--resume" in out and "99% of the way" in out
