@@ -36,7 +36,12 @@ def machine() -> str:
 
 
 def command() -> str:
-    """The command line that ran this benchmark."""
+    """The command line that ran this benchmark, as run from the repository root."""
+    script, args = Path(sys.argv[0]).resolve(), sys.argv[1:]
+    root = BENCHMARKS_MD.parent
+    if script.is_relative_to(root):
+        module = ".".join(script.relative_to(root).with_suffix("").parts)
+        return " ".join(["python -m", module, *(shlex.quote(a) for a in args)])
     return " ".join(shlex.quote(a) for a in ["python", *sys.argv])
 
 
