@@ -63,7 +63,8 @@ def run_preset(preset: str, seeds: list[int]) -> list[dict[str, Any]]:
             rows.append(summary)
             print(
                 f"{preset} seed {seed}: eval {summary['eval_mean_return']:.1f} +- {summary['eval_std_return']:.1f}, "
-                f"{summary['wall_seconds']:.1f} s, {summary['steps_per_second']:.0f} steps/s, load {summary['load']:.2f}",
+                f"{summary['wall_seconds']:.1f} s, {summary['steps_per_second']:.0f} steps/s, "
+                f"load {summary['load']:.2f}",
                 flush=True,
             )
     return rows
@@ -82,8 +83,8 @@ def preset_table(preset: str, rows: list[dict[str, Any]]) -> str:
         "",
         f"Settings: {preset_settings(preset)}",
         "",
-        f"| seed | eval return (mean +- std, {rows[0]['eval_episodes']} greedy episodes) | solved (>= {target.threshold:g}) "
-        "| wall s | steps/s | updates | load (1 min) |",
+        f"| seed | eval return (mean +- std, {rows[0]['eval_episodes']} greedy episodes) "
+        f"| solved (>= {target.threshold:g}) | wall s | steps/s | updates | load (1 min) |",
         "|---:|---:|:---:|---:|---:|---:|---:|",
     ]
     for r in rows:
