@@ -31,7 +31,7 @@ ENV_ID = "ALE/Breakout-v5"
 def run_dueldqn(seed: int, warmup: int, steps: int, device: str) -> float:
     """Env steps/s of dueldqn over ``steps`` steps with learning on."""
     from dueldqn.config import resolve_config
-    from dueldqn.train import train
+    from dueldqn.training import train
 
     log = 250
     config = resolve_config(ENV_ID, None, {

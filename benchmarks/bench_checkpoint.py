@@ -44,7 +44,7 @@ def _rewrite(ckpt_dir: Path, out_dir: Path) -> tuple[float, float]:
 
 def cartpole(tmp: Path) -> str:
     from dueldqn.checkpoint import list_checkpoints
-    from dueldqn.train import train
+    from dueldqn.training import train
 
     run_dir = tmp / "cartpole"
     steps = train(run_dir=run_dir, progress=False, tensorboard=False).summary["total_steps"]

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 from benchmarks._report import write_section
 from dueldqn.config import PRESETS, resolve_config
-from dueldqn.train import train
+from dueldqn.training import train
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ HYPER = {
 def run_dueldqn(seed: int, steps: int) -> float:
     """Env steps/s of dueldqn's training loop."""
     from dueldqn.config import Config
-    from dueldqn.train import train
+    from dueldqn.training import train
 
     config = Config(
         env_id="CartPole-v1",

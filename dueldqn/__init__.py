@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 # The training API pulls in gymnasium, TensorBoard and matplotlib; it loads on first use so that
 # `from dueldqn import DuelDQN` stays light.
 _LAZY = {
-    "train": "dueldqn.train",
+    "train": "dueldqn.training",
     "Config": "dueldqn.config",
     "Agent": "dueldqn.agent",
     "resolve_config": "dueldqn.config",

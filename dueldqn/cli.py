@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> None:
     from dueldqn.config import load_config, resolve_config
-    from dueldqn.train import train
+    from dueldqn.training import train
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
     if args.resume is not None:
@@ -132,7 +132,7 @@ def _plot(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dueldqn`` console script; returns the exit status."""
-    from dueldqn.train import TrainingDiverged, TrainingInterrupted
+    from dueldqn.training import TrainingDiverged, TrainingInterrupted
 
     args = build_parser().parse_args(argv)
     try:

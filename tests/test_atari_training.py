@@ -10,7 +10,7 @@ import pytest
 from dueldqn import DuelDQN
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import resolve_config
-from dueldqn.train import train
+from dueldqn.training import train
 
 pytest.importorskip("ale_py")
 pytest.importorskip("cv2")

@@ -15,11 +15,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import dueldqn.train as train_module
+import dueldqn.training as train_module
 from dueldqn.agent import Agent
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
-from dueldqn.train import TrainingDiverged, train
+from dueldqn.training import TrainingDiverged, train
 
 ARGS = ["train", "--env", "CartPole-v1", "--algo", "double", "--steps", "3000", "--checkpoint-every", "500",
         "--keep-checkpoints", "3", "--learning-starts", "200", "--batch-size", "32", "--train-frequency", "1",

@@ -12,7 +12,7 @@ from dueldqn.agent import Agent
 from dueldqn.cli import main
 from dueldqn.config import PRESETS, Config, resolve_config
 from dueldqn.logger import read_metrics
-from dueldqn.train import SUMMARY_FIELDS
+from dueldqn.training import SUMMARY_FIELDS
 
 TINY = ["--steps", "600", "--learning-starts", "250", "--batch-size", "16", "--eval-episodes", "2",
         "--log-interval", "200", "--train-frequency", "1", "--gradient-steps", "1", "--no-progress"]  # fmt: skip
@@ -162,3 +162,13 @@ def test_help_lists_every_config_field(capsys: pytest.CaptureFixture[str]) -> No
     for name in Config.__dataclass_fields__:
         assert "--" + name.replace("_", "-") in out
     assert "--steps" in out and "--env" in out and "--resume" in out and "99% of the way" in out
+
+
+def test_the_python_api_is_importable_as_documented() -> None:
+    import dueldqn
+    import dueldqn.training  # importing the module must not shadow the function
+
+    assert callable(dueldqn.train) and dueldqn.train is dueldqn.training.train
+    from dueldqn import Agent, Config, train
+
+    assert train is dueldqn.training.train and Agent.load and Config().env_id == "CartPole-v1"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dueldqn.config import Config
 from dueldqn.logger import read_metrics
-from dueldqn.train import train
+from dueldqn.training import train
 
 
 def test_cartpole_is_learned(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
 from dueldqn.networks import build_q_network
 from dueldqn.replay import Batch, ReplayBuffer
-from dueldqn.train import LoopState, crossed, env_step, gradient_step, train, update_target
+from dueldqn.training import LoopState, crossed, env_step, gradient_step, train, update_target
 
 
 class CountEnv(gym.Env):
