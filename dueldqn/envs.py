@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -47,6 +47,34 @@ def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Sp
         raise ValueError(f"{env_id} has observation space {observation_space}; expected a Box (an array)")
 
 
+class BoxSyncVectorEnv(gym.vector.SyncVectorEnv):
+    """gymnasium's ``SyncVectorEnv`` with a leaner ``step`` for Box observations and next-step autoreset.
+
+    It returns what ``SyncVectorEnv.step`` returns (``tests/test_train.py`` compares them step by
+    step) but skips the generic machinery a Box needs none of: iterating actions through the
+    action space, concatenating observations through ``singledispatch``, deep-copying them, and
+    merging empty infos. That is about half of the vector env's 12 us per CartPole step.
+    """
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every env with its action; an env whose episode ended on the last step is reset instead."""
+        if self.autoreset_mode != gym.vector.AutoresetMode.NEXT_STEP:
+            return super().step(actions)
+        obs_NO = np.empty(cast(tuple[int, ...], self.observation_space.shape), self.observation_space.dtype)
+        infos: dict[str, Any] = {}
+        for i, env in enumerate(self.envs):
+            if self._autoreset_envs[i]:
+                obs, info = env.reset()
+                self._rewards[i], self._terminations[i], self._truncations[i] = 0.0, False, False
+            else:
+                obs, self._rewards[i], self._terminations[i], self._truncations[i], info = env.step(actions[i])
+            self._env_obs[i] = obs_NO[i] = obs
+            if info:
+                infos = self._add_info(infos, info, i)
+        self._autoreset_envs = self._terminations | self._truncations
+        return obs_NO, self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), infos
+
+
 def make_vec_env(env_id: str, num_envs: int, seed: int, backend: str = "gymnasium") -> gym.vector.VectorEnv:
     """Training envs: ``num_envs`` copies of ``env_id`` stepped together, seeded ``seed + i``.
 
@@ -60,7 +88,7 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, backend: str = "gymnasiu
     else:
         if backend != "gymnasium":
             raise ValueError(f"backend {backend!r} is only for Atari ids (ALE/...); use backend 'gymnasium'")
-        envs = gym.vector.SyncVectorEnv(
+        envs = BoxSyncVectorEnv(
             [lambda: gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)) for _ in range(num_envs)]
         )
     check_spaces(env_id, envs.single_observation_space, envs.single_action_space)

@@ -14,6 +14,7 @@ import torch
 
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
+from dueldqn.envs import BoxSyncVectorEnv
 from dueldqn.networks import build_q_network
 from dueldqn.replay import Batch, ReplayBuffer
 from dueldqn.training import LoopState, crossed, env_step, gradient_step, train, update_target
@@ -51,11 +52,12 @@ def _make(i: int) -> gym.Env:
     return gym.wrappers.TimeLimit(CountEnv(i, terminate_at), max_episode_steps=limit)
 
 
-def test_env_step_stores_what_a_slow_reference_loop_stores() -> None:
+@pytest.mark.parametrize("vector_env", [gym.vector.SyncVectorEnv, BoxSyncVectorEnv])
+def test_env_step_stores_what_a_slow_reference_loop_stores(vector_env: type[gym.vector.SyncVectorEnv]) -> None:
     n_envs, iterations = len(SETUPS), 40
     actions_TN = np.random.default_rng(0).integers(0, 2, size=(iterations, n_envs))
 
-    envs = gym.vector.SyncVectorEnv([lambda i=i: _make(i) for i in range(n_envs)])
+    envs = vector_env([lambda i=i: _make(i) for i in range(n_envs)])
     replay = ReplayBuffer(1000, (2,), np.float32)
     obs, _ = envs.reset(seed=0)
     state = LoopState(obs_NO=obs, autoreset_N=np.zeros(n_envs, dtype=bool))
@@ -91,6 +93,28 @@ def test_env_step_stores_what_a_slow_reference_loop_stores() -> None:
     env1 = replay.obs[: len(replay), 0] % 100 == 1
     assert not replay.terminated[: len(replay)][env1].any()  # env 1 only truncates: always bootstrapped
     assert (replay.next_obs[: len(replay)][env1, 1] == 4).sum() == 8  # its 8 truncations, final obs t=4, stored
+
+
+def test_box_sync_vector_env_returns_what_sync_vector_env_returns() -> None:
+    def make() -> gym.Env:
+        return gym.wrappers.RecordEpisodeStatistics(gym.make("CartPole-v1", max_episode_steps=30))
+
+    ours, reference = BoxSyncVectorEnv([make] * 3), gym.vector.SyncVectorEnv([make] * 3)
+    np.testing.assert_array_equal(ours.reset(seed=5)[0], reference.reset(seed=5)[0])
+    actions_TN = np.random.default_rng(1).integers(0, 2, size=(300, 3))
+    episodes = 0
+    for actions_N in actions_TN:
+        got, want = ours.step(actions_N), reference.step(actions_N)
+        for g, w in zip(got[:4], want[:4], strict=True):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+        assert got[4].keys() == want[4].keys()
+        if "episode" in want[4]:
+            episodes += int(want[4]["_episode"].sum())
+            for key in ("r", "l", "_r", "_l"):
+                np.testing.assert_array_equal(got[4]["episode"][key], want[4]["episode"][key])
+            np.testing.assert_array_equal(got[4]["_episode"], want[4]["_episode"])
+    assert episodes > 20  # terminations, truncations at 30 steps and their reset steps were all compared
 
 
 def _nets(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
