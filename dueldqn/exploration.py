@@ -59,18 +59,53 @@ def epsilon_greedy_probs(q_BA: torch.Tensor, epsilon: float) -> torch.Tensor:
     return probs_BA
 
 
-def epsilon_greedy_actions(
-    greedy: Callable[[], np.ndarray], num: int, epsilon: float, n_actions: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Actions ``(N,)`` of the epsilon-greedy behaviour policy for ``num`` envs.
+class ExplorationDraws:
+    """Uniform draws ``u_N`` in [0, 1) for each vector step, a pure function of ``(seed, iteration)``.
 
-    Each env explores (a uniformly random action) with probability ``epsilon`` and otherwise
-    takes ``greedy()[i]``. ``greedy`` is only called when some env exploits, so the network is
-    not run for nothing while epsilon is 1. The generator is advanced by the same amount
-    either way, so a run's random stream does not depend on which branch was taken.
+    The draws for iterations ``[k * block, (k + 1) * block)`` come from a generator of their own,
+    derived from the run's seed and ``k`` (numpy ``SeedSequence`` spawn keys, independent of
+    every other stream of the run). A step then costs an array lookup rather than generator
+    calls (about 3 us each), and a resumed run draws exactly what the uninterrupted run drew
+    without a generator state to save: like the schedules, exploration depends on the step alone.
+
+    Args:
+        seed: the run's seed.
+        num_envs: envs stepped together (draws per iteration).
+        block: iterations drawn at once.
     """
-    explore_N = rng.random(num) < epsilon
-    random_N = rng.integers(0, n_actions, size=num)
+
+    STREAM = 1  # spawn-key prefix that keeps these generators apart from other derived streams
+
+    def __init__(self, seed: int, num_envs: int, block: int = 1024) -> None:
+        self.seed, self.num_envs, self.block = seed, num_envs, block
+        self._index = -1
+        self._draws_KN = np.empty((0, num_envs))
+
+    def __call__(self, iteration: int) -> np.ndarray:
+        """The draws ``(N,)`` of vector step ``iteration``."""
+        index, row = divmod(iteration, self.block)
+        if index != self._index:
+            sequence = np.random.SeedSequence(self.seed, spawn_key=(self.STREAM, index))
+            self._draws_KN = np.random.default_rng(sequence).random((self.block, self.num_envs))
+            self._index = index
+        return self._draws_KN[row]
+
+
+def epsilon_greedy_actions(
+    greedy: Callable[[], np.ndarray], uniforms_N: np.ndarray, epsilon: float, n_actions: int
+) -> np.ndarray:
+    """Actions ``(N,)`` of the epsilon-greedy behaviour policy, from one uniform draw per env.
+
+    Env ``i`` explores when ``u_i < epsilon`` and then takes action ``floor(n_actions * u_i /
+    epsilon)``: given ``u_i < epsilon``, ``u_i / epsilon`` is uniform on [0, 1), so the random
+    action is uniform over the actions and independent of the decision to explore. Otherwise
+    it takes ``greedy()[i]``; ``greedy`` is only called when some env exploits, so the network
+    is not run for nothing while epsilon is 1.
+    """
+    explore_N = uniforms_N < epsilon
+    if not explore_N.any():
+        return greedy()
+    random_N = np.minimum((uniforms_N * (n_actions / epsilon)).astype(np.int64), n_actions - 1)
     if explore_N.all():
         return random_N
     return np.where(explore_N, random_N, greedy())

@@ -35,7 +35,7 @@ import torch
 import torch._dynamo  # torch optimizers import it on creation (seconds): load it with the rest
 from tqdm import tqdm
 
-from dueldqn.agent import Agent, as_network_input, network_spec, numpy_greedy, to_device
+from dueldqn.agent import Agent, as_network_input, network_spec, to_device
 from dueldqn.checkpoint import (
     MODEL_FILE,
     Checkpoint,
@@ -48,10 +48,11 @@ from dueldqn.checkpoint import (
 from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.envs import make_eval_env, make_vec_env, restore_vector_env_state, vector_env_state
 from dueldqn.evaluate import EvalResult, evaluate
-from dueldqn.exploration import epsilon_at, epsilon_greedy_actions, linear_schedule
+from dueldqn.exploration import ExplorationDraws, epsilon_at, epsilon_greedy_actions, linear_schedule
 from dueldqn.frame_replay import FrameReplayBuffer
 from dueldqn.logger import METRICS_CSV, RunLogger
 from dueldqn.networks import build_q_network
+from dueldqn.numpy_mlp import NumpyMLPUpdate, numpy_greedy
 from dueldqn.plotting import plot_run
 from dueldqn.replay import Batch, ReplayBuffer
 from dueldqn.targets import td_loss, td_target
@@ -223,7 +224,7 @@ def _checkpoint_tensors(
     optim_state = optimizer.state_dict()
     for index, moments in optim_state["state"].items():
         for name, value in moments.items():
-            tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value)
+            tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).clone()  # numpy_mlp shares one buffer
     tensors["generator"] = generator.get_state()
     tensors["loss_sum"] = loss_sum.reshape(1)
     return tensors, optim_state["param_groups"]
@@ -352,9 +353,11 @@ def train(
         prepare_run_dir(run_path)
     atomic_write_json(run_path / CONFIG_FILE, config.to_dict())
 
-    # One seed, explicit generators: numpy for exploration and replay sampling, torch for SARSA's A'.
+    # One seed, explicit generators: numpy for replay sampling, torch for SARSA's A', and exploration
+    # draws that are a function of (seed, step) alone.
     torch.manual_seed(config.seed)  # network initialisation
     rng = np.random.default_rng(config.seed)
+    draws = ExplorationDraws(config.seed, config.num_envs)
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
     q_net = build_q_network(
@@ -437,7 +440,14 @@ def train(
     # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores.
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads or (threads if frames else 1))
-    fast_greedy = numpy_greedy(q_net) if device.type == "cpu" else None
+    # Small MLPs on the CPU act and learn through numpy: the same maths without torch's per-op overhead.
+    fast_greedy = numpy_greedy(q_net) if config.numpy_mlp else None
+    numpy_update = None
+    if config.numpy_mlp:  # built after a resume loaded the optimizer: it takes over the moments
+        numpy_update = NumpyMLPUpdate.create(
+            q_net, target_net, optimizer, algo=config.algo, gamma=config.gamma, loss=config.loss,
+            max_grad_norm=config.max_grad_norm,
+        )  # fmt: skip
 
     def greedy_actions() -> np.ndarray:
         if fast_greedy is not None:
@@ -465,7 +475,7 @@ def train(
                     config.epsilon_decay_steps,
                 )
                 # Act with the behaviour policy b: epsilon-greedy w.r.t. the online network.
-                actions_N = epsilon_greedy_actions(greedy_actions, num_envs, epsilon, n_actions, rng)
+                actions_N = epsilon_greedy_actions(greedy_actions, draws(state.iteration), epsilon, n_actions)
                 # Step and store. An env whose episode ended last step only resets now: no transition.
                 infos = env_step(envs, replay, state, actions_N)
 
@@ -491,16 +501,19 @@ def train(
                         group["lr"] = lr
                     for _ in range(config.gradient_steps):
                         batch = replay.sample(config.batch_size, rng)
-                        loss = gradient_step(
-                            q_net,
-                            target_net,
-                            optimizer,
-                            batch,
-                            config=config,
-                            epsilon=epsilon,
-                            device=device,
-                            generator=generator,
-                        )
+                        if numpy_update is not None:
+                            loss = numpy_update.step(batch, epsilon=epsilon, generator=generator)
+                        else:
+                            loss = gradient_step(
+                                q_net,
+                                target_net,
+                                optimizer,
+                                batch,
+                                config=config,
+                                epsilon=epsilon,
+                                device=device,
+                                generator=generator,
+                            )
                         state.updates += 1
                         if device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU; GPU: per log row
                             raise diverged(loss.item())

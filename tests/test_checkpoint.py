@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import dueldqn.numpy_mlp as numpy_mlp
 import dueldqn.training as train_module
 from dueldqn.agent import Agent
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
@@ -92,7 +93,9 @@ def test_sigint_writes_a_loadable_checkpoint_and_says_how_to_resume(tmp_path: Pa
     assert f"Resume with: dueldqn train --resume {run_dir}" in message
     newest = load_checkpoint(list_checkpoints(run_dir)[0])
     assert newest.state["loop"]["steps"] >= 500 and newest.replay is not None
-    assert len(newest.replay["actions"]) == newest.state["loop"]["steps"] - newest.state["loop"]["episodes"]
+    # Every step is stored but the reset steps after episode ends (not yet taken if the last step ended one).
+    loop = newest.state["loop"]
+    assert len(newest.replay["actions"]) == loop["steps"] - loop["episodes"] + newest.arrays["autoreset"].sum()
 
 
 class Payload:
@@ -196,7 +199,8 @@ def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, monkeypatch: p
         out = real_loss(q_sa_B, target_B, loss)
         return out * float("nan") if calls["n"] == 150 else out
 
-    monkeypatch.setattr(train_module, "td_loss", poisoned)
+    monkeypatch.setattr(train_module, "td_loss", poisoned)  # the torch update
+    monkeypatch.setattr(numpy_mlp, "td_loss", poisoned)  # the numpy update of MLPs on the CPU
     config = Config(total_steps=1000, checkpoint_every=200, learning_starts=100, batch_size=16, hidden_sizes=(16,),
                     train_frequency=1, eval_episodes=1)  # fmt: skip
     run_dir = tmp_path / "run"

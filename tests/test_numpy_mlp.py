@@ -1,0 +1,173 @@
+"""The numpy acting and update of MLP Q-networks against the torch reference, to float32 precision."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dueldqn.config import Config
+from dueldqn.networks import build_q_network
+from dueldqn.numpy_mlp import NumpyMLPUpdate, numpy_greedy
+from dueldqn.replay import ReplayBuffer
+from dueldqn.training import gradient_step, train, update_target
+
+CPU = torch.device("cpu")
+OBS_SPACE = gym.spaces.Box(-5.0, 5.0, (4,), np.float32)
+
+
+def _nets(dueling: bool, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(seed)
+    q_net = build_q_network(OBS_SPACE, gym.spaces.Discrete(3), dueling=dueling, hidden_sizes=(32, 16))
+    return q_net, copy.deepcopy(q_net).requires_grad_(False)
+
+
+def _adamw(q_net: torch.nn.Module, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(q_net.parameters(), lr=1e-2, weight_decay=weight_decay, fused=True)
+
+
+def _replay() -> ReplayBuffer:
+    rng = np.random.default_rng(0)
+    replay = ReplayBuffer(1000, (4,), np.float32)
+    n = 500
+    replay.add(rng.standard_normal((n, 4), dtype=np.float32), rng.integers(0, 3, n),
+               rng.standard_normal(n).astype(np.float32), rng.standard_normal((n, 4), dtype=np.float32),
+               rng.random(n) < 0.2, np.zeros(n, dtype=bool))  # fmt: skip
+    return replay
+
+
+def _assert_same_state(ref: tuple, ours: tuple) -> None:
+    """Equal up to float32 rounding: summation order differs between numpy's and torch's kernels,
+    and Adam divides by sqrt(v), which magnifies the rounding of near-zero gradients (the
+    parameters moved by up to lr * steps = 0.3; they agree to 5e-5)."""
+    (q_ref, t_ref, opt_ref), (q_ours, t_ours, opt_ours) = ref, ours
+    for a, b in zip(
+        [*q_ref.parameters(), *t_ref.parameters()], [*q_ours.parameters(), *t_ours.parameters()], strict=True
+    ):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=5e-5)
+    state_ref, state_ours = opt_ref.state_dict()["state"], opt_ours.state_dict()["state"]
+    assert state_ref.keys() == state_ours.keys()
+    for index in state_ref:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(state_ours[index][name], state_ref[index][name], rtol=1e-4, atol=1e-8)
+
+
+@pytest.mark.parametrize("algo", ["dqn", "double", "sarsa", "expected-sarsa"])
+@pytest.mark.parametrize("dueling", [False, True])
+@pytest.mark.parametrize(("loss", "max_grad_norm", "weight_decay"), [("mse", 0.0, 0.0), ("huber", 0.5, 0.01)])
+def test_numpy_update_matches_the_torch_gradient_step(
+    algo: str, dueling: bool, loss: str, max_grad_norm: float, weight_decay: float
+) -> None:
+    config = Config(algo=algo, dueling=dueling, loss=loss, max_grad_norm=max_grad_norm, gamma=0.9,
+                    hidden_sizes=(32, 16))  # fmt: skip
+    q_ref, t_ref = _nets(dueling)
+    q_ours, t_ours = copy.deepcopy(q_ref), copy.deepcopy(t_ref)
+    opt_ref, opt_ours = _adamw(q_ref, weight_decay), _adamw(q_ours, weight_decay)
+    update = NumpyMLPUpdate.create(q_ours, t_ours, opt_ours, algo=algo, gamma=0.9, loss=loss,
+                                   max_grad_norm=max_grad_norm)  # fmt: skip
+    assert update is not None
+    gen_ref, gen_ours = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    replay, rng = _replay(), np.random.default_rng(2)
+    for k in range(30):
+        batch = replay.sample(64, rng)
+        for opt in (opt_ref, opt_ours):
+            opt.param_groups[0]["lr"] = 1e-2 * (1 - k / 60)  # the loop anneals the rate through the group
+        loss_ref = gradient_step(q_ref, t_ref, opt_ref, batch, config=config, epsilon=0.3, device=CPU,
+                                 generator=gen_ref)  # fmt: skip
+        loss_ours = update.step(batch, epsilon=0.3, generator=gen_ours)
+        torch.testing.assert_close(loss_ours, loss_ref, rtol=1e-5, atol=1e-7)
+        if k == 10:  # a hard sync in between: the numpy views of the target follow it
+            update_target(t_ref, q_ref)
+            update_target(t_ours, q_ours)
+    _assert_same_state((q_ref, t_ref, opt_ref), (q_ours, t_ours, opt_ours))
+    assert float(opt_ours.state_dict()["state"][0]["step"]) == 30
+    assert not torch.equal(next(t_ref.parameters()), next(q_ref.parameters()))  # learning happened since
+
+
+def test_numpy_update_takes_over_moments_loaded_by_a_resume() -> None:
+    replay, rng = _replay(), np.random.default_rng(3)
+    batches = [replay.sample(32, rng) for _ in range(20)]
+    gen = torch.Generator().manual_seed(0)
+
+    def make(q_net: torch.nn.Module, t_net: torch.nn.Module, opt: torch.optim.Optimizer) -> NumpyMLPUpdate:
+        update = NumpyMLPUpdate.create(q_net, t_net, opt, algo="double", gamma=0.99, loss="huber", max_grad_norm=1.0)
+        assert update is not None
+        return update
+
+    q_a, t_a = _nets(True)
+    opt_a = _adamw(q_a, 0.01)
+    update_a = make(q_a, t_a, opt_a)
+    for batch in batches[:10]:
+        update_a.step(batch, epsilon=0.1, generator=gen)
+    saved_opt = copy.deepcopy(opt_a.state_dict())  # what a checkpoint holds
+    saved_nets = copy.deepcopy(q_a.state_dict()), copy.deepcopy(t_a.state_dict())
+
+    q_b, t_b = _nets(True, seed=9)
+    opt_b = _adamw(q_b, 0.01)
+    q_b.load_state_dict(saved_nets[0])
+    t_b.load_state_dict(saved_nets[1])
+    opt_b.load_state_dict(saved_opt)
+    update_b = make(q_b, t_b, opt_b)
+    for batch in batches[10:]:
+        update_a.step(batch, epsilon=0.1, generator=gen)
+        update_b.step(batch, epsilon=0.1, generator=gen)
+    for a, b in zip(q_a.parameters(), q_b.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert float(opt_b.state_dict()["state"][3]["step"]) == 20
+
+
+def test_optimizer_state_dict_holds_the_live_moments() -> None:
+    q_net, t_net = _nets(False)
+    opt = _adamw(q_net, 0.0)
+    update = NumpyMLPUpdate.create(q_net, t_net, opt, algo="dqn", gamma=0.99, loss="mse", max_grad_norm=0.0)
+    assert update is not None
+    replay = _replay()
+    before = opt.state_dict()["state"][0]["exp_avg"].clone()
+    update.step(replay.sample(16, np.random.default_rng(0)), epsilon=0.0, generator=torch.Generator())
+    after = opt.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(before, torch.zeros_like(before)) and after.abs().sum() > 0
+
+
+def test_numpy_greedy_matches_torch_argmax() -> None:
+    obs_ND = np.random.default_rng(0).standard_normal((256, 4)).astype(np.float32)
+    for dueling in (False, True):
+        q_net, _ = _nets(dueling)
+        greedy = numpy_greedy(q_net)
+        assert greedy is not None
+        with torch.no_grad():
+            expected = q_net(torch.from_numpy(obs_ND)).argmax(dim=1).numpy()
+        np.testing.assert_array_equal(greedy(obs_ND), expected)
+        np.testing.assert_array_equal(greedy(obs_ND.astype(np.float64)), expected)
+
+
+def test_what_the_numpy_path_does_not_take() -> None:
+    q_net, t_net = _nets(True)
+    kwargs = {"algo": "dqn", "gamma": 0.99, "loss": "mse", "max_grad_norm": 0.0}
+    assert NumpyMLPUpdate.create(q_net, t_net, torch.optim.Adam(q_net.parameters()), **kwargs) is None
+    assert NumpyMLPUpdate.create(q_net, t_net, torch.optim.AdamW(q_net.parameters(), amsgrad=True), **kwargs) is None
+    frames = gym.spaces.Box(0, 255, (4, 36, 36), np.uint8)
+    conv = build_q_network(frames, gym.spaces.Discrete(4), dueling=True, hidden_sizes=(64,))
+    assert numpy_greedy(conv) is None
+    assert NumpyMLPUpdate.create(conv, copy.deepcopy(conv), _adamw(conv, 0.0), **kwargs) is None
+    assert numpy_greedy(q_net.double()) is None
+
+
+def test_a_run_learns_the_same_through_numpy_and_torch(tmp_path: Path) -> None:
+    config = Config(total_steps=600, learning_starts=100, batch_size=32, hidden_sizes=(32,), train_frequency=2,
+                    target_sync="steps", target_sync_every=100, algo="double", loss="huber", max_grad_norm=10.0,
+                    epsilon_decay_steps=300, eval_episodes=1, checkpoint_every=0)  # fmt: skip
+    runs, updates = {}, set()
+    for numpy_mlp in (True, False):
+        result = train(config, run_dir=tmp_path / str(numpy_mlp), progress=False, tensorboard=False,
+                       numpy_mlp=numpy_mlp)  # fmt: skip
+        updates.add(result.summary["updates"])
+        runs[numpy_mlp] = load_file(result.run_dir / "model.safetensors")
+    assert updates == {251}  # steps 100, 102, ..., 600
+    assert runs[True].keys() == runs[False].keys()
+    for name in runs[True]:
+        torch.testing.assert_close(runs[True][name], runs[False][name], rtol=1e-4, atol=1e-5)
