@@ -9,9 +9,11 @@ loop is reported (``learn()`` for SB3; the loop without the final evaluation for
 
 SB3 runs with torch's default thread count (what its users get) and, for a like-for-like
 comparison of the code paths, also with one thread, which dueldqn uses for small MLPs.
+``dueldqn-torch`` is dueldqn with ``numpy_mlp=False``: acting and learning through torch
+modules and autograd instead of numpy (the same maths), to show what that fast path is worth.
 
     pip install -e ".[bench]"
-    python -m benchmarks.bench_speed            # about 3 minutes on 2 cores
+    python -m benchmarks.bench_speed            # about 4 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ HYPER = {
 }
 
 
-def run_dueldqn(seed: int, steps: int) -> float:
+def run_dueldqn(seed: int, steps: int, numpy_mlp: bool = True) -> float:
     """Env steps/s of dueldqn's training loop."""
     from dueldqn.config import Config
     from dueldqn.training import train
@@ -56,6 +58,7 @@ def run_dueldqn(seed: int, steps: int) -> float:
         weight_decay=0.0,
         target_sync="steps",
         eval_episodes=1,
+        numpy_mlp=numpy_mlp,
         **{**HYPER, "epsilon_decay_steps": steps // 2},
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,9 +110,10 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = parser.parse_args()
 
-    results: dict[str, list[float]] = {"dueldqn": [], "sb3": [], "sb3-1thread": []}
+    results: dict[str, list[float]] = {"dueldqn": [], "dueldqn-torch": [], "sb3": [], "sb3-1thread": []}
     for repeat in range(args.repeats):
         results["dueldqn"].append(run_dueldqn(repeat, args.steps))
+        results["dueldqn-torch"].append(run_dueldqn(repeat, args.steps, numpy_mlp=False))
         results["sb3"].append(run_sb3(repeat, args.steps, None))
         results["sb3-1thread"].append(run_sb3(repeat, args.steps, 1))
         print({k: round(v[-1]) for k, v in results.items()}, flush=True)

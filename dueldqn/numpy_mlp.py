@@ -34,8 +34,19 @@ from dueldqn.targets import td_loss, td_target
 Layer = tuple[np.ndarray, np.ndarray]  # (weight_OI, bias_O): numpy views of an nn.Linear's parameters
 
 
-def _linear_views(linear: torch.nn.Linear) -> Layer:
-    return linear.weight.detach().numpy(), linear.bias.detach().numpy()
+def _mlp_linears(q_net: torch.nn.Module) -> tuple[list[torch.nn.Linear], list[torch.nn.Linear]] | None:
+    """The encoder's ReLU layers and the head's layers (``[q]`` or ``[value, advantage]``) of a CPU
+    float32 MLP Q-network, or ``None`` for any other network."""
+    if not isinstance(q_net, QNetwork) or not isinstance(q_net.encoder, MLP):
+        return None
+    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in q_net.parameters()):
+        return None
+    hidden = [m for m in q_net.encoder.net if isinstance(m, torch.nn.Linear)]
+    if isinstance(q_net.head, DuelingHead):
+        return hidden, [q_net.head.value, q_net.head.advantage]
+    if isinstance(q_net.head, QHead):
+        return hidden, [q_net.head.q]
+    return None
 
 
 def mlp_layers(q_net: torch.nn.Module) -> tuple[list[Layer], list[Layer]] | None:
@@ -44,16 +55,12 @@ def mlp_layers(q_net: torch.nn.Module) -> tuple[list[Layer], list[Layer]] | None
     ``hidden`` are the ReLU layers of the encoder; ``head`` is ``[q]`` for a plain head and
     ``[value, advantage]`` for a dueling head. Only float32 networks on the CPU qualify.
     """
-    if not isinstance(q_net, QNetwork) or not isinstance(q_net.encoder, MLP):
+    linears = _mlp_linears(q_net)
+    if linears is None:
         return None
-    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in q_net.parameters()):
-        return None
-    hidden = [_linear_views(m) for m in q_net.encoder.net if isinstance(m, torch.nn.Linear)]
-    if isinstance(q_net.head, DuelingHead):
-        return hidden, [_linear_views(q_net.head.value), _linear_views(q_net.head.advantage)]
-    if isinstance(q_net.head, QHead):
-        return hidden, [_linear_views(q_net.head.q)]
-    return None
+    hidden, head = linears
+    views = [[(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in part] for part in (hidden, head)]
+    return views[0], views[1]
 
 
 def _features(hidden: list[Layer], x_BD: np.ndarray) -> list[np.ndarray]:
@@ -134,8 +141,8 @@ class NumpyMLPUpdate:
         loss: str,
         max_grad_norm: float,
     ) -> None:
-        online, target = mlp_layers(q_net), mlp_layers(target_net)
-        if online is None or target is None:
+        online, target, linears = mlp_layers(q_net), mlp_layers(target_net), _mlp_linears(q_net)
+        if online is None or target is None or linears is None:
             raise ValueError("NumpyMLPUpdate needs float32 MLP Q-networks (QNetwork with an MLP encoder) on the CPU")
         self.online, self.target = online, target
         self.algo, self.gamma, self.loss, self.max_grad_norm = algo, gamma, loss, max_grad_norm
@@ -169,13 +176,8 @@ class NumpyMLPUpdate:
         self.params = [p.detach().numpy() for p in params]
         self.update_views = [view(self._scratch_P, i) for i in range(len(params))]
         grads = {id(p): view(self.grad_P, i) for i, p in enumerate(params)}
-        linears = [m for m in q_net.modules() if isinstance(m, torch.nn.Linear)]
-        hidden_linears = [m for m in q_net.encoder.modules() if isinstance(m, torch.nn.Linear)]
-        head_linears = [m for m in linears if m not in hidden_linears]
-        if isinstance(q_net.head, DuelingHead):  # the order mlp_layers uses: value, then advantage
-            head_linears = [q_net.head.value, q_net.head.advantage]
-        self.hidden_grads = [(grads[id(m.weight)], grads[id(m.bias)]) for m in hidden_linears]
-        self.head_grads = [(grads[id(m.weight)], grads[id(m.bias)]) for m in head_linears]
+        self.hidden_grads = [(grads[id(m.weight)], grads[id(m.bias)]) for m in linears[0]]
+        self.head_grads = [(grads[id(m.weight)], grads[id(m.bias)]) for m in linears[1]]
 
     @classmethod
     def create(

@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch._dynamo  # torch optimizers import it on creation (seconds): load it with the rest
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from dueldqn.agent import Agent, as_network_input, network_spec, to_device
@@ -437,9 +438,12 @@ def train(
             "then start again (or resume from that checkpoint)."
         )
 
-    # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores.
+    # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores. The same
+    # for numpy's BLAS, where a fixed thread count also keeps results independent of the machine's
+    # core count (a multithreaded sgemm may split, and so round, its sums differently).
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads or (threads if frames else 1))
+    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not frames else None
     # Small MLPs on the CPU act and learn through numpy: the same maths without torch's per-op overhead.
     fast_greedy = numpy_greedy(q_net) if config.numpy_mlp else None
     numpy_update = None
@@ -545,6 +549,8 @@ def train(
                 raise TrainingInterrupted(run_path, state.steps, stop.signum)
     finally:
         torch.set_num_threads(threads)
+        if blas_threads is not None:
+            blas_threads.restore_original_limits()
         bar.close()
         envs.close()
         logger.close()
