@@ -441,9 +441,9 @@ def train(
     # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores. The same
     # for numpy's BLAS, where a fixed thread count also keeps results independent of the machine's
     # core count (a multithreaded sgemm may split, and so round, its sums differently).
+    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not frames else None
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads or (threads if frames else 1))
-    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not frames else None
     # Small MLPs on the CPU act and learn through numpy: the same maths without torch's per-op overhead.
     fast_greedy = numpy_greedy(q_net) if config.numpy_mlp else None
     numpy_update = None
@@ -548,9 +548,9 @@ def train(
             if stop.signum is not None:
                 raise TrainingInterrupted(run_path, state.steps, stop.signum)
     finally:
-        torch.set_num_threads(threads)
-        if blas_threads is not None:
+        if blas_threads is not None:  # first: it restores every thread pool it saw, OpenMP's too
             blas_threads.restore_original_limits()
+        torch.set_num_threads(threads)
         bar.close()
         envs.close()
         logger.close()

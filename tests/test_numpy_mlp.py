@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from threadpoolctl import threadpool_info
 
 from dueldqn.config import Config
 from dueldqn.networks import build_q_network
@@ -162,12 +163,16 @@ def test_a_run_learns_the_same_through_numpy_and_torch(tmp_path: Path) -> None:
                     target_sync="steps", target_sync_every=100, algo="double", loss="huber", max_grad_norm=10.0,
                     epsilon_decay_steps=300, eval_episodes=1, checkpoint_every=0)  # fmt: skip
     runs, updates = {}, set()
+    pools_before, threads_before = threadpool_info(), torch.get_num_threads()
     for numpy_mlp in (True, False):
         result = train(config, run_dir=tmp_path / str(numpy_mlp), progress=False, tensorboard=False,
                        numpy_mlp=numpy_mlp)  # fmt: skip
         updates.add(result.summary["updates"])
         runs[numpy_mlp] = load_file(result.run_dir / "model.safetensors")
     assert updates == {251}  # steps 100, 102, ..., 600
+    # One thread for torch and numpy's BLAS during the runs; the caller's thread counts after them.
+    assert torch.get_num_threads() == threads_before
+    assert [p["num_threads"] for p in threadpool_info()] == [p["num_threads"] for p in pools_before]
     assert runs[True].keys() == runs[False].keys()
     for name in runs[True]:
         torch.testing.assert_close(runs[True][name], runs[False][name], rtol=1e-4, atol=1e-5)
