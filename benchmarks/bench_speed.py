@@ -120,7 +120,8 @@ def main() -> None:
     body = (
         f"CartPole-v1, {args.steps:,} env steps, CleanRL's DQN hyperparameters (see the script), "
         f"{args.repeats} repeats run in turn in one process. SB3 {_sb3_version()} with "
-        f"torch's default {torch.get_num_threads()} threads, and with 1 thread.\n\n" + ratio_table(results, digits=0)
+        f"torch's default {torch.get_num_threads()} threads, and with 1 thread. dueldqn-torch is dueldqn with "
+        "numpy_mlp=False (acting and learning through torch).\n\n" + ratio_table(results, digits=0)
     )
     print(body)
     if not args.no_write:
