@@ -93,7 +93,7 @@ class Config:
     torch_threads: int = 0
     """CPU threads for torch (and numpy's BLAS for MLPs); 0 picks 1 for MLPs (faster) and all cores for frames."""
     numpy_mlp: bool = True
-    """On the CPU, run MLP Q-networks through numpy to act and learn (same maths, ~2.5x less per-op overhead)."""
+    """On the CPU, act and learn with MLP Q-networks through numpy: the same maths, updates ~2.5x faster."""
     checkpoint_every: int = 100_000
     """Env steps between full-state checkpoints (one is always written at the end); 0: only at the end."""
     keep_checkpoints: int = 2
@@ -138,6 +138,9 @@ def _validate(c: Config) -> None:
     _one_of("epsilon_schedule", c.epsilon_schedule, SCHEDULES)
     _one_of("device", c.device, DEVICES)
     _one_of("backend", c.backend, BACKENDS)
+    for f in fields(c):
+        if f.type in (bool, "bool") and not isinstance(getattr(c, f.name), bool):
+            raise ValueError(f"{f.name} must be true or false; got {getattr(c, f.name)!r}")
     if not c.env_id or not isinstance(c.env_id, str):
         raise ValueError(f"env_id must be a gymnasium environment id such as 'CartPole-v1'; got {c.env_id!r}")
     positive = ("total_steps", "num_envs", "batch_size", "buffer_size", "train_frequency", "gradient_steps",

@@ -146,8 +146,9 @@ class NumpyMLPUpdate:
             raise ValueError("NumpyMLPUpdate needs float32 MLP Q-networks (QNetwork with an MLP encoder) on the CPU")
         self.online, self.target = online, target
         self.algo, self.gamma, self.loss, self.max_grad_norm = algo, gamma, loss, max_grad_norm
-        self.optimizer = optimizer
         self.group = optimizer.param_groups[0]
+        self._online_q = self._q_values(online)  # the networks behind td_target, as torch callables
+        self._target_q = self._q_values(target)
         params = list(q_net.parameters())
         sizes = [p.numel() for p in params]
         offsets = np.cumsum([0, *sizes])
@@ -206,7 +207,8 @@ class NumpyMLPUpdate:
         assert isinstance(q_net, QNetwork) and isinstance(target_net, QNetwork)
         return cls(q_net, target_net, optimizer, algo=algo, gamma=gamma, loss=loss, max_grad_norm=max_grad_norm)
 
-    def _q_values(self, layers: tuple[list[Layer], list[Layer]]) -> Callable[[torch.Tensor], torch.Tensor]:
+    @staticmethod
+    def _q_values(layers: tuple[list[Layer], list[Layer]]) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda obs: torch.from_numpy(numpy_q_values(layers, obs.numpy()))
 
     def step(self, batch: Batch, *, epsilon: float, generator: torch.Generator) -> torch.Tensor:
@@ -218,8 +220,8 @@ class NumpyMLPUpdate:
             torch.from_numpy(batch.rewards),
             torch.from_numpy(batch.terminated),
             torch.from_numpy(batch.next_obs.astype(np.float32, copy=False)),
-            self._q_values(self.online),
-            self._q_values(self.target),
+            self._online_q,
+            self._target_q,
             self.gamma,
             epsilon,
             generator,

@@ -127,6 +127,15 @@ def test_unknown_preset_and_used_run_dir_are_refused(
     assert "expected a run directory" in capsys.readouterr().err
 
 
+def test_switches_must_be_booleans() -> None:
+    # A config file or API call with "false" as a string would otherwise switch the option on.
+    with pytest.raises(ValueError, match="numpy_mlp must be true or false; got 'no'"):
+        Config(numpy_mlp="no")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dueling must be true or false; got 'false'"):
+        Config.from_dict({"dueling": "false"})
+    assert Config.from_dict({"numpy_mlp": False, "save_replay": False}).numpy_mlp is False
+
+
 def test_presets_resolve_in_order() -> None:
     assert resolve_config() == Config.from_dict(PRESETS["cartpole"])
     assert resolve_config("Acrobot-v1").learning_rate == PRESETS["acrobot"]["learning_rate"]
