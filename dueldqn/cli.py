@@ -18,8 +18,9 @@ from dueldqn.config import BACKENDS, DEVICES, PRESETS, TARGET_SYNCS, Config, fie
 from dueldqn.exploration import SCHEDULES
 from dueldqn.targets import ALGORITHMS, LOSSES
 
-# Short names for the options used most; the long field names work too.
-ALIASES = {"env_id": ["--env"], "total_steps": ["--steps"]}
+# Short names for the options used most; the long field names work too. Only these spellings are
+# accepted: abbreviations are off (argparse would otherwise take ``--lr`` for ``--lr-final-fraction``).
+ALIASES = {"env_id": ["--env"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
 # Shown in the usage; the Config checks the value and names the choices when it is wrong.
 CHOICES = {"algo": ALGORITHMS, "loss": LOSSES, "target_sync": TARGET_SYNCS, "epsilon_schedule": SCHEDULES,
            "device": DEVICES, "backend": BACKENDS}  # fmt: skip
@@ -47,10 +48,12 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``dueldqn`` command."""
-    parser = argparse.ArgumentParser(prog="dueldqn", description="Deep Q-learning with the Dueling DQN network.")
+    parser = argparse.ArgumentParser(
+        prog="dueldqn", description="Deep Q-learning with the Dueling DQN network.", allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train an agent (default: the CartPole-v1 preset)")
+    train = sub.add_parser("train", help="train an agent (default: the CartPole-v1 preset)", allow_abbrev=False)
     train.add_argument("--preset", choices=sorted(PRESETS), help="named settings (default: the env's own preset)")
     train.add_argument(
         "--run-dir", type=Path, help="where the run's files go (default: runs/<env>__<algo>__s<seed>__<time>)"
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(train)
 
-    ev = sub.add_parser("eval", help="evaluate a trained run and write eval.json")
+    ev = sub.add_parser("eval", help="evaluate a trained run and write eval.json", allow_abbrev=False)
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--episodes", type=int, default=20)
     ev.add_argument("--epsilon", type=float, default=None, help="exploration rate (default: the run's eval_epsilon)")
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     ev.add_argument("--video", action="store_true", help="also record one episode to video.mp4 (or video.gif)")
 
-    plot = sub.add_parser("plot", help="overlay the learning curves of one or more runs")
+    plot = sub.add_parser("plot", help="overlay the learning curves of one or more runs", allow_abbrev=False)
     plot.add_argument("run_dirs", type=Path, nargs="+")
     plot.add_argument("-o", "--output", type=Path, default=Path("learning_curves.png"))
     return parser

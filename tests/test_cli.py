@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from dueldqn.agent import Agent
-from dueldqn.cli import main
+from dueldqn.cli import build_parser, main
 from dueldqn.config import PRESETS, Config, resolve_config
 from dueldqn.logger import read_metrics
 from dueldqn.training import SUMMARY_FIELDS
@@ -181,3 +182,31 @@ def test_the_python_api_is_importable_as_documented() -> None:
     from dueldqn import Agent, Config, train
 
     assert train is dueldqn.training.train and Agent.load and Config().env_id == "CartPole-v1"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices)
+
+
+def test_only_declared_spellings_are_accepted() -> None:
+    # argparse takes any unique prefix of an option by default: `--lr 3e-4` used to set
+    # --lr-final-fraction. Every prefix of every declared option that is not itself declared is refused.
+    parser = build_parser()
+    for name, sub in _subparsers(parser).items():
+        declared = set(sub._option_string_actions)
+        for option in declared:
+            for end in range(3, len(option)):
+                prefix = option[:end]
+                if prefix in declared:
+                    continue
+                with pytest.raises(SystemExit):
+                    parser.parse_args([name, prefix, "1"])
+    assert "--lr" in _subparsers(parser)["train"]._option_string_actions
+
+
+def test_lr_is_the_learning_rate() -> None:
+    args = build_parser().parse_args(["train", "--lr", "3e-4"])
+    assert args.learning_rate == 3e-4 and args.lr_final_fraction is None
+    args = build_parser().parse_args(["train", "--learning-rate", "3e-4", "--lr-final-fraction", "0.5"])
+    assert (args.learning_rate, args.lr_final_fraction) == (3e-4, 0.5)
