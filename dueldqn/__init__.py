@@ -1,15 +1,24 @@
 """dueldqn: deep Q-learning around the Dueling DQN network."""
 
-from dueldqn.networks import (
-    MLP,
-    DuelDQN,
-    DuelingHead,
-    NatureCNN,
-    QHead,
-    QNetwork,
-    build_q_network,
-    preprocess_frames,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name loads on first use (below)
+    from dueldqn.agent import Agent
+    from dueldqn.config import Config, resolve_config
+    from dueldqn.networks import (
+        MLP,
+        DuelDQN,
+        DuelingHead,
+        NatureCNN,
+        QHead,
+        QNetwork,
+        build_q_network,
+        preprocess_frames,
+    )
+    from dueldqn.training import train
 
 __all__ = [
     "MLP",
@@ -27,9 +36,13 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-# The training API pulls in gymnasium, TensorBoard and matplotlib; it loads on first use so that
-# `from dueldqn import DuelDQN` stays light.
+# Every name loads its module on first use: `import dueldqn.cli` (and so `dueldqn --help`) must not
+# wait for torch, and `from dueldqn import DuelDQN` must not load TensorBoard or matplotlib.
 _LAZY = {
+    **dict.fromkeys(
+        ("MLP", "DuelDQN", "DuelingHead", "NatureCNN", "QHead", "QNetwork", "build_q_network", "preprocess_frames"),
+        "dueldqn.networks",
+    ),
     "train": "dueldqn.training",
     "Config": "dueldqn.config",
     "Agent": "dueldqn.agent",
@@ -39,7 +52,5 @@ _LAZY = {
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'dueldqn' has no attribute {name!r}")

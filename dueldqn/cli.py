@@ -14,9 +14,18 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from dueldqn.config import BACKENDS, DEVICES, PRESETS, TARGET_SYNCS, Config, field_docs
-from dueldqn.exploration import SCHEDULES
-from dueldqn.targets import ALGORITHMS, LOSSES
+# Only the light config module at import: `dueldqn --help` must not wait for torch.
+from dueldqn.config import (
+    ALGORITHMS,
+    BACKENDS,
+    DEVICES,
+    LOSSES,
+    PRESETS,
+    SCHEDULES,
+    TARGET_SYNCS,
+    Config,
+    field_docs,
+)
 
 # Short names for the options used most; the long field names work too. Only these spellings are
 # accepted: abbreviations are off (argparse would otherwise take ``--lr`` for ``--lr-final-fraction``).
@@ -135,9 +144,9 @@ def _plot(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dueldqn`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
     from dueldqn.training import TrainingDiverged, TrainingInterrupted
 
-    args = build_parser().parse_args(argv)
     try:
         {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
     except ValueError as err:

@@ -16,9 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dueldqn.exploration import SCHEDULES
-from dueldqn.targets import ALGORITHMS, LOSSES
-
+# The names each choice accepts. They live here, with no heavy import, so that the command line can
+# build its help without loading torch; targets.py and exploration.py dispatch on the same tuples.
+ALGORITHMS = ("dqn", "double", "sarsa", "expected-sarsa")
+LOSSES = ("mse", "huber")
+SCHEDULES = ("constant", "linear", "exponential")
 TARGET_SYNCS = ("episodes", "steps", "polyak")
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("gymnasium", "envpool")

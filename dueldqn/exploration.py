@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-SCHEDULES = ("constant", "linear", "exponential")
+from dueldqn.config import SCHEDULES
 
 
 def linear_schedule(step: int, start: float, end: float, duration: int) -> float:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from dueldqn.config import ALGORITHMS, LOSSES
 from dueldqn.exploration import epsilon_greedy_probs
 
 
@@ -119,9 +120,6 @@ def expected_sarsa_target(
     return _bootstrap(rewards_B, terminated_B, (next_probs_BA * next_q_target_BA).sum(dim=1), gamma)
 
 
-ALGORITHMS = ("dqn", "double", "sarsa", "expected-sarsa")
-
-
 @torch.no_grad()
 def td_target(
     algo: str,
@@ -152,9 +150,6 @@ def td_target(
     if algo == "expected-sarsa":
         return expected_sarsa_target(rewards_B, terminated_B, next_q_target_BA, probs_BA, gamma)
     raise ValueError(f"unknown algorithm {algo!r}; expected one of {', '.join(ALGORITHMS)}")
-
-
-LOSSES = ("mse", "huber")
 
 
 def td_loss(q_sa_B: torch.Tensor, target_B: torch.Tensor, loss: str = "mse") -> torch.Tensor:

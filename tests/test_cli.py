@@ -210,3 +210,17 @@ def test_lr_is_the_learning_rate() -> None:
     assert args.learning_rate == 3e-4 and args.lr_final_fraction is None
     args = build_parser().parse_args(["train", "--learning-rate", "3e-4", "--lr-final-fraction", "0.5"])
     assert (args.learning_rate, args.lr_final_fraction) == (3e-4, 0.5)
+
+
+def test_help_loads_no_heavy_module() -> None:
+    # `dueldqn --help` answered in 4.8 s when the CLI imported torch; it needs only the config module.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dueldqn.cli\n"
+        "heavy = {'torch', 'gymnasium', 'matplotlib', 'tensorboard', 'numpy'} & set(sys.modules)\n"
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
