@@ -17,8 +17,29 @@ from pathlib import Path
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
+def cpu_features() -> str:
+    """The instruction sets that change speed and rounding here, and the kernel numpy's BLAS picked."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"), ("amx_tile", "AMX"),
+             ("asimd", "NEON")]  # fmt: skip
+    present = [name for flag, name in names if flag in flags] or ["none of AVX2, AVX-512, AMX"]
+    import numpy  # noqa: F401  (loads its BLAS, so that threadpoolctl sees it)
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{p['internal_api']} {p.get('architecture', '')}".strip() for p in threadpool_info()
+            if p["user_api"] == "blas" and "numpy" in p["filepath"]]  # fmt: skip
+    return f"{', '.join(present)}; numpy BLAS kernel {', '.join(blas) or 'unknown'}"
+
+
 def machine() -> str:
-    """A one-line description of this machine: CPU model, cores, Python, torch."""
+    """A one-line description of this machine: CPU model (as lscpu names it), features, cores, Python, torch."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -27,11 +48,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    import numpy
     import torch
 
     return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
-        f"{platform.system()} {platform.release()}"
+        f"{cpu} ({cpu_features()}), {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, torch {torch.__version__}, {platform.system()} {platform.release()}"
     )
 
 

@@ -6,11 +6,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure  # drawn off-screen without pyplot, whose import costs half a second
 
 from dueldqn.checkpoint import atomic_write
 from dueldqn.logger import read_metrics
@@ -37,7 +34,8 @@ def _label(run_dir: Path) -> str:
 
 def plot_runs(run_dirs: Sequence[Path], out: Path, *, window: int = 20) -> Path:
     """Overlay the learning curves of ``run_dirs`` (returns on top, TD loss below) into ``out`` (PNG)."""
-    fig, (ax_ret, ax_loss) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    fig = Figure(figsize=(8, 7))
+    ax_ret, ax_loss = fig.subplots(2, 1, sharex=True)
     for run_dir in map(Path, run_dirs):
         rows = read_metrics(run_dir)
         label = _label(run_dir)
@@ -55,11 +53,10 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, window: int = 20) -> Path:
     ax_loss.set_ylabel("TD loss")
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("env steps")
-    ax_loss.set_title("MSE loss" if len(run_dirs) else "")
+    ax_loss.set_title("TD loss")
     fig.tight_layout()
     out = Path(out)
     atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
     return out
 
 

@@ -32,7 +32,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import torch._dynamo  # torch optimizers import it on creation (seconds): load it with the rest
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
@@ -53,7 +52,7 @@ from dueldqn.exploration import ExplorationDraws, epsilon_at, epsilon_greedy_act
 from dueldqn.frame_replay import FrameReplayBuffer
 from dueldqn.logger import METRICS_CSV, RunLogger
 from dueldqn.networks import build_q_network
-from dueldqn.numpy_mlp import NumpyMLPUpdate, numpy_greedy
+from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers, numpy_greedy
 from dueldqn.plotting import plot_run
 from dueldqn.replay import Batch, ReplayBuffer
 from dueldqn.targets import td_loss, td_target
@@ -215,7 +214,7 @@ def gradient_step(
 def _checkpoint_tensors(
     q_net: torch.nn.Module,
     target_net: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | NumpyAdamW,
     generator: torch.Generator,
     loss_sum: torch.Tensor,
 ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
@@ -235,7 +234,7 @@ def _restore_tensors(
     ckpt: Checkpoint,
     q_net: torch.nn.Module,
     target_net: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | NumpyAdamW,
     generator: torch.Generator,
     loss_sum: torch.Tensor,
 ) -> None:
@@ -368,9 +367,16 @@ def train(
     if frames:  # oneDNN / cuDNN convolutions run faster on NHWC weights (about 10% per update on 2 cores)
         q_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     target_net = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
-    optimizer = torch.optim.AdamW(
-        q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps, fused=True
-    )
+    # The numpy path keeps AdamW's state itself: building a torch optimizer costs seconds of imports.
+    optimizer: torch.optim.Optimizer | NumpyAdamW
+    if config.numpy_mlp and mlp_layers(q_net) is not None:
+        optimizer = NumpyAdamW(q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+                               eps=config.adam_eps)  # fmt: skip
+    else:
+        optimizer = torch.optim.AdamW(
+            q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps,
+            fused=True,
+        )  # fmt: skip
     replay: ReplayBuffer | FrameReplayBuffer
     if frames:  # stacked frames: each frame stored once, stacks rebuilt by index
         replay = FrameReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs)  # type: ignore[arg-type]
@@ -508,6 +514,7 @@ def train(
                         if numpy_update is not None:
                             loss = numpy_update.step(batch, epsilon=epsilon, generator=generator)
                         else:
+                            assert isinstance(optimizer, torch.optim.Optimizer)
                             loss = gradient_step(
                                 q_net,
                                 target_net,

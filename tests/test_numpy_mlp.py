@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_info
 
 from dueldqn.config import Config
 from dueldqn.networks import build_q_network
-from dueldqn.numpy_mlp import NumpyMLPUpdate, numpy_greedy
+from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, numpy_greedy
 from dueldqn.replay import ReplayBuffer
 from dueldqn.training import gradient_step, train, update_target
 
@@ -179,3 +179,42 @@ def test_a_run_learns_the_same_through_numpy_and_torch(tmp_path: Path) -> None:
     assert runs[True].keys() == runs[False].keys()
     for name in runs[True]:
         torch.testing.assert_close(runs[True][name], runs[False][name], rtol=1e-4, atol=1e-5)
+
+
+def test_numpy_adamw_steps_and_saves_as_torch_adamw() -> None:
+    # NumpyAdamW stands in for torch.optim.AdamW on the numpy path (building a torch optimizer imports
+    # torch._dynamo, seconds): the same steps, and state dicts each optimizer loads from the other.
+    replay, rng = _replay(), np.random.default_rng(5)
+    batches = [replay.sample(32, rng) for _ in range(12)]
+    runs = {}
+    for kind in ("torch", "numpy"):
+        q_net, t_net = _nets(True)
+        opt: torch.optim.Optimizer | NumpyAdamW = (
+            _adamw(q_net, 0.01) if kind == "torch" else NumpyAdamW(q_net.parameters(), lr=1e-2, weight_decay=0.01)
+        )
+        update = NumpyMLPUpdate.create(q_net, t_net, opt, algo="dqn", gamma=0.99, loss="mse", max_grad_norm=0.0)
+        assert update is not None
+        gen = torch.Generator().manual_seed(0)
+        for batch in batches:
+            update.step(batch, epsilon=0.1, generator=gen)
+        runs[kind] = (q_net, opt.state_dict())
+    (q_torch, sd_torch), (q_numpy, sd_numpy) = runs["torch"], runs["numpy"]
+    for a, b in zip(q_torch.parameters(), q_numpy.parameters(), strict=True):
+        assert torch.equal(a, b)  # the same numpy arithmetic behind both
+    assert sd_numpy["param_groups"] == sd_torch["param_groups"]  # the same keys and values
+    assert sd_numpy["state"].keys() == sd_torch["state"].keys()
+    for index, moments in sd_torch["state"].items():
+        assert moments.keys() == sd_numpy["state"][index].keys()
+        for name, value in moments.items():
+            assert torch.equal(value, sd_numpy["state"][index][name])
+
+    # Each loads the other's state dict; a state of another network is refused.
+    fresh_numpy = NumpyAdamW(q_numpy.parameters(), lr=1.0)
+    fresh_numpy.load_state_dict(copy.deepcopy(sd_torch))
+    assert fresh_numpy.param_groups[0]["lr"] == 1e-2 and float(fresh_numpy.state_dict()["state"][0]["step"]) == 12
+    fresh_torch = _adamw(q_torch, 0.0)
+    fresh_torch.load_state_dict(copy.deepcopy(sd_numpy))
+    assert torch.equal(fresh_torch.state_dict()["state"][2]["exp_avg"], sd_numpy["state"][2]["exp_avg"])
+    other, _ = _nets(False)
+    with pytest.raises(ValueError, match="parameter group"):
+        NumpyAdamW(other.parameters(), lr=1e-3).load_state_dict(sd_torch)
