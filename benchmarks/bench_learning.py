@@ -133,8 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         ]
     )
     print(body)
-    if not args.no_write:
-        write_section("learning", "Learning results (classic control)", body)
+    if not args.no_write:  # a run of some presets gets a section of its own, with its own machine line
+        every = args.presets == list(TARGETS)
+        name = "learning" if every else "learning-" + "-".join(args.presets)
+        title = "Learning results (classic control)" if every else f"Learning results: {', '.join(args.presets)}"
+        write_section(name, title, body)
 
 
 if __name__ == "__main__":
