@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name loads on 
         MLP,
         DuelDQN,
         DuelingHead,
+        MinAtarCNN,
         NatureCNN,
         QHead,
         QNetwork,
@@ -26,6 +27,7 @@ __all__ = [
     "Config",
     "DuelDQN",
     "DuelingHead",
+    "MinAtarCNN",
     "NatureCNN",
     "QHead",
     "QNetwork",
@@ -40,7 +42,17 @@ __version__ = "0.1.0"
 # wait for torch, and `from dueldqn import DuelDQN` must not load TensorBoard or matplotlib.
 _LAZY = {
     **dict.fromkeys(
-        ("MLP", "DuelDQN", "DuelingHead", "NatureCNN", "QHead", "QNetwork", "build_q_network", "preprocess_frames"),
+        (
+            "MLP",
+            "DuelDQN",
+            "DuelingHead",
+            "MinAtarCNN",
+            "NatureCNN",
+            "QHead",
+            "QNetwork",
+            "build_q_network",
+            "preprocess_frames",
+        ),
         "dueldqn.networks",
     ),
     "train": "dueldqn.training",

@@ -2,7 +2,8 @@
 
 ``Agent.predict`` follows Stable-Baselines3's convention (``predict(obs, state=None,
 episode_start=None, deterministic=True) -> (actions, state)``), so evaluation code written for
-SB3 works unchanged.
+SB3 works unchanged. Like SB3's, it takes the env's raw observations (an ``int`` for
+FrozenLake, ``(H, W, C)`` images) and encodes them with :class:`dueldqn.spaces.ObservationEncoder`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from dueldqn.checkpoint import MODEL_FILE, load_model_spec
 from dueldqn.networks import MLP, DuelingHead, QHead, QNetwork, build_q_network, preprocess_frames
+from dueldqn.spaces import ObservationEncoder, space_from_json, space_to_json
 
 
 def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -77,24 +79,42 @@ def numpy_greedy(q_net: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray] |
 
 
 def network_spec(
-    observation_space: gym.spaces.Box, n_actions: int, dueling: bool, hidden_sizes: tuple[int, ...]
+    observation_space: gym.spaces.Box,
+    n_actions: int,
+    dueling: bool,
+    hidden_sizes: tuple[int, ...],
+    raw_observation_space: gym.Space | None = None,
 ) -> dict[str, Any]:
-    """What :meth:`Agent.load` needs to rebuild a network: spaces and architecture, JSON-ready."""
+    """What :meth:`Agent.load` needs to rebuild a network: spaces and architecture, JSON-ready.
+
+    ``observation_space`` is the network's input (``obs_shape``, ``obs_dtype``);
+    ``raw_observation_space`` (``obs_space``, default the same) the env's, before
+    :mod:`dueldqn.spaces` encoded it. Specs written before ``obs_space`` existed still load:
+    their raw space is the network's input.
+    """
+    raw = observation_space if raw_observation_space is None else raw_observation_space
     return {
         "obs_shape": list(observation_space.shape),
         "obs_dtype": str(observation_space.dtype),
         "n_actions": int(n_actions),
         "dueling": bool(dueling),
         "hidden_sizes": list(hidden_sizes),
+        "obs_space": space_to_json(raw),
     }
+
+
+def same_network(saved: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether a saved :func:`network_spec` describes ``spec``'s network (an old one without ``obs_space`` may)."""
+    return {"obs_space": spec.get("obs_space"), **saved} == spec
 
 
 class Agent:
     """A Q-network with the epsilon-greedy policy around it.
 
     Args:
-        q_net: maps a float batch ``(B, *obs_shape)`` to Q-values ``(B, A)``.
-        observation_space: the env's observation space (to tell one observation from a batch).
+        q_net: maps a float batch of encoded observations ``(B, *obs_shape)`` to Q-values ``(B, A)``.
+        observation_space: the env's raw observation space: it tells one observation from a
+            batch, and :class:`~dueldqn.spaces.ObservationEncoder` of it encodes them.
         n_actions: number of discrete actions.
         epsilon: exploration rate used when ``deterministic=False``.
         seed: seed of the exploration generator.
@@ -103,7 +123,7 @@ class Agent:
     def __init__(
         self,
         q_net: torch.nn.Module,
-        observation_space: gym.spaces.Box,
+        observation_space: gym.Space,
         n_actions: int,
         *,
         epsilon: float = 0.05,
@@ -111,6 +131,7 @@ class Agent:
     ) -> None:
         self.q_net = q_net
         self.observation_space = observation_space
+        self.encoder = ObservationEncoder(observation_space)
         self.n_actions = n_actions
         self.epsilon = epsilon
         self.device = next(q_net.parameters()).device
@@ -118,7 +139,7 @@ class Agent:
 
     @torch.inference_mode()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values ``(B, A)`` for a batch of observations ``(B, *obs_shape)``."""
+        """Q-values ``(B, A)`` for a batch of encoded observations ``(B, *obs_shape)`` (the network's input)."""
         return self.q_net(as_network_input(obs, self.device)).cpu().numpy()
 
     def predict(
@@ -128,18 +149,15 @@ class Agent:
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, None]:
-        """Actions for one observation (returns shape ``()``) or a batch (returns ``(B,)``).
+        """Actions for one raw observation (returns shape ``()``) or a batch (returns ``(B,)``).
 
-        Greedy when ``deterministic``; otherwise epsilon-greedy with ``self.epsilon``. ``state``
-        and ``episode_start`` exist for Stable-Baselines3 compatibility (no recurrent state).
+        ``observation`` is what the env returns (a batch as a vector env batches it); it is
+        encoded as in training. Greedy when ``deterministic``; otherwise epsilon-greedy with
+        ``self.epsilon``. ``state`` and ``episode_start`` exist for Stable-Baselines3
+        compatibility (no recurrent state).
         """
-        obs = np.asarray(observation)
-        obs_shape = tuple(self.observation_space.shape)
-        single = obs.shape == obs_shape
-        if not single and obs.shape[1:] != obs_shape:
-            batch_shape = ("B", *obs_shape)
-            raise ValueError(f"expected an observation of shape {obs_shape} or a batch {batch_shape}, got {obs.shape}")
-        batch = obs[None] if single else obs
+        single = self.encoder.is_single(observation)
+        batch = self.encoder.encode_one(observation)[None] if single else self.encoder.encode(observation)
         actions_B = self.q_values(batch).argmax(axis=1)
         if not deterministic:
             explore_B = self.rng.random(len(actions_B)) < self.epsilon
@@ -158,9 +176,10 @@ class Agent:
         except RuntimeError as err:
             raise ValueError(f"{weights} does not match the network its spec describes: {err}") from err
         q_net.to(device).eval()
-        space = gym.spaces.Box(
-            low=-np.inf, high=np.inf, shape=tuple(spec["obs_shape"]), dtype=np.dtype(spec["obs_dtype"])
-        )
+        if "obs_space" in spec:
+            space = space_from_json(spec["obs_space"])
+        else:  # written before the raw space was saved: the network's input is the env's observation
+            space = gym.spaces.Box(-np.inf, np.inf, tuple(spec["obs_shape"]), dtype=np.dtype(spec["obs_dtype"]))
         return cls(q_net, space, int(spec["n_actions"]), epsilon=epsilon, seed=seed)
 
 

@@ -51,7 +51,7 @@ def _register_ale() -> None:
     try:
         import ale_py
     except ImportError as e:
-        raise ImportError("Atari environments need ale-py; install it with `pip install dueldqn[atari]`") from e
+        raise ImportError('Atari environments need ale-py; install it with `pip install "dueldqn[atari]"`') from e
     gym.register_envs(ale_py)
 
 
@@ -202,7 +202,7 @@ def make_atari_env(
 
     Raises:
         ValueError: for an id that ale-py does not register.
-        ImportError: without ale-py or opencv (``pip install dueldqn[atari]``).
+        ImportError: without ale-py or opencv (``pip install "dueldqn[atari]"``).
     """
     _check_atari_id(env_id)
     env: gym.Env = gym.make(
@@ -225,7 +225,7 @@ def make_atari_env(
             scale_obs=False,
         )
     except gym.error.DependencyNotInstalled as e:
-        raise ImportError("Atari preprocessing needs opencv; install it with `pip install dueldqn[atari]`") from e
+        raise ImportError('Atari preprocessing needs opencv; install it with `pip install "dueldqn[atari]"`') from e
     # AtariPreprocessing returns the previous step's frame when the game ends inside a 4-frame
     # step. Harmless at a game over (not bootstrapped); at the 108k-frame truncation the target
     # bootstraps from a frame one agent step old.
@@ -367,7 +367,7 @@ class EnvPoolAtariVectorEnv(gym.vector.VectorEnv):
             import envpool
         except ImportError as e:
             raise ImportError(
-                "the envpool backend needs EnvPool; install it with `pip install dueldqn[envpool]`"
+                'the envpool backend needs EnvPool; install it with `pip install "dueldqn[envpool]"`'
             ) from e
         task_id = envpool_task_id(env_id)
         if task_id not in envpool.list_all_envs():

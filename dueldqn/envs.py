@@ -1,5 +1,10 @@
 """Environments: gymnasium vector envs for training, a single env for evaluation.
 
+Observations that are not a 1-D ``Box`` or a channels-first image (``Discrete``, ``Dict``, images
+in ``(H, W, C)`` layout, ...) reach the training loop encoded by :mod:`dueldqn.spaces` (an
+:class:`~dueldqn.spaces.EncodeObservation` wrapper inside each training env); the evaluation env
+returns the raw observations, which :class:`dueldqn.agent.Agent` encodes itself.
+
 Training envs use gymnasium 1.x's default next-step autoreset: after an episode ends, the next
 ``step`` of that env only resets it (its action is ignored, reward 0). The training loop marks
 that step invalid so it is never stored as a transition. ``RecordEpisodeStatistics`` inside
@@ -10,14 +15,38 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 
+from dueldqn.spaces import EncodeObservation, ObservationEncoder
+
 
 def _is_atari(env_id: str) -> bool:
     return env_id.startswith("ALE/")
+
+
+def stacks_frames(env_id: str) -> bool:
+    """Whether the env's observations are stacks of consecutive frames (Atari ids, ``ALE/...``).
+
+    Only then does ``s'`` repeat all but the newest frame of ``s``, which
+    :class:`~dueldqn.frame_replay.FrameReplayBuffer` relies on; other images are not stacks.
+    """
+    return _is_atari(env_id)
+
+
+@contextmanager
+def _optional_dependencies(env_id: str) -> Iterator[None]:
+    """Turn a missing optional package (Box2D, MuJoCo, ale-py, ...) into a ``ValueError`` that says what to install."""
+    try:
+        yield
+    except gym.error.DependencyNotInstalled as err:  # gymnasium's Box2D, MuJoCo, pygame envs
+        raise ValueError(f"{env_id} needs a package that is not installed. {err}") from err
+    except ImportError as err:  # dueldqn.atari names its package (ale-py, opencv, envpool) and the extra to install
+        raise ValueError(f"{env_id} needs a package that is not installed: {err}") from err
 
 
 def check_env_id(env_id: str) -> None:
@@ -37,14 +66,35 @@ def check_env_id(env_id: str) -> None:
 
 
 def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Raise ``ValueError`` unless actions are Discrete and observations a Box (what a Q-network needs)."""
+    """Raise ``ValueError`` unless actions are Discrete and observations a space :mod:`dueldqn.spaces` encodes."""
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ValueError(
             f"{env_id} has action space {action_space}; Q-learning needs a Discrete action space "
             "(one Q-value per action). Continuous control needs an actor-critic method (SAC, TD3)."
         )
-    if not isinstance(observation_space, gym.spaces.Box):
-        raise ValueError(f"{env_id} has observation space {observation_space}; expected a Box (an array)")
+    try:
+        ObservationEncoder(observation_space)
+    except ValueError as err:
+        raise ValueError(f"{env_id} has observation space {observation_space}: {err}") from err
+
+
+def _make_training_env(env_id: str) -> gym.Env:
+    """One training env: observations encoded when the network cannot take them as they are."""
+    env: gym.Env = gym.make(env_id)
+    check_spaces(env_id, env.observation_space, env.action_space)
+    encoder = ObservationEncoder(env.observation_space)
+    if not encoder.is_identity:
+        env = EncodeObservation(env, encoder)
+    return gym.wrappers.RecordEpisodeStatistics(env)
+
+
+def raw_observation_space(envs: gym.vector.VectorEnv) -> gym.Space:
+    """The observation space of one env before :class:`~dueldqn.spaces.EncodeObservation` (if any)."""
+    if isinstance(envs, gym.vector.SyncVectorEnv):
+        for layer in _layers(envs.envs[0]):
+            if isinstance(layer, EncodeObservation):
+                return layer.encoder.space
+    return envs.single_observation_space
 
 
 class BoxSyncVectorEnv(gym.vector.SyncVectorEnv):
@@ -78,36 +128,51 @@ class BoxSyncVectorEnv(gym.vector.SyncVectorEnv):
 def make_vec_env(env_id: str, num_envs: int, seed: int, backend: str = "gymnasium") -> gym.vector.VectorEnv:
     """Training envs: ``num_envs`` copies of ``env_id`` stepped together, seeded ``seed + i``.
 
-    Atari ids (``ALE/...``) get the standard DQN preprocessing (:mod:`dueldqn.atari`).
+    Atari ids (``ALE/...``) get the standard DQN preprocessing (:mod:`dueldqn.atari`); other
+    envs' observations are encoded by :mod:`dueldqn.spaces` where needed.
+
+    Raises:
+        ValueError: for an unknown id, unsupported spaces, or a missing optional package.
     """
     check_env_id(env_id)
-    if _is_atari(env_id):
-        from dueldqn.atari import make_atari_vec_env
+    with _optional_dependencies(env_id):
+        if _is_atari(env_id):
+            from dueldqn.atari import make_atari_vec_env
 
-        envs = make_atari_vec_env(env_id, num_envs=num_envs, seed=seed, backend=backend)
-    else:
-        if backend != "gymnasium":
-            raise ValueError(f"backend {backend!r} is only for Atari ids (ALE/...); use backend 'gymnasium'")
-        envs = BoxSyncVectorEnv(
-            [lambda: gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)) for _ in range(num_envs)]
-        )
+            envs = make_atari_vec_env(env_id, num_envs=num_envs, seed=seed, backend=backend)
+        else:
+            if backend != "gymnasium":
+                raise ValueError(f"backend {backend!r} is only for Atari ids (ALE/...); use backend 'gymnasium'")
+            envs = BoxSyncVectorEnv([lambda: _make_training_env(env_id) for _ in range(num_envs)])
     check_spaces(env_id, envs.single_observation_space, envs.single_action_space)
     envs.single_action_space.seed(seed)
     return envs
 
 
+# An evaluation episode of an env registered without a time limit (CliffWalking-v1) ends after this
+# many steps: a greedy policy that walks into a wall would otherwise never finish its episode.
+EVAL_MAX_EPISODE_STEPS = 10_000
+
+
 def make_eval_env(env_id: str, seed: int, render_mode: str | None = None) -> gym.Env:
-    """One env for evaluation: full episodes, unclipped rewards (Atari: full game, no life-loss terminal)."""
+    """One env for evaluation: full episodes, unclipped rewards (Atari: full game, no life-loss terminal).
+
+    Its observations are the env's own (not encoded): :class:`dueldqn.agent.Agent` encodes them.
+    An env registered without a time limit gets one of ``EVAL_MAX_EPISODE_STEPS``.
+    """
     check_env_id(env_id)
     if render_mode == "rgb_array":  # drawn off-screen: pygame needs no display (and should not look for one)
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env: gym.Env
-    if _is_atari(env_id):
-        from dueldqn.atari import make_atari_env
+    with _optional_dependencies(env_id):
+        if _is_atari(env_id):
+            from dueldqn.atari import make_atari_env
 
-        env = make_atari_env(env_id, seed=seed, training=False, render_mode=render_mode)
-    else:
-        env = gym.make(env_id, render_mode=render_mode)
+            env = make_atari_env(env_id, seed=seed, training=False, render_mode=render_mode)
+        else:
+            env = gym.make(env_id, render_mode=render_mode)
+            if env.spec is not None and env.spec.max_episode_steps is None:  # e.g. CliffWalking-v1
+                env = gym.wrappers.TimeLimit(env, EVAL_MAX_EPISODE_STEPS)
     check_spaces(env_id, env.observation_space, env.action_space)
     env.action_space.seed(seed)
     return env

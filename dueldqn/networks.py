@@ -44,15 +44,26 @@ def preprocess_frames(frames: torch.Tensor) -> torch.Tensor:
     return frames.float().div_(255.0)
 
 
+def _nature_side(size: int) -> int:
+    """Output size of the Nature convolutions along one side of ``size`` pixels (84 -> 7)."""
+    return ((size - 8) // 4 + 1 - 4) // 2 + 1 - 2
+
+
 class NatureCNN(nn.Module):
     """The DQN "Nature" encoder (Mnih et al., 2015): three convolutions and a 512-unit layer.
 
     Shapes for an 84x84 input: ``(B, C, 84, 84) -> (B, 32, 20, 20) -> (B, 64, 9, 9)
-    -> (B, 64, 7, 7) -> (B, 3136) -> (B, 512)``.
+    -> (B, 64, 7, 7) -> (B, 3136) -> (B, 512)``. Frames need not be square: ``frame_width``
+    defaults to ``frame_size`` (the height); both must be at least 36 pixels.
     """
 
-    def __init__(self, in_channels: int = FRAME_STACK, frame_size: int = FRAME_SIZE) -> None:
+    MIN_SIZE = 36
+
+    def __init__(
+        self, in_channels: int = FRAME_STACK, frame_size: int = FRAME_SIZE, frame_width: int | None = None
+    ) -> None:
         super().__init__()
+        height, width = frame_size, frame_size if frame_width is None else frame_width
         self.conv = nn.Sequential(
             nn.Conv2d(in_channels, 32, kernel_size=8, stride=4),  # (B, 32, 20, 20) for 84x84
             nn.ReLU(),
@@ -62,14 +73,40 @@ class NatureCNN(nn.Module):
             nn.ReLU(),
             nn.Flatten(),  # (B, 3136)
         )
-        side = ((frame_size - 8) // 4 + 1 - 4) // 2 + 1 - 2
-        if side < 1:
-            raise ValueError(f"NatureCNN needs frames of at least 36x36 pixels, got {frame_size}x{frame_size}")
-        self.fc = nn.Sequential(nn.Linear(64 * side * side, NATURE_FEATURES), nn.ReLU())  # (B, 512)
+        if min(height, width) < self.MIN_SIZE:
+            raise ValueError(f"NatureCNN needs frames of at least 36x36 pixels, got {height}x{width}")
+        out_pixels = _nature_side(height) * _nature_side(width)
+        self.fc = nn.Sequential(nn.Linear(64 * out_pixels, NATURE_FEATURES), nn.ReLU())  # (B, 512)
         self.out_features = NATURE_FEATURES
 
     def forward(self, obs_BCHW: torch.Tensor) -> torch.Tensor:
         """Encode float frames ``(B, C, H, W)`` into features ``(B, 512)``."""
+        return self.fc(self.conv(obs_BCHW))
+
+
+class MinAtarCNN(nn.Module):
+    """The encoder of MinAtar's DQN (Young and Tian, 2019) for small grids such as its 10x10 images.
+
+    One 3x3 convolution of 16 channels, stride 1, ReLU, then a 128-unit layer:
+    ``(B, C, H, W) -> (B, 16, H - 2, W - 2) -> (B, 16 (H - 2) (W - 2)) -> (B, 128)``.
+    """
+
+    FEATURES = 128
+
+    def __init__(self, in_channels: int, height: int, width: int) -> None:
+        super().__init__()
+        if min(height, width) < 3:
+            raise ValueError(f"MinAtarCNN needs images of at least 3x3 pixels, got {height}x{width}")
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, 16, kernel_size=3, stride=1),  # (B, 16, H - 2, W - 2)
+            nn.ReLU(),
+            nn.Flatten(),  # (B, 16 (H - 2) (W - 2))
+        )
+        self.fc = nn.Sequential(nn.Linear(16 * (height - 2) * (width - 2), self.FEATURES), nn.ReLU())  # (B, 128)
+        self.out_features = self.FEATURES
+
+    def forward(self, obs_BCHW: torch.Tensor) -> torch.Tensor:
+        """Encode float images ``(B, C, H, W)`` into features ``(B, 128)``."""
         return self.fc(self.conv(obs_BCHW))
 
 
@@ -190,14 +227,16 @@ def build_q_network(
 ) -> QNetwork:
     """Build a Q-network for a gymnasium observation and action space.
 
-    A 1-D ``Box`` gets an :class:`MLP` encoder; a ``(C, H, W)`` ``Box`` of square frames (Atari
-    after preprocessing) gets a :class:`NatureCNN`. The head is a :class:`DuelingHead` or, with
+    A 1-D ``Box`` gets an :class:`MLP` encoder; a channels-first image ``(C, H, W)`` gets a
+    :class:`NatureCNN` when ``min(H, W) >= 36`` (Atari after preprocessing) and a
+    :class:`MinAtarCNN` for smaller grids. Other spaces are first encoded into one of these by
+    :class:`dueldqn.spaces.ObservationEncoder`. The head is a :class:`DuelingHead` or, with
     ``dueling=False``, a plain :class:`QHead`. For ``(4, 84, 84)`` frames and four actions with
     ``dueling=True`` the result is exactly the spec's :class:`DuelDQN`.
 
     Raises:
         ValueError: for an action space that is not ``Discrete`` or an observation space that is
-            neither a 1-D ``Box`` nor a ``(C, H, H)`` ``Box``.
+            neither a 1-D ``Box`` nor a ``(C, H, W)`` ``Box`` of at least 3x3 pixels.
     """
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ValueError(
@@ -208,14 +247,18 @@ def build_q_network(
     if not isinstance(observation_space, gym.spaces.Box):
         raise ValueError(f"expected a Box observation space, got {observation_space}")
     shape = tuple(observation_space.shape)
-    if len(shape) == 3 and shape[1] == shape[2]:
+    if len(shape) == 3:
         if dueling and shape == DuelDQN.OBS_SHAPE and n_actions == DuelDQN.N_ACTIONS:
             return DuelDQN()
-        encoder: nn.Module = NatureCNN(shape[0], shape[1])
+        channels, height, width = shape
+        if min(height, width) >= NatureCNN.MIN_SIZE:
+            encoder: nn.Module = NatureCNN(channels, height, width)
+        else:
+            encoder = MinAtarCNN(channels, height, width)
     elif len(shape) == 1:
         encoder = MLP(shape[0], hidden_sizes)
     else:
-        raise ValueError(f"expected observations of shape (D,) or stacked square frames (C, H, H), got {shape}")
+        raise ValueError(f"expected observations of shape (D,) or images (C, H, W), got {shape}")
     features = int(encoder.out_features)  # type: ignore[arg-type]
     head = DuelingHead(features, n_actions) if dueling else QHead(features, n_actions)
     return QNetwork(encoder, head)

@@ -342,10 +342,16 @@ def train(
         prepare_run_dir(run_path, create=False)  # refuse a used run dir before anything runs
     device = resolve_device(config.device)
     envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
-    obs_space, n_actions = envs.single_observation_space, int(envs.single_action_space.n)  # type: ignore[attr-defined]
-    frames = len(obs_space.shape) == 3  # type: ignore[arg-type]
-    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes)  # type: ignore[arg-type]
-    if ckpt is not None and ckpt.state["network"] != spec:
+    from dueldqn.agent import same_network
+    from dueldqn.envs import raw_observation_space, stacks_frames
+
+    # The network's input (encoded by dueldqn.spaces where needed) and the env's own observations.
+    obs_space, raw_space = envs.single_observation_space, raw_observation_space(envs)
+    n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
+    conv = len(obs_space.shape) == 3  # type: ignore[arg-type]
+    frames = stacks_frames(config.env_id)  # Atari's stacks of consecutive frames, not any image
+    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space)  # type: ignore[arg-type]
+    if ckpt is not None and not same_network(ckpt.state["network"], spec):
         raise ValueError(
             f"checkpoint {ckpt.path} holds another network ({ckpt.state['network']}) than this run's {spec}"
         )
@@ -364,7 +370,7 @@ def train(
         obs_space, envs.single_action_space, dueling=config.dueling, hidden_sizes=config.hidden_sizes
     )
     q_net.to(device)
-    if frames:  # oneDNN / cuDNN convolutions run faster on NHWC weights (about 10% per update on 2 cores)
+    if conv:  # oneDNN / cuDNN convolutions run faster on NHWC weights (about 10% per update on 2 cores)
         q_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     target_net = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
     # The numpy path keeps AdamW's state itself: building a torch optimizer costs seconds of imports.
@@ -447,9 +453,9 @@ def train(
     # Small MLPs run fastest on one thread (no fork/join per op); conv nets use the cores. The same
     # for numpy's BLAS, where a fixed thread count also keeps results independent of the machine's
     # core count (a multithreaded sgemm may split, and so round, its sums differently).
-    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not frames else None
+    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not conv else None
     threads = torch.get_num_threads()
-    torch.set_num_threads(config.torch_threads or (threads if frames else 1))
+    torch.set_num_threads(config.torch_threads or (threads if conv else 1))
     # Small MLPs on the CPU act and learn through numpy: the same maths without torch's per-op overhead.
     fast_greedy = numpy_greedy(q_net) if config.numpy_mlp else None
     numpy_update = None
@@ -563,7 +569,7 @@ def train(
         logger.close()
 
     # Evaluate the greedy (or eval_epsilon) policy on a separate env.
-    agent = Agent(q_net.eval(), obs_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)  # type: ignore[arg-type]
+    agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
     eval_env = make_eval_env(config.env_id, seed=config.seed + 10_000)
     result = evaluate(
         eval_env,

@@ -149,7 +149,8 @@ def test_builder_shapes_for_vector_and_frame_spaces() -> None:
     [
         (gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(-1, 1, (1,)), "Discrete action space"),
         (gym.spaces.Discrete(3), gym.spaces.Discrete(2), "Box observation space"),
-        (gym.spaces.Box(-1, 1, (2, 3)), gym.spaces.Discrete(2), "(D,) or stacked square frames"),
+        (gym.spaces.Box(-1, 1, (2, 3)), gym.spaces.Discrete(2), "(D,) or images (C, H, W)"),
+        (gym.spaces.Box(-1, 1, (3, 2, 2)), gym.spaces.Discrete(2), "at least 3x3 pixels"),
     ],
 )
 def test_builder_refuses_unsupported_spaces(obs_space: gym.Space, act_space: gym.Space, fragment: str) -> None:
