@@ -8,7 +8,6 @@ FrozenLake, ``(H, W, C)`` images) and encodes them with :class:`dueldqn.spaces.O
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,8 @@ import numpy as np
 import torch
 
 from dueldqn.checkpoint import MODEL_FILE, load_model_spec
-from dueldqn.networks import MLP, DuelingHead, QHead, QNetwork, build_q_network, preprocess_frames
+from dueldqn.networks import QNetwork, build_q_network, preprocess_frames
+from dueldqn.numpy_mlp import numpy_greedy
 from dueldqn.spaces import ObservationEncoder, space_from_json, space_to_json
 
 
@@ -38,44 +38,6 @@ def as_network_input(obs: np.ndarray, device: torch.device) -> torch.Tensor:
     """
     tensor = to_device(obs, device)
     return preprocess_frames(tensor) if tensor.dtype == torch.uint8 else tensor.float()
-
-
-def numpy_greedy(q_net: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Greedy actions of an MLP Q-network computed in numpy, or ``None`` for other networks.
-
-    The per-step acting cost of a small MLP on the CPU is almost all torch's per-call overhead
-    (module calls, dispatch, tensor wrapping): about 25 us against 6 us for the same matrix
-    products in numpy. The numpy arrays are views of the parameters' own memory, so they follow
-    every in-place optimizer step, target copy and ``load_state_dict`` without copying.
-    """
-    if not isinstance(q_net, QNetwork) or not isinstance(q_net.encoder, MLP):
-        return None
-    params = list(q_net.parameters())
-    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
-        return None
-    hidden = [
-        (m.weight.detach().numpy().T, m.bias.detach().numpy())
-        for m in q_net.encoder.net
-        if isinstance(m, torch.nn.Linear)
-    ]
-    head = q_net.head
-    # With a dueling head, argmax_a Q(s, a) = argmax_a A(s, a): V(s) and mean_a A(s, a) are the
-    # same for every action, so only the advantage stream is needed to act.
-    if isinstance(head, DuelingHead):
-        out = head.advantage
-    elif isinstance(head, QHead):
-        out = head.q
-    else:
-        return None
-    out_w, out_b = out.weight.detach().numpy().T, out.bias.detach().numpy()
-
-    def greedy(obs_ND: np.ndarray) -> np.ndarray:
-        x_NF = obs_ND.astype(np.float32, copy=False)
-        for w, b in hidden:
-            x_NF = np.maximum(x_NF @ w + b, 0.0)
-        return (x_NF @ out_w + out_b).argmax(axis=1)
-
-    return greedy
 
 
 def network_spec(
@@ -136,6 +98,9 @@ class Agent:
         self.epsilon = epsilon
         self.device = next(q_net.parameters()).device
         self.rng = np.random.default_rng(seed)
+        # Greedy actions of a CPU MLP through numpy (views of the weights): evaluating CartPole's
+        # 10,000 greedy steps takes 0.2 s instead of 1.2 s of torch's per-call overhead.
+        self._numpy_greedy = numpy_greedy(q_net)
 
     @torch.inference_mode()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
@@ -158,7 +123,8 @@ class Agent:
         """
         single = self.encoder.is_single(observation)
         batch = self.encoder.encode_one(observation)[None] if single else self.encoder.encode(observation)
-        actions_B = self.q_values(batch).argmax(axis=1)
+        greedy = self._numpy_greedy
+        actions_B = greedy(batch) if greedy is not None else self.q_values(batch).argmax(axis=1)
         if not deterministic:
             explore_B = self.rng.random(len(actions_B)) < self.epsilon
             actions_B = np.where(explore_B, self.rng.integers(0, self.n_actions, len(actions_B)), actions_B)
