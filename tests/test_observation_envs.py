@@ -170,3 +170,12 @@ def test_an_atari_id_without_ale_py_says_to_install_the_atari_extra(monkeypatch:
     monkeypatch.setitem(sys.modules, "ale_py", None)  # `import ale_py` now raises ImportError
     with pytest.raises(ValueError, match=r'ALE/Breakout-v5 needs a package .*pip install "dueldqn\[atari\]"'):
         make_vec_env("ALE/Breakout-v5", num_envs=1, seed=0)
+
+
+def test_toy_text_ids_take_their_presets_judged_over_1000_episodes() -> None:
+    from dueldqn.config import resolve_config
+
+    frozenlake, taxi = resolve_config("FrozenLake-v1"), resolve_config("Taxi-v4")
+    assert (frozenlake.env_id, frozenlake.eval_episodes, frozenlake.gamma) == ("FrozenLake-v1", 1_000, 0.99)
+    assert (taxi.env_id, taxi.eval_episodes, taxi.algo) == ("Taxi-v4", 1_000, "double")
+    assert taxi.buffer_size * 500 * 4 * 2 <= 256 * 2**20  # one-hot replay (obs and next obs) under 256 MiB
