@@ -24,8 +24,9 @@ from dueldqn.networks import MinAtarCNN, NatureCNN, QNetwork
 from dueldqn.replay import ReplayBuffer
 from dueldqn.spaces import EncodeObservation
 
+# A constant learning rate: the resume test raises total_steps, which would move an annealed rate.
 QUICK = {"learning_starts": 100, "batch_size": 16, "eval_episodes": 2, "log_interval": 100, "buffer_size": 1_000,
-         "torch_threads": 1}  # fmt: skip
+         "torch_threads": 1, "lr_final_fraction": 1.0}  # fmt: skip
 
 
 class HWCImageEnv(gym.Env[np.ndarray, int]):
