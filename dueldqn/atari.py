@@ -35,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from dueldqn.envs import MissingDependency
 from dueldqn.networks import FRAME_SIZE, FRAME_STACK
 
 FRAME_SKIP = 4
@@ -51,7 +52,7 @@ def _register_ale() -> None:
     try:
         import ale_py
     except ImportError as e:
-        raise ImportError('Atari environments need ale-py; install it with `pip install "dueldqn[atari]"`') from e
+        raise MissingDependency('Atari environments need ale-py; install it with `pip install "dueldqn[atari]"`') from e
     gym.register_envs(ale_py)
 
 
@@ -225,7 +226,8 @@ def make_atari_env(
             scale_obs=False,
         )
     except gym.error.DependencyNotInstalled as e:
-        raise ImportError('Atari preprocessing needs opencv; install it with `pip install "dueldqn[atari]"`') from e
+        hint = 'Atari preprocessing needs opencv; install it with `pip install "dueldqn[atari]"`'
+        raise MissingDependency(hint) from e
     # AtariPreprocessing returns the previous step's frame when the game ends inside a 4-frame
     # step. Harmless at a game over (not bootstrapped); at the 108k-frame truncation the target
     # bootstraps from a frame one agent step old.
@@ -366,7 +368,7 @@ class EnvPoolAtariVectorEnv(gym.vector.VectorEnv):
         try:
             import envpool
         except ImportError as e:
-            raise ImportError(
+            raise MissingDependency(
                 'the envpool backend needs EnvPool; install it with `pip install "dueldqn[envpool]"`'
             ) from e
         task_id = envpool_task_id(env_id)

@@ -38,19 +38,39 @@ def stacks_frames(env_id: str) -> bool:
     return _is_atari(env_id)
 
 
+class MissingDependency(ImportError):
+    """An optional package an environment needs is not installed; the message says what to install."""
+
+
 @contextmanager
 def _optional_dependencies(env_id: str) -> Iterator[None]:
-    """Turn a missing optional package (Box2D, MuJoCo, ale-py, ...) into a ``ValueError`` that says what to install."""
+    """Turn a missing optional package (Box2D, MuJoCo, ale-py, ...) into a ``ValueError`` that says what to install.
+
+    Only the two errors that mean "not installed" are caught: gymnasium's ``DependencyNotInstalled``
+    and :class:`MissingDependency`; any other ``ImportError`` (a broken install) stays as it is.
+    """
     try:
         yield
     except gym.error.DependencyNotInstalled as err:  # gymnasium's Box2D, MuJoCo, pygame envs
         raise ValueError(f"{env_id} needs a package that is not installed. {err}") from err
-    except ImportError as err:  # dueldqn.atari names its package (ale-py, opencv, envpool) and the extra to install
+    except MissingDependency as err:  # dueldqn names the package (ale-py, opencv, envpool, minatar) and how to get it
         raise ValueError(f"{env_id} needs a package that is not installed: {err}") from err
+
+
+def _register_minatar() -> None:
+    """Register MinAtar's ``MinAtar/...`` ids (the package registers them only when asked)."""
+    try:
+        from minatar.gym import register_envs
+    except ImportError as err:
+        raise MissingDependency("MinAtar environments need the minatar package: pip install minatar") from err
+    register_envs()
 
 
 def check_env_id(env_id: str) -> None:
     """Raise ``ValueError`` naming close matches if ``env_id`` is not a registered environment."""
+    if env_id.startswith("MinAtar/") and env_id not in gym.registry:
+        with _optional_dependencies(env_id):
+            _register_minatar()
     if _is_atari(env_id):
         from dueldqn.atari import is_atari_id
 

@@ -3,14 +3,16 @@
 :class:`ObservationEncoder` turns observations of a gymnasium space into the input of a
 Q-network, in numpy, a batch at a time:
 
-- a 1-D ``Box`` is used as it is (an :class:`~dueldqn.networks.MLP` input);
+- a 1-D ``Box`` of floats is used as it is (an :class:`~dueldqn.networks.MLP` input);
 - a 3-D ``Box`` is an image, kept in its dtype (``uint8`` stays ``uint8``): channels-first
   ``(C, H, W)`` as it is, channels-last ``(H, W, C)`` transposed to ``(C, H, W)``. The layout is
   told as Stable-Baselines3's ``is_image_space_channels_first`` tells it: an image is
   channels-last when its last dimension is smaller than its first and not larger than its
   second (``(210, 160, 3)``, MinAtar's ``(10, 10, 7)``), else channels-first (``(4, 84, 84)``;
   a cube such as ``(10, 10, 10)`` too);
-- any other ``Box`` (``()``, ``(H, W)``, 4-D and up) is flattened, in its dtype;
+- any other ``Box`` (``()``, ``(H, W)``, 4-D and up, and a 1-D ``Box`` of integers) is flattened, its
+  values as float32 when they are integers: only images are scaled from ``uint8`` to [0, 1], as in
+  Stable-Baselines3's ``preprocess_obs`` (a 1-D ``uint8`` vector, such as Atari's RAM, is not);
 - ``Discrete``, ``MultiDiscrete``, ``MultiBinary`` and ``Tuple`` / ``Dict`` of these and of
   Boxes become one float32 vector, as Stable-Baselines3 and Tianshou encode them and as
   ``gymnasium.spaces.flatten`` does: a one-hot vector per ``Discrete`` (``obs - start`` is the
@@ -121,16 +123,19 @@ class ObservationEncoder:
         self._parts: list[_Part] = []
         if isinstance(space, spaces.Box):
             shape = tuple(space.shape)
-            if len(shape) == 1 or (len(shape) == 3 and not is_channels_last(shape)):
+            floating = np.issubdtype(space.dtype, np.floating)
+            if (len(shape) == 1 and floating) or (len(shape) == 3 and not is_channels_last(shape)):
                 self.kind, self.encoded_space = "identity", space
             elif len(shape) == 3:
                 self.kind = "transpose"
                 self.encoded_space = spaces.Box(
                     np.transpose(space.low, (2, 0, 1)), np.transpose(space.high, (2, 0, 1)), dtype=space.dtype
                 )
-            else:
+            else:  # only images are scaled from uint8 to [0, 1]: other integer Boxes become their values as floats
                 self.kind = "flatten"
-                self.encoded_space = spaces.Box(space.low.reshape(-1), space.high.reshape(-1), dtype=space.dtype)
+                dtype = space.dtype if floating else np.float32
+                low, high = space.low.reshape(-1).astype(dtype), space.high.reshape(-1).astype(dtype)
+                self.encoded_space = spaces.Box(low, high, dtype=dtype)
             if int(np.prod(shape)) == 0:
                 raise ValueError(f"the observation space {space} is empty; a Q-network needs at least one input")
             return
@@ -176,7 +181,9 @@ class ObservationEncoder:
             self._check(obs_B, tuple(self.space.shape), ())  # type: ignore[arg-type]
             if self.kind == "transpose":  # (B, H, W, C) -> (B, C, H, W)
                 return np.ascontiguousarray(obs_B.transpose(0, 3, 1, 2))
-            return obs_B.reshape(len(obs_B), -1) if self.kind == "flatten" else obs_B
+            if self.kind == "flatten":
+                return obs_B.reshape(len(obs_B), -1).astype(self.encoded_space.dtype, copy=False)
+            return obs_B
         leaves = [np.asarray(_get(obs_batch, part.path)) for part in self._parts]
         batch = len(leaves[0]) if leaves[0].ndim else 0
         obs_BD = np.zeros((batch, self.encoded_space.shape[0]), dtype=np.float32)

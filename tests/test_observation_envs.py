@@ -180,3 +180,24 @@ def test_toy_text_ids_take_their_presets_judged_over_1000_episodes() -> None:
     assert (frozenlake.env_id, frozenlake.eval_episodes, frozenlake.gamma) == ("FrozenLake-v1", 1_000, 0.99)
     assert (taxi.env_id, taxi.eval_episodes, taxi.algo) == ("Taxi-v4", 1_000, "double")
     assert taxi.buffer_size * 500 * 4 * 2 <= 256 * 2**20  # one-hot replay (obs and next obs) under 256 MiB
+
+
+def test_minatar_ids_without_minatar_say_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "minatar", None)
+    monkeypatch.setitem(sys.modules, "minatar.gym", None)
+    with pytest.raises(ValueError, match=r"MinAtar/Breakout-v1 needs a package .*pip install minatar"):
+        make_vec_env("MinAtar/Breakout-v1", num_envs=1, seed=0)
+
+
+def _broken_env(**kwargs: object) -> gym.Env:
+    raise ImportError("cannot import name 'thing' from partially initialized module 'somewhere'")
+
+
+def test_an_import_error_that_is_not_a_missing_package_is_not_disguised_as_one() -> None:
+    gym.register(id="BrokenImport-v0", entry_point=_broken_env)
+    try:
+        with pytest.raises(ImportError, match="partially initialized") as info:
+            make_vec_env("BrokenImport-v0", num_envs=1, seed=0)
+        assert not isinstance(info.value, ValueError)
+    finally:
+        del gym.registry["BrokenImport-v0"]

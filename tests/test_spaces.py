@@ -7,6 +7,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 
 from dueldqn.spaces import ObservationEncoder, is_channels_last, space_from_json, space_to_json
@@ -99,6 +100,22 @@ def test_other_boxes_are_flattened_and_1d_boxes_pass_through() -> None:
     assert np.array_equal(grid.encode(np.arange(12).reshape(2, 2, 3)), np.arange(12).reshape(2, 6))
     vector = ObservationEncoder(spaces.Box(-1, 1, (4,)))
     assert vector.is_identity and vector.encoded_space is vector.space
+
+
+def test_only_images_are_scaled_integer_vectors_become_their_values() -> None:
+    # As SB3's preprocess_obs: uint8 images go to [0, 1]; a uint8 vector (Atari's RAM) or grid keeps its
+    # values as floats, so the numpy path and the torch path (which scales any uint8 tensor) agree.
+    from dueldqn.agent import as_network_input
+
+    for shape in ((5,), (1, 5)):
+        enc = ObservationEncoder(spaces.Box(0, 255, shape, np.uint8))
+        assert enc.kind == "flatten" and enc.encoded_space.dtype == np.float32
+        encoded_B5 = enc.encode(np.array([[0, 1, 2, 128, 255]], np.uint8).reshape(1, *shape))
+        assert encoded_B5.dtype == np.float32 and encoded_B5.tolist() == [[0.0, 1.0, 2.0, 128.0, 255.0]]
+        assert as_network_input(encoded_B5, torch.device("cpu")).tolist() == [[0.0, 1.0, 2.0, 128.0, 255.0]]
+    image = ObservationEncoder(spaces.Box(0, 255, (2, 3, 3), np.uint8))
+    frame = np.full((1, 2, 3, 3), 255, np.uint8)
+    assert as_network_input(image.encode(frame), torch.device("cpu")).max().item() == 1.0
 
 
 @pytest.mark.parametrize(
