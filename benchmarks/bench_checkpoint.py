@@ -64,7 +64,7 @@ def cartpole(tmp: Path) -> str:
 def atari(tmp: Path, capacity: int) -> str:
     from dueldqn import DuelDQN
     from dueldqn.checkpoint import save_checkpoint
-    from dueldqn.frame_replay import FrameReplayBuffer
+    from dueldqn.replay import FrameReplayBuffer
 
     # Fill the replay through add(), as training does: 1,000-step episodes of frames drawn from
     # a pool of random 84x84 frames (random pixels do not compress, like real ones mostly).

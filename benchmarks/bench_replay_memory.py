@@ -60,8 +60,7 @@ def _maxrss_bytes() -> int:
 
 def child(kind: str, capacity: int) -> dict[str, float]:
     """Fill one buffer in this process and return its sizes and peak RSS."""
-    from dueldqn.frame_replay import FrameReplayBuffer
-    from dueldqn.replay import ReplayBuffer
+    from dueldqn.replay import FrameReplayBuffer, ReplayBuffer
 
     rng = np.random.default_rng(0)
     steps = capacity + capacity // 10  # wrap once

@@ -33,7 +33,7 @@ def stacks_frames(env_id: str) -> bool:
     """Whether the env's observations are stacks of consecutive frames (Atari ids, ``ALE/...``).
 
     Only then does ``s'`` repeat all but the newest frame of ``s``, which
-    :class:`~dueldqn.frame_replay.FrameReplayBuffer` relies on; other images are not stacks.
+    :class:`~dueldqn.replay.FrameReplayBuffer` relies on; other images are not stacks.
     """
     return _is_atari(env_id)
 

@@ -49,12 +49,11 @@ from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.envs import make_eval_env, make_vec_env, restore_vector_env_state, vector_env_state
 from dueldqn.evaluate import EvalResult, evaluate
 from dueldqn.exploration import ExplorationDraws, epsilon_at, epsilon_greedy_actions, linear_schedule
-from dueldqn.frame_replay import FrameReplayBuffer
 from dueldqn.logger import METRICS_CSV, RunLogger
 from dueldqn.networks import build_q_network
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers, numpy_greedy
 from dueldqn.plotting import plot_run
-from dueldqn.replay import Batch, ReplayBuffer
+from dueldqn.replay import Batch, FrameReplayBuffer, ReplayBuffer
 from dueldqn.targets import td_loss, td_target
 
 CONFIG_FILE = "config.json"

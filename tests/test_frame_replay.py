@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dueldqn.frame_replay import FrameReplayBuffer
-from dueldqn.replay import Batch, ReplayBuffer
+from dueldqn.replay import Batch, FrameReplayBuffer, ReplayBuffer
 
 OBS_SHAPE = (4, 3, 5)  # small, non-square frames: C=4 stacked 3x5 frames
 C = OBS_SHAPE[0]

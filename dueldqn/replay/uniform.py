@@ -11,19 +11,9 @@ until they are sampled.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-
-class Batch(NamedTuple):
-    """A batch of ``B`` transitions ``(s, a, r, s', terminated)`` as numpy arrays."""
-
-    obs: np.ndarray  # (B, *obs_shape), the observation dtype
-    actions: np.ndarray  # (B,) int64
-    rewards: np.ndarray  # (B,) float32
-    next_obs: np.ndarray  # (B, *obs_shape), the real next observation, also after a truncation
-    terminated: np.ndarray  # (B,) float32, 1.0 where s' is terminal (no bootstrap)
+from dueldqn.replay import Batch
 
 
 class ReplayBuffer:
