@@ -1,0 +1,91 @@
+"""n-step folding against hand-computed returns and a slow per-sample loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dueldqn.replay.nstep import NStepFold, fold_n_step
+
+F32 = np.float32
+
+
+def _fold(
+    slots: list[int], rewards: list[float], terminated: list[int], next_: list[int], n: int, gamma: float
+) -> NStepFold:
+    return fold_n_step(np.array(slots), rewards_S=np.array(rewards, F32), terminated_S=np.array(terminated, bool),
+                       next_S=np.array(next_), n=n, gamma=gamma)  # fmt: skip
+
+
+def test_a_window_of_n_and_one_cut_at_the_newest_slot() -> None:
+    fold = _fold([0, 3], [1, 2, 3, 4, 5], [0] * 5, [1, 2, 3, 4, -1], n=3, gamma=0.5)
+    assert fold.returns_B.tolist() == [1 + 0.5 * 2 + 0.25 * 3, 4 + 0.5 * 5]  # 2.75, 6.5
+    assert fold.last_B.tolist() == [2, 4] and fold.steps_B.tolist() == [3, 2]
+    assert fold.discounts_B.tolist() == [0.125, 0.25]
+
+
+def test_a_termination_ends_the_window_and_its_flag_masks_the_bootstrap() -> None:
+    fold = _fold([0], [1, 2, 3], [0, 1, 0], [1, -1, -1], n=3, gamma=0.5)
+    assert fold.returns_B.tolist() == [2.0] and fold.last_B.tolist() == [1] and fold.discounts_B.tolist() == [0.25]
+    # Even if a storage left a link after a termination, the window stops there.
+    fold = _fold([0], [1, 2, 3], [0, 1, 0], [1, 2, -1], n=3, gamma=0.5)
+    assert fold.returns_B.tolist() == [2.0] and fold.last_B.tolist() == [1]
+
+
+def test_a_truncation_ends_the_window_and_is_bootstrapped_from_its_real_final_observation() -> None:
+    # The storage writes no link after an episode's last transition; terminated stays 0.
+    fold = _fold([0], [1, 2, 3], [0, 0, 0], [1, -1, -1], n=5, gamma=0.9)
+    assert fold.returns_B[0] == np.float32(1) + np.float32(0.9) * np.float32(2)
+    assert fold.last_B.tolist() == [1] and fold.steps_B.tolist() == [2]
+    assert fold.discounts_B[0] == np.float32(0.9) * np.float32(0.9)
+
+
+def test_interleaved_vector_env_streams_and_wrap_around() -> None:
+    # Two envs stepped together: env A at slots 0, 2, 4 and env B at 1, 3, 5.
+    fold = _fold([0, 1], [1, 10, 2, 20, 3, 30], [0] * 6, [2, 3, 4, 5, -1, -1], n=3, gamma=0.5)
+    assert fold.returns_B.tolist() == [1 + 0.5 * 2 + 0.25 * 3, 10 + 0.5 * 20 + 0.25 * 30]
+    assert fold.last_B.tolist() == [4, 5]
+    # A ring of 4 that wrapped: the stream runs through slots 2, 3, 0, 1 (the newest).
+    fold = _fold([3, 2], [5, 6, 1, 2], [0] * 4, [1, -1, 3, 0], n=3, gamma=0.5)
+    assert fold.returns_B.tolist() == [2 + 0.5 * 5 + 0.25 * 6, 1 + 0.5 * 2 + 0.25 * 5]
+    assert fold.last_B.tolist() == [1, 0]
+
+
+def test_one_step_is_the_stored_transition() -> None:
+    rng = np.random.default_rng(0)
+    rewards = rng.standard_normal(50).astype(F32)
+    slots = rng.integers(0, 50, 64)
+    fold = fold_n_step(slots, rewards_S=rewards, terminated_S=np.zeros(50, bool), next_S=np.arange(1, 51) % 50,
+                       n=1, gamma=0.99)  # fmt: skip
+    assert np.array_equal(fold.returns_B, rewards[slots]) and np.array_equal(fold.last_B, slots)
+    assert (fold.discounts_B == np.float32(0.99)).all() and (fold.steps_B == 1).all()
+
+
+def test_vectorised_folding_equals_a_slow_loop() -> None:
+    rng = np.random.default_rng(1)
+    size, n, gamma = 200, 5, 0.97
+    rewards = rng.standard_normal(size).astype(F32)
+    terminated = rng.random(size) < 0.05
+    next_ = np.where(rng.random(size) < 0.1, -1, rng.integers(0, size, size))
+    slots = rng.integers(0, size, 500)
+    fold = fold_n_step(slots, rewards_S=rewards, terminated_S=terminated, next_S=next_, n=n, gamma=gamma)
+    for b, slot in enumerate(slots):
+        total, discount, last, steps = rewards[slot], np.float32(gamma), slot, 1
+        while steps < n and next_[last] >= 0 and not terminated[last]:
+            last = next_[last]
+            total = np.float32(total + discount * rewards[last])
+            discount = np.float32(discount * np.float32(gamma))
+            steps += 1
+        assert (fold.returns_B[b], fold.last_B[b], fold.discounts_B[b], fold.steps_B[b]) == (
+            total,
+            last,
+            discount,
+            steps,
+        )
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="n >= 1"):
+        _fold([0], [1], [0], [-1], n=0, gamma=0.9)
+    with pytest.raises(ValueError, match="gamma"):
+        _fold([0], [1], [0], [-1], n=2, gamma=1.5)
