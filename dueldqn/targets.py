@@ -15,6 +15,11 @@ algorithm          bootstrap value                                       referen
 
 Only ``terminated`` masks the bootstrap: a transition cut by a time limit is bootstrapped from
 its real final observation. The functions check shapes on entry and run under ``no_grad``.
+
+``gamma`` is one discount for the batch or a tensor ``(B,)`` of per-transition discounts: an
+n-step return (:mod:`dueldqn.replay.nstep`) folds ``k`` rewards and bootstraps with ``gamma^k``,
+``y = sum_{j<k} gamma^j r_{t+j} + gamma^k (1 - terminated) bootstrap(s_{t+k})``. The loss takes
+optional per-transition weights, the importance-sampling correction of prioritized replay.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ from dueldqn.config import ALGORITHMS, LOSSES
 from dueldqn.exploration import epsilon_greedy_probs
 
 
-def _check(rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_BA: torch.Tensor, gamma: float) -> None:
+Discount = float | torch.Tensor  # one gamma, or gamma^k per transition (B,)
+
+
+def _check(rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_BA: torch.Tensor, gamma: Discount) -> None:
     if next_q_BA.dim() != 2:
         raise ValueError(f"expected next-state Q-values of shape (B, A), got {tuple(next_q_BA.shape)}")
     batch = next_q_BA.shape[0]
@@ -37,19 +45,22 @@ def _check(rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_BA: torch
             f"expected rewards and terminated of shape ({batch},) to match Q-values {tuple(next_q_BA.shape)}, "
             f"got {tuple(rewards_B.shape)} and {tuple(terminated_B.shape)}"
         )
-    if not 0.0 <= gamma <= 1.0:
+    if isinstance(gamma, torch.Tensor):
+        if gamma.shape != (batch,):
+            raise ValueError(f"expected per-transition discounts of shape ({batch},), got {tuple(gamma.shape)}")
+    elif not 0.0 <= gamma <= 1.0:
         raise ValueError(f"expected a discount gamma in [0, 1], got {gamma}")
 
 
 def _bootstrap(
-    rewards_B: torch.Tensor, terminated_B: torch.Tensor, value_B: torch.Tensor, gamma: float
+    rewards_B: torch.Tensor, terminated_B: torch.Tensor, value_B: torch.Tensor, gamma: Discount
 ) -> torch.Tensor:
     return rewards_B + gamma * (1.0 - terminated_B.to(value_B.dtype)) * value_B
 
 
 @torch.no_grad()
 def q_learning_target(
-    rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_target_BA: torch.Tensor, gamma: float
+    rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_target_BA: torch.Tensor, gamma: Discount
 ) -> torch.Tensor:
     """Q-learning target ``r + gamma * (1 - terminated) * max_a' Q_targ(s', a')``, shape ``(B,)``."""
     _check(rewards_B, terminated_B, next_q_target_BA, gamma)
@@ -62,7 +73,7 @@ def double_q_target(
     terminated_B: torch.Tensor,
     next_q_target_BA: torch.Tensor,
     next_q_online_BA: torch.Tensor,
-    gamma: float,
+    gamma: Discount,
 ) -> torch.Tensor:
     """Double Q-learning target: the online network picks ``a*``, the target network values it.
 
@@ -85,7 +96,7 @@ def sarsa_target(
     terminated_B: torch.Tensor,
     next_q_target_BA: torch.Tensor,
     next_actions_B: torch.Tensor,
-    gamma: float,
+    gamma: Discount,
 ) -> torch.Tensor:
     """Deep SARSA target ``r + gamma * (1 - terminated) * Q_targ(s', A')``, shape ``(B,)``.
 
@@ -105,7 +116,7 @@ def expected_sarsa_target(
     terminated_B: torch.Tensor,
     next_q_target_BA: torch.Tensor,
     next_probs_BA: torch.Tensor,
-    gamma: float,
+    gamma: Discount,
 ) -> torch.Tensor:
     """Expected SARSA target ``r + gamma * (1 - terminated) * sum_a' pi(a'|s') Q_targ(s', a')``.
 
@@ -128,7 +139,7 @@ def td_target(
     next_obs: torch.Tensor,
     q_net: Callable[[torch.Tensor], torch.Tensor],
     target_net: Callable[[torch.Tensor], torch.Tensor],
-    gamma: float,
+    gamma: Discount,
     epsilon: float,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -152,18 +163,25 @@ def td_target(
     raise ValueError(f"unknown algorithm {algo!r}; expected one of {', '.join(ALGORITHMS)}")
 
 
-def td_loss(q_sa_B: torch.Tensor, target_B: torch.Tensor, loss: str = "mse") -> torch.Tensor:
+def td_loss(
+    q_sa_B: torch.Tensor, target_B: torch.Tensor, loss: str = "mse", weights_B: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean TD loss between ``Q(s, a)`` and its target: squared error (the lecture's) or Huber.
 
-    ``L = 1/B * sum_i (y_i - Q(s_i, a_i))^2`` for ``"mse"``; ``"huber"`` is quadratic within 1
-    of the target and linear beyond (the "error clipping" of Mnih et al., 2015).
+    ``L = 1/B * sum_i w_i l(y_i - Q(s_i, a_i))`` with ``l(d) = d^2`` for ``"mse"``; ``"huber"``
+    is quadratic within 1 of the target and linear beyond (the "error clipping" of Mnih et al.,
+    2015). ``weights_B`` are prioritized replay's importance-sampling weights (Schaul et al.,
+    2016); without them every ``w_i`` is 1 and the plain mean is taken.
     """
     if q_sa_B.shape != target_B.shape or q_sa_B.dim() != 1:
         raise ValueError(
             f"expected Q(s, a) and targets of one shape (B,), got {tuple(q_sa_B.shape)} and {tuple(target_B.shape)}"
         )
-    if loss == "mse":
-        return F.mse_loss(q_sa_B, target_B)
-    if loss == "huber":
-        return F.smooth_l1_loss(q_sa_B, target_B)
-    raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    if weights_B is not None and weights_B.shape != q_sa_B.shape:
+        raise ValueError(f"expected weights of shape {tuple(q_sa_B.shape)}, got {tuple(weights_B.shape)}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    fn = F.mse_loss if loss == "mse" else F.smooth_l1_loss
+    if weights_B is None:
+        return fn(q_sa_B, target_B)
+    return (weights_B * fn(q_sa_B, target_B, reduction="none")).mean()

@@ -118,3 +118,28 @@ def test_losses_by_hand() -> None:
         td_loss(q, y, "l1")
     with pytest.raises(ValueError, match="one shape"):
         td_loss(q[:, None], y, "mse")
+
+
+def test_per_transition_discounts_bootstrap_n_step_returns() -> None:
+    # n-step: the rewards are already folded; the bootstrap is discounted by gamma^k per transition.
+    next_obs = torch.tensor([[0.0], [1.0], [2.0]])
+    online, target = Table(NEXT_Q_ONLINE), Table(NEXT_Q_TARGET)
+    discounts = torch.tensor([0.81, 0.9, 0.729])  # k = 2, 1, 3 with gamma 0.9
+    y = td_target("dqn", REWARDS, TERMINATED, next_obs, online, target, discounts, 0.3)
+    torch.testing.assert_close(y, torch.tensor([1.0 + 0.81 * 2.0, 0.5, -1.0 + 0.729 * -1.0]))
+    y = td_target("double", REWARDS, TERMINATED, next_obs, online, target, discounts, 0.3)
+    torch.testing.assert_close(y, torch.tensor([1.0 + 0.81 * 1.0, 0.5, -1.0 + 0.729 * -2.0]))
+    # A float discount equal to each entry gives the same target as before.
+    same = td_target("dqn", REWARDS, TERMINATED, next_obs, online, target, torch.full((3,), GAMMA), 0.3)
+    torch.testing.assert_close(same, td_target("dqn", REWARDS, TERMINATED, next_obs, online, target, GAMMA, 0.3))
+    with pytest.raises(ValueError, match=r"discounts of shape \(3,\)"):
+        td_target("dqn", REWARDS, TERMINATED, next_obs, online, target, torch.ones(2), 0.3)
+
+
+def test_weighted_loss_is_the_mean_of_weighted_terms() -> None:
+    q, y, w = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 2.0, 0.0]), torch.tensor([0.5, 1.0, 0.25])
+    torch.testing.assert_close(td_loss(q, y, "mse", w), torch.tensor((0.5 * 1 + 0 + 0.25 * 9) / 3))
+    torch.testing.assert_close(td_loss(q, y, "huber", w), torch.tensor((0.5 * 0.5 + 0 + 0.25 * 2.5) / 3))
+    torch.testing.assert_close(td_loss(q, y, "mse", torch.ones(3)), td_loss(q, y, "mse"))
+    with pytest.raises(ValueError, match="weights of shape"):
+        td_loss(q, y, "mse", torch.ones(2))
