@@ -30,7 +30,7 @@ import torch
 
 from dueldqn.networks import MLP, DuelingHead, QHead, QNetwork
 from dueldqn.replay import Batch
-from dueldqn.targets import td_loss, td_target
+from dueldqn.targets import Update, td_loss, td_target
 
 Layer = tuple[np.ndarray, np.ndarray]  # (weight_OI, bias_O): numpy views of an nn.Linear's parameters
 
@@ -273,8 +273,12 @@ class NumpyMLPUpdate:
     def _q_values(layers: tuple[list[Layer], list[Layer]]) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda obs: torch.from_numpy(numpy_q_values(layers, obs.numpy()))
 
-    def step(self, batch: Batch, *, epsilon: float, generator: torch.Generator) -> torch.Tensor:
-        """Take one AdamW step on ``batch`` at the optimizer's current learning rate; returns the loss."""
+    def step(self, batch: Batch, *, epsilon: float, generator: torch.Generator) -> Update:
+        """Take one AdamW step on ``batch`` at the optimizer's current learning rate.
+
+        The batch's ``discounts`` (n-step) replace ``gamma`` and its ``weights`` (prioritized
+        replay) weight each term of the loss, ``dL/dQ(s_i, a_i)`` scaled by ``w_i`` to match.
+        """
         obs_BD = batch.obs.astype(np.float32, copy=False)
         batch_size = len(batch.actions)
         target_B = td_target(
@@ -284,7 +288,7 @@ class NumpyMLPUpdate:
             torch.from_numpy(batch.next_obs.astype(np.float32, copy=False)),
             self._online_q,
             self._target_q,
-            self.gamma,
+            self.gamma if batch.discounts is None else torch.from_numpy(batch.discounts),
             epsilon,
             generator,
         ).numpy()
@@ -294,14 +298,18 @@ class NumpyMLPUpdate:
         q_BA = _head(head, features[-1])
         rows_B = np.arange(batch_size)
         q_sa_B = q_BA[rows_B, batch.actions]
-        loss = td_loss(torch.from_numpy(q_sa_B), torch.from_numpy(target_B), self.loss)
+        weights_B = batch.weights
+        weights = None if weights_B is None else torch.from_numpy(weights_B)
+        loss = td_loss(torch.from_numpy(q_sa_B), torch.from_numpy(target_B), self.loss, weights)
         diff_B = q_sa_B - target_B
         dq_sa_B = diff_B * (2.0 / batch_size) if self.loss == "mse" else np.clip(diff_B, -1.0, 1.0) / batch_size
+        if weights_B is not None:
+            dq_sa_B *= weights_B
         dq_BA = np.zeros_like(q_BA)
         dq_BA[rows_B, batch.actions] = dq_sa_B
         self._backward(features, dq_BA)
         self._adamw()
-        return loss
+        return Update(loss, torch.from_numpy(np.abs(diff_B)))
 
     def _backward(self, features: list[np.ndarray], dq_BA: np.ndarray) -> None:
         """Write ``dL/dtheta`` into ``grad_P`` from ``dL/dQ`` and the forward pass's features."""

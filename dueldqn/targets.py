@@ -25,6 +25,7 @@ optional per-transition weights, the importance-sampling correction of prioritiz
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +33,17 @@ import torch.nn.functional as F
 from dueldqn.config import ALGORITHMS, LOSSES
 from dueldqn.exploration import epsilon_greedy_probs
 
-
 Discount = float | torch.Tensor  # one gamma, or gamma^k per transition (B,)
+
+
+class Update(NamedTuple):
+    """What one gradient step on the TD loss returns, detached: the loss and ``|y_i - Q(s_i, a_i)|``.
+
+    ``td_abs_B`` is what prioritized replay turns into new priorities (Schaul et al., 2016).
+    """
+
+    loss: torch.Tensor  # ()
+    td_abs_B: torch.Tensor  # (B,)
 
 
 def _check(rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_BA: torch.Tensor, gamma: Discount) -> None:

@@ -54,7 +54,7 @@ from dueldqn.networks import build_q_network
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers, numpy_greedy
 from dueldqn.plotting import plot_run
 from dueldqn.replay import Batch, FrameReplayBuffer, ReplayBuffer
-from dueldqn.targets import td_loss, td_target
+from dueldqn.targets import Update, td_loss, td_target
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -190,24 +190,27 @@ def gradient_step(
     epsilon: float,
     device: torch.device,
     generator: torch.Generator,
-) -> torch.Tensor:
-    """One AdamW step on the mean TD loss of ``batch``; returns the loss (detached, on ``device``)."""
+) -> Update:
+    """One AdamW step on the mean TD loss of ``batch``; returns the loss and ``|TD error|`` (detached, on ``device``).
+
+    The batch's ``discounts`` (n-step) replace ``gamma``; its ``weights`` (prioritized replay) weight the loss.
+    """
     obs = as_network_input(batch.obs, device)
     next_obs = as_network_input(batch.next_obs, device)
     actions_B = to_device(batch.actions, device)
     rewards_B = to_device(batch.rewards, device)
     terminated_B = to_device(batch.terminated, device)
-    target_B = td_target(
-        config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, config.gamma, epsilon, generator
-    )
+    gamma = config.gamma if batch.discounts is None else to_device(batch.discounts, device)
+    target_B = td_target(config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, gamma, epsilon, generator)
     q_sa_B = q_net(obs).gather(1, actions_B.unsqueeze(1)).squeeze(1)
-    loss = td_loss(q_sa_B, target_B, config.loss)
+    weights_B = None if batch.weights is None else to_device(batch.weights, device)
+    loss = td_loss(q_sa_B, target_B, config.loss, weights_B)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
     optimizer.step()
-    return loss.detach()
+    return Update(loss.detach(), (q_sa_B.detach() - target_B).abs())
 
 
 def _checkpoint_tensors(
@@ -517,7 +520,7 @@ def train(
                     for _ in range(config.gradient_steps):
                         batch = replay.sample(config.batch_size, rng)
                         if numpy_update is not None:
-                            loss = numpy_update.step(batch, epsilon=epsilon, generator=generator)
+                            loss = numpy_update.step(batch, epsilon=epsilon, generator=generator).loss
                         else:
                             assert isinstance(optimizer, torch.optim.Optimizer)
                             loss = gradient_step(
@@ -529,7 +532,7 @@ def train(
                                 epsilon=epsilon,
                                 device=device,
                                 generator=generator,
-                            )
+                            ).loss
                         state.updates += 1
                         if device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU; GPU: per log row
                             raise diverged(loss.item())

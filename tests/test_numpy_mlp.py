@@ -78,10 +78,14 @@ def test_numpy_update_matches_the_torch_gradient_step(
         batch = replay.sample(64, rng)
         for opt in (opt_ref, opt_ours):
             opt.param_groups[0]["lr"] = 1e-2 * (1 - k / 60)  # the loop anneals the rate through the group
-        loss_ref = gradient_step(q_ref, t_ref, opt_ref, batch, config=config, epsilon=0.3, device=CPU,
-                                 generator=gen_ref)  # fmt: skip
-        loss_ours = update.step(batch, epsilon=0.3, generator=gen_ours)
-        torch.testing.assert_close(loss_ours, loss_ref, rtol=1e-5, atol=1e-7)
+        if k % 2:  # every other batch as prioritized n-step replay gives it: weights and gamma^k
+            batch = batch._replace(weights=rng.uniform(0.2, 1.0, 64).astype(np.float32),
+                                   discounts=np.float32(0.99) ** rng.integers(1, 4, 64).astype(np.float32))  # fmt: skip
+        ref = gradient_step(q_ref, t_ref, opt_ref, batch, config=config, epsilon=0.3, device=CPU,
+                            generator=gen_ref)  # fmt: skip
+        ours = update.step(batch, epsilon=0.3, generator=gen_ours)
+        torch.testing.assert_close(ours.loss, ref.loss, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(ours.td_abs_B, ref.td_abs_B, rtol=1e-4, atol=1e-5)
         if k == 10:  # a hard sync in between: the numpy views of the target follow it
             update_target(t_ref, q_ref)
             update_target(t_ours, q_ours)

@@ -143,11 +143,12 @@ def test_gradient_steps_move_the_online_net_and_never_the_target(algo: str) -> N
     optimizer = torch.optim.AdamW(q_net.parameters(), lr=1e-2)
     config = Config(algo=algo, batch_size=16)
     for _ in range(5):
-        loss = gradient_step(
+        loss, td_abs_B = gradient_step(
             q_net, target_net, optimizer, _batch(), config=config, epsilon=0.1,
             device=torch.device("cpu"), generator=torch.Generator().manual_seed(0),
         )  # fmt: skip
-        assert loss.shape == () and torch.isfinite(loss)
+        assert loss.shape == () and torch.isfinite(loss) and td_abs_B.shape == (16,)
+        torch.testing.assert_close(loss, (td_abs_B**2).mean())  # the MSE loss is the mean squared |TD error|
     for name, value in target_net.state_dict().items():
         torch.testing.assert_close(value, frozen[name], rtol=0, atol=0)
     assert any(not torch.equal(v, before[k]) for k, v in q_net.state_dict().items())

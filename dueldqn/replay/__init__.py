@@ -23,6 +23,9 @@ class Batch(NamedTuple):
     rewards: np.ndarray  # (B,) float32
     next_obs: np.ndarray  # (B, *obs_shape), the real next observation, also after a truncation
     terminated: np.ndarray  # (B,) float32, 1.0 where s' is terminal (no bootstrap)
+    indices: np.ndarray | None = None  # (B,) int64, prioritized replay: what update_priorities takes back
+    weights: np.ndarray | None = None  # (B,) float32, prioritized replay's importance-sampling weights
+    discounts: np.ndarray | None = None  # (B,) float32, n-step: gamma^k bootstrapping s' after k rewards
 
 
 # After Batch: the storages import it from here.
