@@ -84,10 +84,12 @@ class PrioritizedReplay:
     ) -> None:
         """Store one step of ``N`` envs in the storage (same arguments); new transitions get the max priority."""
         changes = self.storage.add(obs_N, actions_N, rewards_N, next_obs_N, terminated_N, truncated_N, valid_N)
-        slots = np.concatenate([changes.cleared, changes.written])  # cleared first: the last write wins
-        if len(slots) == 0:
-            return
-        priorities = np.concatenate([np.zeros(len(changes.cleared)), np.full(len(changes.written), self.max_priority)])
+        written, cleared = changes
+        if len(cleared) == 0:  # the ring: no concatenation on the per-step path
+            slots, priorities = written, np.full(len(written), self.max_priority)
+        else:  # cleared first, so that a slot in both gets its new transition's priority (last wins)
+            slots = np.concatenate([cleared, written])
+            priorities = np.concatenate([np.zeros(len(cleared)), np.full(len(written), self.max_priority)])
         self.tree.update(slots, priorities)
         self.generation_S[slots] += 1
 

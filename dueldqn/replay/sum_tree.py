@@ -22,17 +22,9 @@ Shape suffixes: ``K`` leaves being updated, ``B`` prefixes or samples.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-
-
-def _distinct_sorted(i_K: np.ndarray) -> np.ndarray:
-    """The distinct values of the sorted ``i_K`` (cheaper than ``np.unique``, which sorts again)."""
-    if len(i_K) < 2:
-        return i_K
-    keep_K = np.empty(len(i_K), dtype=bool)
-    keep_K[0] = True
-    np.not_equal(i_K[1:], i_K[:-1], out=keep_K[1:])
-    return i_K[keep_K]
 
 
 class SumTree:
@@ -74,7 +66,10 @@ class SumTree:
         """Set ``p[indices_K] = priorities_K`` (the last one wins for a repeated index).
 
         Each ancestor of a changed leaf is then recomputed from its two children, one level at a
-        time: ``s_j = s_{2j} + s_{2j+1}``, ``m_j = min(m_{2j}, m_{2j+1})``.
+        time: ``s_j = s_{2j} + s_{2j+1}``, ``m_j = min(m_{2j}, m_{2j+1})``. A shared ancestor is
+        recomputed once per changed leaf below it, each time to the same value, which is cheaper
+        than deduplicating every level. One leaf (a one-env ``add``) takes a scalar walk up:
+        the same IEEE additions, so the same bits, without numpy's per-call overhead.
 
         Raises:
             ValueError: for an index outside ``[0, capacity)``, a negative or non-finite priority,
@@ -88,6 +83,9 @@ class SumTree:
             )
         if len(indices_K) == 0:
             return
+        if len(indices_K) == 1:
+            self._update_one(int(indices_K[0]), float(priorities_K[0]))
+            return
         if indices_K.min() < 0 or indices_K.max() >= self.capacity:
             raise ValueError(f"SumTree.update: leaf indices must be in [0, {self.capacity}), got {indices_K}")
         if not np.isfinite(priorities_K).all() or priorities_K.min() < 0:
@@ -98,11 +96,29 @@ class SumTree:
         values_K = priorities_K[last_K]
         self.sum_tree[node_K] = values_K
         self.min_tree[node_K] = np.where(values_K > 0, values_K, np.inf)
-        for _ in range(self.depth):
-            node_K = _distinct_sorted(node_K >> 1)
+        sums, mins = self.sum_tree, self.min_tree
+        for _ in range(self.depth):  # take/put: the cheapest numpy gathers for small batches
+            node_K >>= 1
             left_K = 2 * node_K
-            self.sum_tree[node_K] = self.sum_tree[left_K] + self.sum_tree[left_K + 1]
-            self.min_tree[node_K] = np.minimum(self.min_tree[left_K], self.min_tree[left_K + 1])
+            right_K = left_K + 1
+            sums.put(node_K, sums.take(left_K) + sums.take(right_K))
+            mins.put(node_K, np.minimum(mins.take(left_K), mins.take(right_K)))
+
+    def _update_one(self, index: int, priority: float) -> None:
+        """:meth:`update` of one leaf, walking up with scalars."""
+        if not 0 <= index < self.capacity:
+            raise ValueError(f"SumTree.update: leaf indices must be in [0, {self.capacity}), got {index}")
+        if not 0.0 <= priority < math.inf:
+            raise ValueError(f"SumTree.update: priorities must be finite and >= 0, got {priority}")
+        sums, mins = self.sum_tree, self.min_tree
+        node = index + self.size
+        sums[node] = priority
+        mins[node] = priority if priority > 0 else math.inf
+        while node > 1:
+            node >>= 1
+            sums[node] = sums[2 * node] + sums[2 * node + 1]
+            left_min, right_min = mins[2 * node], mins[2 * node + 1]
+            mins[node] = left_min if left_min <= right_min else right_min
 
     def _rebuild(self) -> None:
         """Recompute every internal node from the leaves (the same additions as :meth:`update`)."""
@@ -133,13 +149,15 @@ class SumTree:
             raise ValueError("cannot sample from a SumTree whose priorities are all 0")
         mass_B = np.clip(np.asarray(prefix_B, dtype=np.float64), 0.0, np.nextafter(total, 0.0))
         node_B = np.ones(mass_B.shape, dtype=np.int64)
+        sums = self.sum_tree
         for _ in range(self.depth):
-            left_B = 2 * node_B
-            left_sum_B = self.sum_tree[left_B]
+            node_B *= 2  # the left child
+            left_sum_B = sums.take(node_B)
             # right when the mass is past the left subtree, unless the right one is empty (rounding)
-            right_B = (mass_B >= left_sum_B) & (self.sum_tree[left_B + 1] > 0)
-            mass_B = np.where(right_B, mass_B - left_sum_B, mass_B)
-            node_B = left_B + right_B
+            right_B = sums.take(node_B + 1) > 0
+            right_B &= mass_B >= left_sum_B
+            mass_B -= left_sum_B * right_B  # minus 0.0 leaves the mass as it is
+            node_B += right_B
         return node_B - self.size
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
