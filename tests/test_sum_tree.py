@@ -36,6 +36,20 @@ def test_tree_is_a_pure_function_of_its_leaves_after_many_updates() -> None:
     assert (tree.sum_tree[tree.size + 1000 :] == 0).all()  # padding untouched
 
 
+def test_single_leaf_updates_give_the_same_bits_as_a_rebuild() -> None:
+    rng = np.random.default_rng(10)
+    tree = SumTree(777)  # one-leaf updates take the scalar path
+    for i, p in zip(
+        rng.integers(0, 777, size=2000), rng.exponential(size=2000) * (rng.random(2000) > 0.1), strict=True
+    ):
+        tree.update(np.array([i]), np.array([p]))
+    rebuilt = SumTree(777)
+    rebuilt.load_state_dict(tree.state_dict())
+    assert np.array_equal(tree.sum_tree, rebuilt.sum_tree) and np.array_equal(tree.min_tree, rebuilt.min_tree)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        tree.update(np.array([0]), np.array([np.inf]))
+
+
 def test_duplicate_indices_last_one_wins() -> None:
     tree = SumTree(4)
     tree.update(np.array([2, 1, 2, 2]), np.array([5.0, 1.0, 7.0, 3.0]))

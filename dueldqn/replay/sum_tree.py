@@ -15,7 +15,9 @@ zero leaf), which gives the largest importance-sampling weight of the buffer.
 Every update recomputes each touched parent from its two children, level by level, and never
 adds deltas: the tree is then a pure function of its leaves (bitwise), so it does not drift
 (Dopamine's delta-propagated tree does, google-deepmind/reverb#43) and a checkpoint needs only
-the leaves. Everything is vectorised over the batch; the only Python loop is over the levels.
+the leaves. Batches are vectorised, with one Python loop over the levels; a single leaf (the
+per-step ``add`` of one env) walks up with scalars, which does the same IEEE additions. Costs are
+in ``BENCHMARKS.md`` (``python -m benchmarks.bench_replay``).
 
 Shape suffixes: ``K`` leaves being updated, ``B`` prefixes or samples.
 """
