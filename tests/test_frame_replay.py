@@ -145,7 +145,7 @@ def test_sampling_is_seeded_uniform_and_returns_stored_transitions() -> None:
     _assert_batches_equal(batch, again)
     assert batch.obs.shape == (64, *OBS_SHAPE)
     rows = [keys[o.tobytes() + n.tobytes()] for o, n in zip(batch.obs, batch.next_obs, strict=True)]
-    _assert_batches_equal(batch, Batch(*(field[rows] for field in stored)))
+    _assert_batches_equal(batch, Batch(*(field[rows] for field in stored[:5])))
 
     big = frame.sample(100 * len(frame), np.random.default_rng(0))
     counts = np.bincount(

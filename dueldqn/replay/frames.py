@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dueldqn.replay import Batch
+from dueldqn.replay import NO_SLOTS, Batch, SlotChanges
 
 _TRANSITION = np.uint8(1)  # flags bit 0: a transition ends in this slot
 _TERMINATED = np.uint8(2)  # flags bit 1: that transition's s' is terminal
@@ -116,6 +116,11 @@ class FrameReplayBuffer:
         return len(self) >= min_size
 
     @property
+    def num_slots(self) -> int:
+        """Slots in the flat slot space ``env * L + slot`` of :meth:`gather`: ``N * L``."""
+        return self.num_envs * self.slots
+
+    @property
     def nbytes(self) -> int:
         """Bytes of all the arrays this buffer holds (allocated, touched or not)."""
         arrays = (
@@ -149,14 +154,20 @@ class FrameReplayBuffer:
         flags_K: np.ndarray,
         actions_K: np.ndarray,
         rewards_K: np.ndarray,
-    ) -> None:
-        """Write one slot for each of the distinct envs ``env_K``, keeping ``size_N`` exact."""
+    ) -> SlotChanges:
+        """Write one slot for each of the distinct envs ``env_K``, keeping ``size_N`` exact.
+
+        Returns the flat slots: ``written`` where a transition was written, ``cleared`` the slots
+        that left the sampleable window and those written without a transition.
+        """
         head_K = self.head_N[env_K]
         leaving_K = head_K - self.slots + self.stack  # the slot that falls out of the window
         old_K = leaving_K >= 0
+        left = NO_SLOTS
         if old_K.any():
             env_old = env_K[old_K]
             self.size_N[env_old] -= self.flags_NL[env_old, leaving_K[old_K] % self.slots] & _TRANSITION
+            left = env_old * self.slots + leaving_K[old_K] % self.slots
         slot_K = head_K % self.slots
         self.frames[env_K, slot_K] = frame_K
         self.depth_NL[env_K, slot_K] = depth_K
@@ -165,24 +176,31 @@ class FrameReplayBuffer:
         self.rewards_NL[env_K, slot_K] = rewards_K
         self.size_N[env_K] += flags_K & _TRANSITION
         self.head_N[env_K] = head_K + 1
+        flat_K = env_K.astype(np.int64) * self.slots + slot_K
+        holds_K = (flags_K & _TRANSITION) != 0
+        return SlotChanges(flat_K[holds_K], np.concatenate([left, flat_K[~holds_K]]))
 
-    def _push_lead(self, env_K: np.ndarray, frame_K: np.ndarray, depth_K: np.ndarray) -> None:
+    def _push_lead(self, env_K: np.ndarray, frame_K: np.ndarray, depth_K: np.ndarray) -> SlotChanges:
         """Write frames that only start a stack (no transition ends in their slots)."""
         zeros_K = np.zeros(len(env_K), dtype=np.uint8)
-        self._push(env_K, frame_K, depth_K, zeros_K, zeros_K.astype(_ACTION_DTYPE), zeros_K.astype(np.float32))
+        return self._push(env_K, frame_K, depth_K, zeros_K, zeros_K.astype(_ACTION_DTYPE), zeros_K.astype(np.float32))
 
-    def _start_streams(self, env_S: np.ndarray, obs_S: np.ndarray) -> None:
-        """Store the observations ``obs_S`` that do not continue their env's previous ``s'``."""
+    def _start_streams(self, env_S: np.ndarray, obs_S: np.ndarray) -> list[np.ndarray]:
+        """Store the observations ``obs_S`` that do not continue their env's previous ``s'``.
+
+        Returns the flat slots this cleared (lead slots hold no transition).
+        """
         c = self.stack
+        cleared: list[np.ndarray] = []
         last_S = self.last_next_obs_N[env_S]
         shifted_S = (self.head_N[env_S] > 0) & _rows_equal(obs_S[:, :-1], last_S[:, 1:])
         if shifted_S.any():  # one new frame on top of the previous stack: the same stream goes on
             env_K = env_S[shifted_S]
             depth_K = np.minimum(self.head_N[env_K] - self.stream_start_N[env_K], c)
-            self._push_lead(env_K, obs_S[shifted_S, -1], depth_K)
+            cleared.append(self._push_lead(env_K, obs_S[shifted_S, -1], depth_K).cleared)
         new_S = ~shifted_S
         if not new_S.any():
-            return
+            return cleared
         env_K, obs_K = env_S[new_S], obs_S[new_S]
         # first_K: the last of the leading frames equal to frame 0; the stack is rebuilt from there
         first_K = np.zeros(len(env_K), dtype=np.int64)
@@ -196,7 +214,10 @@ class FrameReplayBuffer:
             if not sel_K.any():
                 break
             rows = np.flatnonzero(sel_K)
-            self._push_lead(env_K[sel_K], obs_K[rows, first_K[sel_K] + i], np.full(len(rows), i))
+            cleared.append(
+                self._push_lead(env_K[sel_K], obs_K[rows, first_K[sel_K] + i], np.full(len(rows), i)).cleared
+            )
+        return cleared
 
     def add(
         self,
@@ -207,13 +228,19 @@ class FrameReplayBuffer:
         terminated_N: np.ndarray,
         truncated_N: np.ndarray,
         valid_N: np.ndarray | None = None,
-    ) -> None:
+    ) -> SlotChanges:
         """Store one step of the ``N`` envs, skipping those where ``valid_N`` is False.
 
         Row ``n`` must always come from env ``n``. ``valid_N`` is False for the step that only
         resets an env after its episode ended (next-step autoreset): it joins two episodes
         and is never stored. ``truncated_N`` is accepted for the common interface; where
         episodes start is read off the frames (see the module docstring).
+
+        Returns the flat slots (``env * L + slot``) changed, for
+        :class:`~dueldqn.replay.PrioritizedReplay`: ``written`` now hold this step's transitions;
+        ``cleared`` hold none any more (lead slots, slots that left the sampleable window), and
+        are to be applied first, since a slot that left the window early in the call can receive
+        the transition at its end.
 
         Raises:
             ValueError: for rows that are not ``N`` stacked observations of ``obs_shape``, a
@@ -232,7 +259,7 @@ class FrameReplayBuffer:
         else:
             env_V = np.flatnonzero(valid_N)
             if len(env_V) == 0:
-                return
+                return SlotChanges(NO_SLOTS, NO_SLOTS)
             obs_V, next_obs_V = obs_N[env_V], next_obs_N[env_V]
         actions_V = np.asarray(actions_N)[env_V]
         if not np.issubdtype(actions_V.dtype, np.integer) or (
@@ -247,10 +274,9 @@ class FrameReplayBuffer:
                 "and the autoreset step after an episode's end must be passed with valid_N False"
             )
         fresh_V = (self.head_N[env_V] == 0) | ~_rows_equal(obs_V, self.last_next_obs_N[env_V])
-        if fresh_V.any():
-            self._start_streams(env_V[fresh_V], obs_V[fresh_V])
+        cleared = self._start_streams(env_V[fresh_V], obs_V[fresh_V]) if fresh_V.any() else []
         terminated_V = np.asarray(terminated_N)[env_V].astype(bool)
-        self._push(
+        changes = self._push(
             env_V,
             next_obs_V[:, -1],
             np.minimum(self.head_N[env_V] - self.stream_start_N[env_V], self.stack),
@@ -259,6 +285,7 @@ class FrameReplayBuffer:
             np.asarray(rewards_N, dtype=np.float32)[env_V],
         )
         self.last_next_obs_N[env_V] = next_obs_V
+        return SlotChanges(changes.written, np.concatenate([*cleared, changes.cleared]))
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -276,7 +303,8 @@ class FrameReplayBuffer:
         """Rebuild the transitions at flat indices ``idx_B`` (from :meth:`valid_indices`).
 
         Each needs ``C + 1`` frames: slot ``p - min(o, depth)`` for ``o = C, ..., 0``, where
-        ``s`` takes the first ``C`` and ``s'`` the last ``C``.
+        ``s`` takes the first ``C`` and ``s'`` the last ``C``. ``indices`` are the flat slots
+        and ``weights`` stay ``None`` (uniform replay needs no correction).
         """
         env_B, slot_B = np.divmod(np.asarray(idx_B, dtype=np.int64), self.slots)
         depth_B = self.depth_NL[env_B, slot_B].astype(np.int64)
@@ -289,6 +317,7 @@ class FrameReplayBuffer:
             rewards=self.rewards_NL[env_B, slot_B],
             next_obs=self.frames[env_B1, slot_BO[:, 1:]],
             terminated=((self.flags_NL[env_B, slot_B] & _TERMINATED) != 0).astype(np.float32),
+            indices=env_B * self.slots + slot_B,
         )
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dueldqn.replay import Batch
+from dueldqn.replay import NO_SLOTS, Batch, SlotChanges
 
 
 class ReplayBuffer:
@@ -45,6 +45,11 @@ class ReplayBuffer:
         """Whether at least ``min_size`` transitions are stored (the warm-up rule)."""
         return self.size >= min_size
 
+    @property
+    def num_slots(self) -> int:
+        """Slots in the flat slot space of :meth:`gather`: the ring's ``capacity``."""
+        return self.capacity
+
     def add(
         self,
         obs_N: np.ndarray,
@@ -54,7 +59,7 @@ class ReplayBuffer:
         terminated_N: np.ndarray,
         truncated_N: np.ndarray,
         valid_N: np.ndarray | None = None,
-    ) -> None:
+    ) -> SlotChanges:
         """Store one step of ``N`` vectorised envs, skipping the envs where ``valid_N`` is False.
 
         ``valid_N`` is False for the step that only resets an env after its episode ended
@@ -62,13 +67,16 @@ class ReplayBuffer:
         stored. ``truncated_N`` is not needed here (a truncated transition is bootstrapped like
         any non-terminal one); it is part of the signature so that every replay takes the same
         arguments (the frame replay needs it to know where episodes end).
+
+        Returns the ring slots written (``written``; ``cleared`` is always empty here: a slot only
+        ever goes from one transition to the next), for :class:`~dueldqn.replay.PrioritizedReplay`.
         """
         if valid_N is not None and not valid_N.all():
             obs_N, actions_N, rewards_N = obs_N[valid_N], actions_N[valid_N], rewards_N[valid_N]
             next_obs_N, terminated_N = next_obs_N[valid_N], terminated_N[valid_N]
         n = len(actions_N)
         if n == 0:
-            return
+            return SlotChanges(NO_SLOTS, NO_SLOTS)
         end = self.pos + n
         idx: slice | np.ndarray = (
             slice(self.pos, end) if end <= self.capacity else np.arange(self.pos, end) % self.capacity
@@ -78,21 +86,36 @@ class ReplayBuffer:
         self.actions[idx] = actions_N
         self.rewards[idx] = rewards_N
         self.terminated[idx] = terminated_N
+        written = np.arange(self.pos, end, dtype=np.int64) % self.capacity
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
+        return SlotChanges(written, NO_SLOTS)
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        """Draw ``batch_size`` stored transitions uniformly, with replacement."""
-        if self.size == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
-        idx_B = rng.integers(0, self.size, size=batch_size)
+    def valid_indices(self) -> np.ndarray:
+        """``(size,)`` int64: the ring slots holding a transition (the first ``size``)."""
+        return np.arange(self.size, dtype=np.int64)
+
+    def gather(self, idx_B: np.ndarray) -> Batch:
+        """The transitions at ring slots ``idx_B`` (from :meth:`valid_indices`).
+
+        ``indices`` are the slots; ``weights`` stay ``None`` (uniform replay needs no correction, and
+        the update then runs exactly the unweighted loss).
+        """
+        idx_B = np.asarray(idx_B, dtype=np.int64)
         return Batch(
             self.obs[idx_B],
             self.actions[idx_B],
             self.rewards[idx_B],
             self.next_obs[idx_B],
             self.terminated[idx_B],
+            idx_B,
         )
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        """Draw ``batch_size`` stored transitions uniformly, with replacement."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return self.gather(rng.integers(0, self.size, size=batch_size))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The stored transitions and ring position, as plain arrays (for checkpoints)."""

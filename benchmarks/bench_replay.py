@@ -1,0 +1,106 @@
+"""Replay speed: uniform ReplayBuffer against PrioritizedReplay over it, CartPole-sized transitions.
+
+For capacities 100k and 1M of ``(4,)`` float32 observations, on a full buffer (priorities drawn at
+random, so the tree is not flat): ``add`` of one transition per call (what a one-env training
+loop does each step), ``sample`` at batch 32 and 256, and, for prioritized replay, the
+``update_priorities`` that follows each sample. Each figure is the median over ``--repeats``
+timed blocks, in µs per call and per transition.
+
+    python -m benchmarks.bench_replay              # about a minute on one core
+    python -m benchmarks.bench_replay --quick --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from benchmarks._report import write_section
+from dueldqn.replay import PrioritizedReplay, ReplayBuffer
+
+OBS_SHAPE = (4,)
+CHUNK = 10_000  # transitions per add call while filling
+
+
+def _fill(replay: ReplayBuffer | PrioritizedReplay, capacity: int, rng: np.random.Generator) -> None:
+    """Fill the buffer with random transitions, ``CHUNK`` envs at a time."""
+    for start in range(0, capacity, CHUNK):
+        n = min(CHUNK, capacity - start)
+        obs = rng.normal(size=(n, *OBS_SHAPE)).astype(np.float32)
+        replay.add(obs, rng.integers(0, 2, n), np.ones(n, np.float32), obs, np.zeros(n, bool), np.zeros(n, bool))
+
+
+def _time(fn: Callable[[], object], calls: int, repeats: int) -> float:
+    """Median seconds per call of ``fn`` over ``repeats`` blocks of ``calls`` calls."""
+    per_call = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        per_call.append((time.perf_counter() - start) / calls)
+    return statistics.median(per_call)
+
+
+def bench(capacity: int, calls: int, repeats: int, batch_sizes: tuple[int, ...]) -> list[tuple[str, str, int, float]]:
+    """Rows ``(replay, operation, transitions per call, seconds per call)`` at ``capacity``."""
+    rng = np.random.default_rng(0)
+    uniform = ReplayBuffer(capacity, OBS_SHAPE, np.float32)
+    prioritized = PrioritizedReplay(ReplayBuffer(capacity, OBS_SHAPE, np.float32), alpha=0.6)
+    _fill(uniform, capacity, rng)
+    _fill(prioritized, capacity, rng)
+    slots = np.arange(capacity)
+    prioritized.update_priorities(prioritized.generation_S * capacity + slots, rng.exponential(size=capacity))
+
+    obs_1 = rng.normal(size=(1, *OBS_SHAPE)).astype(np.float32)
+    one = (obs_1, np.array([1]), np.ones(1, np.float32), obs_1, np.zeros(1, bool), np.zeros(1, bool))
+    rows = []
+    for name, replay in (("uniform", uniform), ("prioritized", prioritized)):
+        rows.append((name, "add", 1, _time(lambda r=replay: r.add(*one), calls, repeats)))  # type: ignore[misc]
+    for b in batch_sizes:
+        rows.append(("uniform", "sample", b, _time(lambda b=b: uniform.sample(b, rng), calls, repeats)))
+        rows.append(
+            ("prioritized", "sample", b, _time(lambda b=b: prioritized.sample(b, rng, beta=0.4), calls, repeats))
+        )
+        tickets = prioritized.sample(b, rng, beta=0.4).indices
+        td_abs = rng.exponential(size=b)
+        rows.append(
+            ("prioritized", "update_priorities", b,
+             _time(lambda t=tickets, d=td_abs: prioritized.update_priorities(t, d), calls, repeats))
+        )  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=5_000, help="calls per timed block")
+    parser.add_argument("--quick", action="store_true", help="100k only, 3 blocks of 500 calls (a smoke run)")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
+    args = parser.parse_args()
+    capacities = (100_000,) if args.quick else (100_000, 1_000_000)
+    calls, repeats = (500, 3) if args.quick else (args.calls, args.repeats)
+
+    lines = []
+    for capacity in capacities:
+        for name, op, per_call, seconds in bench(capacity, calls, repeats, (32, 256)):
+            us = seconds * 1e6
+            lines.append(f"| {capacity:,} | {name} | {op} | {per_call} | {us:,.1f} | {us / per_call:,.2f} |")
+            print(lines[-1], flush=True)
+    body = (
+        f"One core, (4,) float32 observations, full buffers; median of {repeats} blocks of {calls:,} calls. "
+        "`add` stores one transition per call; prioritized `add` also writes its max-priority leaf and "
+        "recomputes the leaf's ancestors; prioritized `sample` includes the IS weights and tickets.\n\n"
+        "| capacity | replay | operation | transitions per call | µs per call | µs per transition |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(lines)
+    )
+    print(body)
+    if not args.no_write:
+        write_section("replay-speed", "Replay speed: uniform against prioritized", body)
+
+
+if __name__ == "__main__":
+    main()
