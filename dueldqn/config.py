@@ -62,6 +62,14 @@ class Config:
     """Transitions per gradient step."""
     buffer_size: int = 100_000
     """Replay memory capacity in transitions."""
+    prioritized: bool = False
+    """Proportional prioritized replay (Schaul et al., 2016): sample transition i with probability p_i / sum p."""
+    alpha: float = 0.6
+    """Prioritized replay: p_i = (|TD error_i| + priority_eps) ** alpha; 0 is uniform sampling."""
+    beta0: float = 0.4
+    """Prioritized replay: importance-sampling exponent at the first update, annealed linearly to 1 at the end."""
+    priority_eps: float = 1e-6
+    """Prioritized replay: added to |TD error| so that no stored transition gets priority 0."""
     learning_starts: int = 1_000
     """Env steps of experience collected before the first update (the warm-up)."""
     train_frequency: int = 1
@@ -70,6 +78,8 @@ class Config:
     """Gradient steps per update."""
     gamma: float = 0.99
     """Discount factor."""
+    n_step: int = 1
+    """n-step returns: fold up to n rewards of the same episode into the target, bootstrap with gamma ** k."""
     target_sync: str = "steps"
     """How the target network follows the online one: every k episodes, every N steps, or polyak."""
     target_sync_every: int = 500
@@ -145,7 +155,7 @@ def _validate(c: Config) -> None:
             raise ValueError(f"{f.name} must be true or false; got {getattr(c, f.name)!r}")
     if not c.env_id or not isinstance(c.env_id, str):
         raise ValueError(f"env_id must be a gymnasium environment id such as 'CartPole-v1'; got {c.env_id!r}")
-    positive = ("total_steps", "num_envs", "batch_size", "buffer_size", "train_frequency", "gradient_steps",
+    positive = ("total_steps", "num_envs", "batch_size", "buffer_size", "train_frequency", "gradient_steps", "n_step",
                 "target_sync_every", "eval_episodes", "log_interval", "keep_checkpoints")  # fmt: skip
     for name in positive:
         value = getattr(c, name)
@@ -168,6 +178,13 @@ def _validate(c: Config) -> None:
             raise ValueError(f"{name} must be >= 0; got {getattr(c, name)}")
     if not c.adam_eps > 0:
         raise ValueError(f"adam_eps must be positive; got {c.adam_eps}")
+    for name in ("alpha", "beta0"):
+        if not 0.0 <= getattr(c, name) <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1]; got {getattr(c, name)}")
+    if not c.priority_eps > 0:
+        raise ValueError(
+            f"priority_eps must be positive (no stored transition may get priority 0); got {c.priority_eps}"
+        )
     if c.batch_size > c.buffer_size:
         raise ValueError(
             f"batch_size ({c.batch_size}) must not exceed the replay capacity buffer_size ({c.buffer_size})"

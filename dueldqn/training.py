@@ -54,6 +54,7 @@ from dueldqn.networks import build_q_network
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers, numpy_greedy
 from dueldqn.plotting import plot_run
 from dueldqn.replay import Batch, FrameReplayBuffer, ReplayBuffer
+from dueldqn.replay.prioritized import PrioritizedReplay
 from dueldqn.targets import Update, td_loss, td_target
 
 CONFIG_FILE = "config.json"
@@ -145,9 +146,10 @@ def prepare_run_dir(run_dir: Path, *, create: bool = True) -> Path:
     return run_dir
 
 
-def env_step(
-    envs: gym.vector.VectorEnv, replay: ReplayBuffer | FrameReplayBuffer, state: LoopState, actions_N: np.ndarray
-) -> dict[str, Any]:
+Replay = ReplayBuffer | FrameReplayBuffer | PrioritizedReplay
+
+
+def env_step(envs: gym.vector.VectorEnv, replay: Replay, state: LoopState, actions_N: np.ndarray) -> dict[str, Any]:
     """Step the envs with ``actions_N``, store the new transitions and advance ``state``.
 
     An env whose episode ended on the previous step only resets on this one (gymnasium's
@@ -352,6 +354,8 @@ def train(
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
     conv = len(obs_space.shape) == 3  # type: ignore[arg-type]
     frames = stacks_frames(config.env_id)  # Atari's stacks of consecutive frames, not any image
+    if frames and config.n_step > 1:
+        raise ValueError("n-step returns over the frame replay (Atari ids) are not built yet; use --n-step 1")
     spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space)  # type: ignore[arg-type]
     if ckpt is not None and not same_network(ckpt.state["network"], spec):
         raise ValueError(
@@ -385,11 +389,15 @@ def train(
             q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps,
             fused=True,
         )  # fmt: skip
-    replay: ReplayBuffer | FrameReplayBuffer
+    storage: ReplayBuffer | FrameReplayBuffer
     if frames:  # stacked frames: each frame stored once, stacks rebuilt by index
-        replay = FrameReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs)  # type: ignore[arg-type]
-    else:
-        replay = ReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype)  # type: ignore[arg-type]
+        storage = FrameReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs)  # type: ignore[arg-type]
+    else:  # n-step returns are folded when a batch is sampled
+        storage = ReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
+                               n_step=config.n_step, gamma=config.gamma)  # fmt: skip
+    replay: Replay = (
+        PrioritizedReplay(storage, alpha=config.alpha, eps=config.priority_eps) if config.prioritized else storage
+    )
     loss_sum = torch.zeros((), device=device)
     num_envs = config.num_envs
 
@@ -517,13 +525,14 @@ def train(
                     )
                     for group in optimizer.param_groups:
                         group["lr"] = lr
+                    beta = linear_schedule(state.steps, config.beta0, 1.0, config.total_steps)  # PER's IS exponent
                     for _ in range(config.gradient_steps):
-                        batch = replay.sample(config.batch_size, rng)
+                        batch = replay.sample(config.batch_size, rng, beta=beta)
                         if numpy_update is not None:
-                            loss = numpy_update.step(batch, epsilon=epsilon, generator=generator).loss
+                            update = numpy_update.step(batch, epsilon=epsilon, generator=generator)
                         else:
                             assert isinstance(optimizer, torch.optim.Optimizer)
-                            loss = gradient_step(
+                            update = gradient_step(
                                 q_net,
                                 target_net,
                                 optimizer,
@@ -532,10 +541,13 @@ def train(
                                 epsilon=epsilon,
                                 device=device,
                                 generator=generator,
-                            ).loss
+                            )
+                        loss = update.loss
                         state.updates += 1
                         if device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU; GPU: per log row
                             raise diverged(loss.item())
+                        if isinstance(replay, PrioritizedReplay):  # p_i <- (|delta_i| + eps)^alpha
+                            replay.update_priorities(batch.indices, update.td_abs_B.cpu().numpy())  # type: ignore[arg-type]
                         loss_sum += loss
                         state.loss_count += 1
                         if config.target_sync == "polyak":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dueldqn.replay import Batch, ReplayBuffer
 from dueldqn.replay.nstep import NStepFold, fold_n_step
 
 F32 = np.float32
@@ -89,3 +90,54 @@ def test_bad_settings_are_refused() -> None:
         _fold([0], [1], [0], [-1], n=0, gamma=0.9)
     with pytest.raises(ValueError, match="gamma"):
         _fold([0], [1], [0], [-1], n=2, gamma=1.5)
+
+
+def _steps(replay: ReplayBuffer, rows: list[tuple[list[float], list[bool], list[bool], list[bool]]]) -> None:
+    """Add steps of two envs: (rewards, terminated, truncated, valid); obs = 10 * step + env."""
+    for t, (rewards, terminated, truncated, valid) in enumerate(rows):
+        obs = np.array([[10.0 * t], [10.0 * t + 1]], dtype=np.float32)
+        replay.add(obs, np.array([0, 1]), np.array(rewards, F32), obs + 100, np.array(terminated),
+                   np.array(truncated), np.array(valid))  # fmt: skip
+
+
+def test_the_ring_links_each_env_stream_and_folds_n_step_batches() -> None:
+    replay = ReplayBuffer(16, (1,), np.float32, num_envs=2, n_step=3, gamma=0.5)
+    T, F = True, False
+    _steps(replay, [
+        ([1, 10], [F, F], [F, F], [T, T]),  # slots 0 (env 0), 1 (env 1)
+        ([2, 20], [T, F], [F, F], [T, T]),  # slot 2: env 0 terminates; slot 3
+        ([0, 30], [F, F], [F, T], [F, T]),  # env 0 only resets (not stored); slot 4: env 1 truncated
+        ([3, 0], [F, F], [F, F], [T, F]),  # slot 5: env 0's new episode; env 1 resets
+        ([4, 40], [F, F], [F, F], [T, T]),  # slots 6, 7
+    ])  # fmt: skip
+    assert replay.next_slot[:8].tolist() == [2, 3, -1, 4, -1, 6, -1, -1]
+    batch = replay.gather(np.array([0, 1, 5]))
+    assert batch.rewards.tolist() == [1 + 0.5 * 2, 10 + 0.5 * 20 + 0.25 * 30, 3 + 0.5 * 4]
+    assert batch.discounts is not None and batch.discounts.tolist() == [0.25, 0.125, 0.25]
+    assert batch.terminated.tolist() == [1.0, 0.0, 0.0]  # env 0's window ends in its termination
+    assert batch.next_obs[:, 0].tolist() == [110.0, 121.0, 140.0]  # s' of slots 2, 4 (the real final obs), 6
+    assert batch.obs[:, 0].tolist() == [0.0, 1.0, 30.0]
+
+    restored = ReplayBuffer(16, (1,), np.float32, num_envs=2, n_step=3, gamma=0.5)
+    restored.load_state_dict(replay.state_dict())
+    again = restored.gather(np.array([0, 1, 5]))
+    for name, a, b in zip(Batch._fields, batch, again, strict=True):
+        assert (a is None and b is None) or np.array_equal(a, b), name
+
+
+def test_links_follow_the_ring_around_and_one_step_keeps_none() -> None:
+    replay = ReplayBuffer(4, (1,), np.float32, n_step=3, gamma=0.5)
+    for t in range(6):  # slots 0..3, then t=4 -> slot 0 and t=5 -> slot 1
+        replay.add(np.array([[t]], F32), np.array([0]), np.array([t], F32), np.array([[t + 1]], F32),
+                   np.array([False]), np.array([False]))  # fmt: skip
+    assert replay.next_slot.tolist() == [1, -1, 3, 0]  # t2 -> t3 -> t4 -> t5 (newest)
+    batch = replay.gather(np.array([2]))
+    assert batch.rewards.tolist() == [2 + 0.5 * 3 + 0.25 * 4] and batch.next_obs.tolist() == [[5.0]]
+    with pytest.raises(ValueError, match="one row per env"):
+        replay.add(np.zeros((2, 1), F32), np.zeros(2, int), np.zeros(2, F32), np.zeros((2, 1), F32),
+                   np.zeros(2, bool), np.zeros(2, bool))  # fmt: skip
+    one_step = ReplayBuffer(4, (1,), np.float32)
+    one_step.add(np.zeros((3, 1), F32), np.zeros(3, int), np.ones(3, F32), np.zeros((3, 1), F32),
+                 np.zeros(3, bool), np.zeros(3, bool))  # fmt: skip
+    batch = one_step.gather(np.array([0, 2]))
+    assert batch.discounts is None and batch.weights is None and "next_slot" not in one_step.state_dict()

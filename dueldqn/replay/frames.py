@@ -320,8 +320,8 @@ class FrameReplayBuffer:
             indices=env_B * self.slots + slot_B,
         )
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        """Draw ``batch_size`` stored transitions uniformly, with replacement.
+    def sample(self, batch_size: int, rng: np.random.Generator, *, beta: float = 1.0) -> Batch:
+        """Draw ``batch_size`` stored transitions uniformly, with replacement (``beta`` is unused).
 
         A slot is drawn uniformly from all envs' sampleable windows; slots that hold no
         transition (episode starts, a small fraction) are drawn again, so every stored

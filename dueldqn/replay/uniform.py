@@ -7,6 +7,11 @@ Every transition keeps ``terminated`` (the bootstrap mask: the MDP really ended)
 time-limit truncation, which is stored with its real final observation and bootstrapped from,
 like any other transition. Observations keep their dtype (``uint8`` frames stay ``uint8``)
 until they are sampled.
+
+With ``n_step > 1`` a sampled transition is folded with the next ones of its env's stream into an
+n-step return (:mod:`dueldqn.replay.nstep`): the buffer then keeps, per slot, the slot of the same
+env's next transition (``next_slot``), written when that transition arrives and cut at the end of
+an episode. With ``n_step = 1`` none of that runs and a batch is exactly the stored transitions.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from dueldqn.replay import NO_SLOTS, Batch, SlotChanges
+from dueldqn.replay.nstep import fold_n_step
 
 
 class ReplayBuffer:
@@ -23,11 +29,28 @@ class ReplayBuffer:
         capacity: how many transitions are kept; the oldest is overwritten first.
         obs_shape: shape of one observation, e.g. ``(4,)`` for CartPole.
         obs_dtype: dtype observations are stored in (kept until sampling).
+        num_envs: envs stepped together (each ``add`` takes one row per env); needed for n-step.
+        n_step: transitions folded into each sampled return (1: the stored transition).
+        gamma: the discount of the n-step return.
     """
 
-    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: np.dtype | type,
+        *,
+        num_envs: int = 1,
+        n_step: int = 1,
+        gamma: float = 0.99,
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"replay capacity must be a positive number of transitions, got {capacity}")
+        if n_step < 1:
+            raise ValueError(f"n_step must be a positive number of transitions, got {n_step}")
+        self.num_envs, self.n_step, self.gamma = int(num_envs), int(n_step), float(gamma)
+        self.next_slot = np.full(capacity, -1, dtype=np.int64)  # n-step: the same env's next transition
+        self.open_N = np.full(num_envs, -1, dtype=np.int64)  # n-step: each env's last slot in a running episode
         self.capacity = int(capacity)
         self.obs_shape = tuple(obs_shape)
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
@@ -71,6 +94,12 @@ class ReplayBuffer:
         Returns the ring slots written (``written``; ``cleared`` is always empty here: a slot only
         ever goes from one transition to the next), for :class:`~dueldqn.replay.PrioritizedReplay`.
         """
+        env_K = None
+        if self.n_step > 1:
+            if len(actions_N) != self.num_envs:
+                raise ValueError(f"expected one row per env ({self.num_envs}) for n-step returns, got {len(actions_N)}")
+            env_K = np.flatnonzero(valid_N) if valid_N is not None else np.arange(self.num_envs)
+            ended_K = (np.asarray(terminated_N, dtype=bool) | np.asarray(truncated_N, dtype=bool))[env_K]
         if valid_N is not None and not valid_N.all():
             obs_N, actions_N, rewards_N = obs_N[valid_N], actions_N[valid_N], rewards_N[valid_N]
             next_obs_N, terminated_N = next_obs_N[valid_N], terminated_N[valid_N]
@@ -87,9 +116,25 @@ class ReplayBuffer:
         self.rewards[idx] = rewards_N
         self.terminated[idx] = terminated_N
         written = np.arange(self.pos, end, dtype=np.int64) % self.capacity
+        if env_K is not None:
+            self._link(env_K, written, ended_K)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
         return SlotChanges(written, NO_SLOTS)
+
+    def _link(self, env_K: np.ndarray, written_K: np.ndarray, ended_K: np.ndarray) -> None:
+        """Link each env's previous transition to the one just written, unless its episode ended.
+
+        An overwritten slot loses its own link, and an env whose last slot was overwritten before
+        its next transition came starts no link from it (the two would not be one stream).
+        """
+        self.next_slot[written_K] = -1
+        previous_K = self.open_N[env_K]
+        previous_K = np.where(np.isin(previous_K, written_K), -1, previous_K)
+        linked_K = previous_K >= 0
+        self.next_slot[previous_K[linked_K]] = written_K[linked_K]
+        self.open_N[np.isin(self.open_N, written_K)] = -1
+        self.open_N[env_K] = np.where(ended_K, -1, written_K)
 
     def valid_indices(self) -> np.ndarray:
         """``(size,)`` int64: the ring slots holding a transition (the first ``size``)."""
@@ -102,17 +147,29 @@ class ReplayBuffer:
         the update then runs exactly the unweighted loss).
         """
         idx_B = np.asarray(idx_B, dtype=np.int64)
+        if self.n_step == 1:
+            return Batch(
+                self.obs[idx_B],
+                self.actions[idx_B],
+                self.rewards[idx_B],
+                self.next_obs[idx_B],
+                self.terminated[idx_B],
+                idx_B,
+            )
+        fold = fold_n_step(idx_B, rewards_S=self.rewards, terminated_S=self.terminated, next_S=self.next_slot,
+                           n=self.n_step, gamma=self.gamma)  # fmt: skip
         return Batch(
             self.obs[idx_B],
             self.actions[idx_B],
-            self.rewards[idx_B],
-            self.next_obs[idx_B],
-            self.terminated[idx_B],
+            fold.returns_B,
+            self.next_obs[fold.last_B],
+            self.terminated[fold.last_B],
             idx_B,
+            discounts=fold.discounts_B,
         )
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        """Draw ``batch_size`` stored transitions uniformly, with replacement."""
+    def sample(self, batch_size: int, rng: np.random.Generator, *, beta: float = 1.0) -> Batch:
+        """Draw ``batch_size`` stored transitions uniformly, with replacement (``beta`` is unused)."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         return self.gather(rng.integers(0, self.size, size=batch_size))
@@ -127,7 +184,7 @@ class ReplayBuffer:
             "rewards": self.rewards[:n],
             "terminated": self.terminated[:n],
             "pos_size_capacity": np.array([self.pos, self.size, self.capacity], dtype=np.int64),
-        }
+        } | ({"next_slot": self.next_slot[:n], "open_envs": self.open_N} if self.n_step > 1 else {})
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned; the capacity and shapes must match."""
@@ -140,3 +197,10 @@ class ReplayBuffer:
         for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
             getattr(self, name)[:size] = state[name]
         self.pos, self.size = pos, size
+        if self.n_step > 1:  # a one-step state has no links: its windows start at the next transitions
+            self.next_slot[:] = -1
+            if "next_slot" in state and len(state["open_envs"]) == self.num_envs:
+                self.next_slot[:size] = state["next_slot"]
+                self.open_N[:] = state["open_envs"]
+            else:
+                self.open_N[:] = -1
