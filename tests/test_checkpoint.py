@@ -194,9 +194,11 @@ def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, monkeypatch: p
     real_loss = train_module.td_loss
     calls = {"n": 0}
 
-    def poisoned(q_sa_B: torch.Tensor, target_B: torch.Tensor, loss: str = "mse") -> torch.Tensor:
+    def poisoned(
+        q_sa_B: torch.Tensor, target_B: torch.Tensor, loss: str = "mse", weights_B: torch.Tensor | None = None
+    ) -> torch.Tensor:
         calls["n"] += 1
-        out = real_loss(q_sa_B, target_B, loss)
+        out = real_loss(q_sa_B, target_B, loss, weights_B)
         return out * float("nan") if calls["n"] == 150 else out
 
     monkeypatch.setattr(train_module, "td_loss", poisoned)  # the torch update

@@ -62,7 +62,9 @@ def test_hwc_images_train_on_a_conv_encoder_with_plain_replay(
     # Generic images are not stacks of consecutive frames: the frame-sharing replay must not be used.
     monkeypatch.setattr(train_module, "FrameReplayBuffer", None)
     replays: list[ReplayBuffer] = []
-    monkeypatch.setattr(train_module, "ReplayBuffer", lambda *a: replays.append(ReplayBuffer(*a)) or replays[-1])
+    monkeypatch.setattr(
+        train_module, "ReplayBuffer", lambda *a, **k: replays.append(ReplayBuffer(*a, **k)) or replays[-1]
+    )
     result = train_module.train(env_id=env_id, total_steps=300, train_frequency=4, run_dir=tmp_path / "run",
                                 progress=False, tensorboard=False, **QUICK)  # fmt: skip
     height, width = result.agent.observation_space.shape[:2]  # type: ignore[index]
