@@ -22,6 +22,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -43,7 +44,7 @@ HYPER = {
 }
 
 
-def run_dueldqn(seed: int, steps: int, numpy_mlp: bool = True) -> float:
+def run_dueldqn(seed: int, steps: int, numpy_mlp: bool = True, **replay: Any) -> float:
     """Env steps/s of dueldqn's training loop."""
     from dueldqn.config import Config
     from dueldqn.training import train
@@ -59,7 +60,7 @@ def run_dueldqn(seed: int, steps: int, numpy_mlp: bool = True) -> float:
         target_sync="steps",
         eval_episodes=1,
         numpy_mlp=numpy_mlp,
-        **{**HYPER, "epsilon_decay_steps": steps // 2},
+        **{**HYPER, "epsilon_decay_steps": steps // 2, **replay},
     )
     with tempfile.TemporaryDirectory() as tmp:
         result = train(config, run_dir=Path(tmp) / "run", progress=False, tensorboard=False)
@@ -108,7 +109,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
+    parser.add_argument(
+        "--replay-variants", action="store_true", help="dueldqn with uniform, prioritized and 3-step replay instead"
+    )
     args = parser.parse_args()
+    if args.replay_variants:
+        replay_variants(args)
+        return
 
     results: dict[str, list[float]] = {"dueldqn": [], "dueldqn-torch": [], "sb3": [], "sb3-1thread": []}
     for repeat in range(args.repeats):
@@ -126,6 +133,26 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("speed-cartpole", "Training throughput: CartPole-v1 against Stable-Baselines3", body)
+
+
+def replay_variants(args: argparse.Namespace) -> None:
+    """The loop's throughput with prioritized replay and 3-step returns against uniform replay."""
+    variants = {"dueldqn": {}, "per": {"prioritized": True}, "3-step": {"n_step": 3},
+                "per+3-step": {"prioritized": True, "n_step": 3}}  # fmt: skip
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    for repeat in range(args.repeats):
+        for name, replay in variants.items():
+            results[name].append(run_dueldqn(repeat, args.steps, **replay))
+        print({k: round(v[-1]) for k, v in results.items()}, flush=True)
+    body = (
+        f"CartPole-v1, {args.steps:,} env steps, the same settings as the section above (an update every 10 steps, "
+        f"batch 128), {args.repeats} repeats in turn in one process; `dueldqn` is uniform replay, the others add "
+        "prioritized replay (alpha 0.6, beta 0.4 -> 1) and/or 3-step returns. The last column is uniform's "
+        "throughput over each variant's.\n\n" + ratio_table(results, digits=0)
+    )
+    print(body)
+    if not args.no_write:
+        write_section("speed-replay", "Training throughput with prioritized replay and n-step returns", body)
 
 
 def _sb3_version() -> str:

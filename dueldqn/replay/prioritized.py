@@ -59,11 +59,16 @@ class PrioritizedReplay:
         self.alpha = float(alpha)
         self.eps = float(eps)
         self.num_slots = storage.num_slots
-        self.tree = SumTree(self.num_slots)
+        self._tree = SumTree(self.num_slots)
+        # Priorities set by add and update_priorities and not yet in the tree, in order: applied in one
+        # vectorised update when the tree is next read. The tree is a pure function of its leaves, so
+        # deferring changes nothing but the cost: one walk up the tree per sampled batch instead of
+        # one per env step and one per priority update.
+        self._pending: list[tuple[np.ndarray, float | np.ndarray]] = []
         self.generation_S = np.zeros(self.num_slots, dtype=np.int64)  # changes of each slot so far
         self.max_priority = 1.0  # largest p_i seen so far: what a new transition gets
         held = storage.valid_indices()
-        self.tree.update(held, np.full(len(held), self.max_priority))
+        self._tree.update(held, np.full(len(held), self.max_priority))
 
     def __len__(self) -> int:
         return len(self.storage)
@@ -85,13 +90,22 @@ class PrioritizedReplay:
         """Store one step of ``N`` envs in the storage (same arguments); new transitions get the max priority."""
         changes = self.storage.add(obs_N, actions_N, rewards_N, next_obs_N, terminated_N, truncated_N, valid_N)
         written, cleared = changes
-        if len(cleared) == 0:  # the ring: no concatenation on the per-step path
-            slots, priorities = written, np.full(len(written), self.max_priority)
-        else:  # cleared first, so that a slot in both gets its new transition's priority (last wins)
-            slots = np.concatenate([cleared, written])
-            priorities = np.concatenate([np.zeros(len(cleared)), np.full(len(written), self.max_priority)])
-        self.tree.update(slots, priorities)
-        self.generation_S[slots] += 1
+        if len(cleared):  # cleared first, so that a slot in both gets its new transition's priority (last wins)
+            self._pending.append((cleared, 0.0))
+            self.generation_S[cleared] += 1
+        if len(written):
+            self._pending.append((written, self.max_priority))
+            self.generation_S[written] += 1
+
+    @property
+    def tree(self) -> SumTree:
+        """The sum tree over the slots' priorities, with every pending change applied."""
+        if self._pending:
+            slots = np.concatenate([slots for slots, _ in self._pending])
+            priorities = np.concatenate([np.broadcast_to(p, slots.shape) for slots, p in self._pending])
+            self._pending.clear()
+            self._tree.update(slots, priorities)
+        return self._tree
 
     def sample(self, batch_size: int, rng: np.random.Generator, *, beta: float) -> Batch:
         """Draw ``batch_size`` transitions with ``P(i) = p_i / sum_k p_k`` (stratified, with replacement).
@@ -103,9 +117,10 @@ class PrioritizedReplay:
         """
         if len(self) == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        slots_B = self.tree.sample(batch_size, rng)
-        priorities_B = self.tree.leaves[slots_B]
-        weights_B = (priorities_B / self.tree.min_nonzero) ** -beta
+        tree = self.tree
+        slots_B = tree.sample(batch_size, rng)
+        priorities_B = tree.leaves[slots_B]
+        weights_B = (priorities_B / tree.min_nonzero) ** -beta
         tickets_B = self.generation_S[slots_B] * self.num_slots + slots_B
         return self.storage.gather(slots_B)._replace(indices=tickets_B, weights=weights_B.astype(np.float32))
 
@@ -133,7 +148,7 @@ class PrioritizedReplay:
             return
         priorities_B = (td_abs_B[current_B] + self.eps) ** self.alpha
         self.max_priority = max(self.max_priority, float(priorities_B.max()))
-        self.tree.update(slots_B[current_B], priorities_B)
+        self._pending.append((slots_B[current_B], priorities_B))  # into the tree with the next adds, in order
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The storage's state (keys prefixed ``storage/``), the priorities, generations and max priority."""
@@ -158,6 +173,7 @@ class PrioritizedReplay:
             )
         prefix = "storage/"
         self.storage.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-        self.tree.load_state_dict({"leaves": state["priorities"]})
+        self._pending.clear()
+        self._tree.load_state_dict({"leaves": state["priorities"]})
         self.generation_S[:] = state["generation"]
         self.max_priority = max_priority

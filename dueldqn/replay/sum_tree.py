@@ -99,12 +99,13 @@ class SumTree:
         self.sum_tree[node_K] = values_K
         self.min_tree[node_K] = np.where(values_K > 0, values_K, np.inf)
         sums, mins = self.sum_tree, self.min_tree
+        # Node j's children 2j and 2j+1 are row j of the (P, 2) view: one gather fetches both, and a
+        # sum over two values is the single addition s_{2j} + s_{2j+1}.
+        sum_pairs, min_pairs = sums.reshape(-1, 2), mins.reshape(-1, 2)
         for _ in range(self.depth):  # take/put: the cheapest numpy gathers for small batches
             node_K >>= 1
-            left_K = 2 * node_K
-            right_K = left_K + 1
-            sums.put(node_K, sums.take(left_K) + sums.take(right_K))
-            mins.put(node_K, np.minimum(mins.take(left_K), mins.take(right_K)))
+            sums.put(node_K, sum_pairs.take(node_K, axis=0).sum(axis=1))
+            mins.put(node_K, min_pairs.take(node_K, axis=0).min(axis=1))
 
     def _update_one(self, index: int, priority: float) -> None:
         """:meth:`update` of one leaf, walking up with scalars."""
