@@ -1,10 +1,9 @@
 """Replay speed: uniform ReplayBuffer against PrioritizedReplay over it, CartPole-sized transitions.
 
 For capacities 100k and 1M of ``(4,)`` float32 observations, on a full buffer (priorities drawn at
-random, so the tree is not flat): ``add`` of one transition per call (what a one-env training
-loop does each step), ``sample`` at batch 32 and 256, and, for prioritized replay, the
-``update_priorities`` that follows each sample. Each figure is the median over ``--repeats``
-timed blocks, in µs per call and per transition.
+random, so the tree is not flat): one cycle of a one-env loop that learns every 4 steps
+(4 adds, a sample at batch 32 or 256 and, for prioritized replay, the priority update), the
+median over ``--repeats`` timed blocks, in µs per cycle.
 
     python -m benchmarks.bench_replay              # about a minute on one core
     python -m benchmarks.bench_replay --quick --no-write
@@ -24,6 +23,7 @@ from dueldqn.replay import PrioritizedReplay, ReplayBuffer
 
 OBS_SHAPE = (4,)
 CHUNK = 10_000  # transitions per add call while filling
+ADDS = 4  # env steps per update in a cycle (DQN's train_frequency 4)
 
 
 def _fill(replay: ReplayBuffer | PrioritizedReplay, capacity: int, rng: np.random.Generator) -> None:
@@ -45,8 +45,14 @@ def _time(fn: Callable[[], object], calls: int, repeats: int) -> float:
     return statistics.median(per_call)
 
 
-def bench(capacity: int, calls: int, repeats: int, batch_sizes: tuple[int, ...]) -> list[tuple[str, str, int, float]]:
-    """Rows ``(replay, operation, transitions per call, seconds per call)`` at ``capacity``."""
+def bench(capacity: int, calls: int, repeats: int, batch_sizes: tuple[int, ...]) -> list[tuple[str, int, float]]:
+    """Rows ``(replay, batch size, seconds per cycle)`` at ``capacity``.
+
+    A cycle is what a one-env loop that learns every ``ADDS`` steps does with its replay: ``ADDS``
+    adds of one transition, one ``sample`` and, for prioritized replay, one ``update_priorities``.
+    Prioritized replay applies new priorities to its tree when it is next read (once per sample),
+    so timing ``add`` or ``update_priorities`` alone would only time appending to a list.
+    """
     rng = np.random.default_rng(0)
     uniform = ReplayBuffer(capacity, OBS_SHAPE, np.float32)
     prioritized = PrioritizedReplay(ReplayBuffer(capacity, OBS_SHAPE, np.float32), alpha=0.6)
@@ -58,19 +64,22 @@ def bench(capacity: int, calls: int, repeats: int, batch_sizes: tuple[int, ...])
     obs_1 = rng.normal(size=(1, *OBS_SHAPE)).astype(np.float32)
     one = (obs_1, np.array([1]), np.ones(1, np.float32), obs_1, np.zeros(1, bool), np.zeros(1, bool))
     rows = []
-    for name, replay in (("uniform", uniform), ("prioritized", prioritized)):
-        rows.append((name, "add", 1, _time(lambda r=replay: r.add(*one), calls, repeats)))  # type: ignore[misc]
     for b in batch_sizes:
-        rows.append(("uniform", "sample", b, _time(lambda b=b: uniform.sample(b, rng), calls, repeats)))
-        rows.append(
-            ("prioritized", "sample", b, _time(lambda b=b: prioritized.sample(b, rng, beta=0.4), calls, repeats))
-        )
-        tickets = prioritized.sample(b, rng, beta=0.4).indices
         td_abs = rng.exponential(size=b)
-        rows.append(
-            ("prioritized", "update_priorities", b,
-             _time(lambda t=tickets, d=td_abs: prioritized.update_priorities(t, d), calls, repeats))
-        )  # fmt: skip
+
+        def uniform_cycle(b: int = b) -> None:
+            for _ in range(ADDS):
+                uniform.add(*one)
+            uniform.sample(b, rng)
+
+        def prioritized_cycle(b: int = b, td_abs: np.ndarray = td_abs) -> None:
+            for _ in range(ADDS):
+                prioritized.add(*one)
+            batch = prioritized.sample(b, rng, beta=0.4)
+            prioritized.update_priorities(batch.indices, td_abs)  # type: ignore[arg-type]
+
+        rows.append(("uniform", b, _time(uniform_cycle, calls, repeats)))
+        rows.append(("prioritized", b, _time(prioritized_cycle, calls, repeats)))
     return rows
 
 
@@ -86,16 +95,18 @@ def main() -> None:
 
     lines = []
     for capacity in capacities:
-        for name, op, per_call, seconds in bench(capacity, calls, repeats, (32, 256)):
-            us = seconds * 1e6
-            lines.append(f"| {capacity:,} | {name} | {op} | {per_call} | {us:,.1f} | {us / per_call:,.2f} |")
+        rows = bench(capacity, calls, repeats, (32, 256))
+        cycle = {(name, b): seconds for name, b, seconds in rows}
+        for name, b, seconds in rows:
+            ratio = cycle[("uniform", b)] / seconds
+            lines.append(f"| {capacity:,} | {name} | {b} | {seconds * 1e6:,.1f} | {ratio:.2f} |")
             print(lines[-1], flush=True)
     body = (
-        f"One core, (4,) float32 observations, full buffers; median of {repeats} blocks of {calls:,} calls. "
-        "`add` stores one transition per call; prioritized `add` also writes its max-priority leaf and "
-        "recomputes the leaf's ancestors; prioritized `sample` includes the IS weights and tickets.\n\n"
-        "| capacity | replay | operation | transitions per call | µs per call | µs per transition |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(lines)
+        f"One core, (4,) float32 observations, full buffers (random priorities); median of {repeats} blocks of "
+        f"{calls:,} cycles. A cycle: {ADDS} adds of one transition, one sample and, for prioritized replay, one "
+        "priority update (its IS weights and tickets included).\n\n"
+        "| capacity | replay | batch | µs per cycle | uniform / this |\n"
+        "|---|---|---|---|---|\n" + "\n".join(lines)
     )
     print(body)
     if not args.no_write:

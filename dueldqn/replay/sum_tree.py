@@ -99,13 +99,14 @@ class SumTree:
         self.sum_tree[node_K] = values_K
         self.min_tree[node_K] = np.where(values_K > 0, values_K, np.inf)
         sums, mins = self.sum_tree, self.min_tree
-        # Node j's children 2j and 2j+1 are row j of the (P, 2) view: one gather fetches both, and a
-        # sum over two values is the single addition s_{2j} + s_{2j+1}.
+        # Node j's children 2j and 2j+1 are row j of the (P, 2) view: one gather fetches both.
         sum_pairs, min_pairs = sums.reshape(-1, 2), mins.reshape(-1, 2)
         for _ in range(self.depth):  # take/put: the cheapest numpy gathers for small batches
             node_K >>= 1
-            sums.put(node_K, sum_pairs.take(node_K, axis=0).sum(axis=1))
-            mins.put(node_K, min_pairs.take(node_K, axis=0).min(axis=1))
+            children_K2 = sum_pairs.take(node_K, axis=0)
+            sums.put(node_K, children_K2[:, 0] + children_K2[:, 1])
+            children_K2 = min_pairs.take(node_K, axis=0)
+            mins.put(node_K, np.minimum(children_K2[:, 0], children_K2[:, 1]))
 
     def _update_one(self, index: int, priority: float) -> None:
         """:meth:`update` of one leaf, walking up with scalars."""
@@ -152,15 +153,15 @@ class SumTree:
             raise ValueError("cannot sample from a SumTree whose priorities are all 0")
         mass_B = np.clip(np.asarray(prefix_B, dtype=np.float64), 0.0, np.nextafter(total, 0.0))
         node_B = np.ones(mass_B.shape, dtype=np.int64)
-        sums = self.sum_tree
+        child_pairs = self.sum_tree.reshape(-1, 2)  # row j: the sums of node j's children 2j, 2j+1
         for _ in range(self.depth):
-            node_B *= 2  # the left child
-            left_sum_B = sums.take(node_B)
+            children_B2 = child_pairs.take(node_B, axis=0)
+            left_sum_B = children_B2[:, 0]
             # right when the mass is past the left subtree, unless the right one is empty (rounding)
-            right_B = sums.take(node_B + 1) > 0
+            right_B = children_B2[:, 1] > 0
             right_B &= mass_B >= left_sum_B
             mass_B -= left_sum_B * right_B  # minus 0.0 leaves the mass as it is
-            node_B += right_B
+            node_B = 2 * node_B + right_B
         return node_B - self.size
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
