@@ -7,7 +7,7 @@ and one AdamW update about 550 us against under 200 us. This module does the sam
 on views of the network's own parameters:
 
 - :func:`numpy_greedy` computes ``argmax_a Q(s, a)`` for acting;
-- :class:`NumpyMLPUpdate` does what :func:`dueldqn.training.gradient_step` does (the target of
+- :class:`NumpyMLPUpdate` does what :func:`dueldqn.learner.gradient_step` does (the target of
   :func:`dueldqn.targets.td_target`, the loss of :func:`dueldqn.targets.td_loss`, gradient-norm
   clipping as ``torch.nn.utils.clip_grad_norm_``, and ``torch.optim.AdamW``), with the backward
   pass written out by hand and AdamW's moments kept in the optimizer's own state.
@@ -173,7 +173,7 @@ class NumpyAdamW:
 class NumpyMLPUpdate:
     """One AdamW step on the mean TD loss of a batch, for an MLP Q-network, in numpy.
 
-    The same update as :func:`dueldqn.training.gradient_step` (the torch reference):
+    The same update as :func:`dueldqn.learner.gradient_step` (the torch reference):
 
     - target ``y_B`` from :func:`dueldqn.targets.td_target`, with the networks run in numpy;
     - ``L = 1/B sum_i l(Q(s_i, a_i) - y_i)``, ``l`` squared error or Huber (Smooth L1, beta 1),

@@ -18,7 +18,6 @@ is stored with its real final observation and bootstrapped (only ``terminated`` 
 
 from __future__ import annotations
 
-import copy
 import math
 import signal
 import threading
@@ -35,7 +34,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from dueldqn.agent import Agent, as_network_input, network_spec, to_device
+from dueldqn.agent import Agent, as_network_input, network_spec
 from dueldqn.checkpoint import (
     MODEL_FILE,
     Checkpoint,
@@ -49,13 +48,13 @@ from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.envs import make_eval_env, make_vec_env, restore_vector_env_state, vector_env_state
 from dueldqn.evaluate import EvalResult, evaluate
 from dueldqn.exploration import ExplorationDraws, epsilon_at, epsilon_greedy_actions, linear_schedule
+from dueldqn.learner import Learner
 from dueldqn.logger import METRICS_CSV, RunLogger
 from dueldqn.networks import build_q_network
-from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers, numpy_greedy
+from dueldqn.numpy_mlp import NumpyAdamW, numpy_greedy
 from dueldqn.plotting import plot_run
-from dueldqn.replay import Batch, FrameReplayBuffer, ReplayBuffer
+from dueldqn.replay import FrameReplayBuffer, ReplayBuffer
 from dueldqn.replay.prioritized import PrioritizedReplay
-from dueldqn.targets import Update, td_loss, td_target
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -169,50 +168,6 @@ def env_step(envs: gym.vector.VectorEnv, replay: Replay, state: LoopState, actio
 def crossed(steps: int, num_envs: int, every: int) -> bool:
     """Whether the last vector step (``num_envs`` env steps, ending at ``steps``) crossed a multiple of ``every``."""
     return steps // every != (steps - num_envs) // every
-
-
-@torch.no_grad()
-def update_target(target_net: torch.nn.Module, q_net: torch.nn.Module, tau: float = 1.0) -> None:
-    """``theta_targ <- tau * theta + (1 - tau) * theta_targ``; ``tau=1`` copies exactly (a hard sync)."""
-    target_params: list[torch.Tensor] = list(target_net.parameters())
-    online_params: list[torch.Tensor] = list(q_net.parameters())
-    if tau == 1.0:
-        torch._foreach_copy_(target_params, online_params)
-    else:
-        torch._foreach_lerp_(target_params, online_params, tau)
-
-
-def gradient_step(
-    q_net: torch.nn.Module,
-    target_net: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch: Batch,
-    *,
-    config: Config,
-    epsilon: float,
-    device: torch.device,
-    generator: torch.Generator,
-) -> Update:
-    """One AdamW step on the mean TD loss of ``batch``; returns the loss and ``|TD error|`` (detached, on ``device``).
-
-    The batch's ``discounts`` (n-step) replace ``gamma``; its ``weights`` (prioritized replay) weight the loss.
-    """
-    obs = as_network_input(batch.obs, device)
-    next_obs = as_network_input(batch.next_obs, device)
-    actions_B = to_device(batch.actions, device)
-    rewards_B = to_device(batch.rewards, device)
-    terminated_B = to_device(batch.terminated, device)
-    gamma = config.gamma if batch.discounts is None else to_device(batch.discounts, device)
-    target_B = td_target(config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, gamma, epsilon, generator)
-    q_sa_B = q_net(obs).gather(1, actions_B.unsqueeze(1)).squeeze(1)
-    weights_B = None if batch.weights is None else to_device(batch.weights, device)
-    loss = td_loss(q_sa_B, target_B, config.loss, weights_B)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if config.max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
-    optimizer.step()
-    return Update(loss.detach(), (q_sa_B.detach() - target_B).abs())
 
 
 def _checkpoint_tensors(
@@ -378,17 +333,7 @@ def train(
     q_net.to(device)
     if conv:  # oneDNN / cuDNN convolutions run faster on NHWC weights (about 10% per update on 2 cores)
         q_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    target_net = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
-    # The numpy path keeps AdamW's state itself: building a torch optimizer costs seconds of imports.
-    optimizer: torch.optim.Optimizer | NumpyAdamW
-    if config.numpy_mlp and mlp_layers(q_net) is not None:
-        optimizer = NumpyAdamW(q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                               eps=config.adam_eps)  # fmt: skip
-    else:
-        optimizer = torch.optim.AdamW(
-            q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps,
-            fused=True,
-        )  # fmt: skip
+    learner = Learner(q_net, config, device=device, generator=generator)
     storage: ReplayBuffer | FrameReplayBuffer
     if frames:  # stacked frames: each frame stored once, stacks rebuilt by index
         storage = FrameReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs)  # type: ignore[arg-type]
@@ -406,7 +351,8 @@ def train(
         state = LoopState(obs_NO=obs_NO, autoreset_N=np.zeros(num_envs, dtype=bool))
         state.learning_starts_at = config.learning_starts
     else:
-        _restore_tensors(ckpt, q_net, target_net, optimizer, generator, loss_sum)
+        _restore_tensors(ckpt, q_net, learner.target, learner.optimizer, generator, loss_sum)
+        learner.optimizer_loaded()
         rng.bit_generator.state = ckpt.state["numpy_generator"]
         state = LoopState(obs_NO=ckpt.arrays["obs"], autoreset_N=ckpt.arrays["autoreset"], **ckpt.state["loop"])
         if ckpt.state["envs"] is not None:
@@ -427,7 +373,7 @@ def train(
     def write_checkpoint() -> Path:
         nonlocal checkpointed_step
         checkpointed_step = state.steps
-        tensors, param_groups = _checkpoint_tensors(q_net, target_net, optimizer, generator, loss_sum)
+        tensors, param_groups = _checkpoint_tensors(q_net, learner.target, learner.optimizer, generator, loss_sum)
         now = time.perf_counter()
         loop = state.counters() | {
             "wall_seconds": state.wall_seconds + now - start_time,
@@ -468,12 +414,6 @@ def train(
     torch.set_num_threads(config.torch_threads or (threads if conv else 1))
     # Small MLPs on the CPU act and learn through numpy: the same maths without torch's per-op overhead.
     fast_greedy = numpy_greedy(q_net) if config.numpy_mlp else None
-    numpy_update = None
-    if config.numpy_mlp:  # built after a resume loaded the optimizer: it takes over the moments
-        numpy_update = NumpyMLPUpdate.create(
-            q_net, target_net, optimizer, algo=config.algo, gamma=config.gamma, loss=config.loss,
-            max_grad_norm=config.max_grad_norm,
-        )  # fmt: skip
 
     def greedy_actions() -> np.ndarray:
         if fast_greedy is not None:
@@ -512,7 +452,7 @@ def train(
                         logger.episode(state.steps, state.episodes, episode_return, int(infos["episode"]["l"][i]))
                         bar.set_postfix_str(f"return {episode_return:.1f}, eps {epsilon:.3f}", refresh=False)
                         if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
-                            update_target(target_net, q_net)
+                            learner.sync_target()
 
                 # Learn from a batch of replayed experience, once warm-up is over.
                 if (
@@ -523,25 +463,10 @@ def train(
                     lr = config.learning_rate * linear_schedule(
                         state.steps, 1.0, config.lr_final_fraction, config.total_steps
                     )
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
                     beta = linear_schedule(state.steps, config.beta0, 1.0, config.total_steps)  # PER's IS exponent
                     for _ in range(config.gradient_steps):
                         batch = replay.sample(config.batch_size, rng, beta=beta)
-                        if numpy_update is not None:
-                            update = numpy_update.step(batch, epsilon=epsilon, generator=generator)
-                        else:
-                            assert isinstance(optimizer, torch.optim.Optimizer)
-                            update = gradient_step(
-                                q_net,
-                                target_net,
-                                optimizer,
-                                batch,
-                                config=config,
-                                epsilon=epsilon,
-                                device=device,
-                                generator=generator,
-                            )
+                        update = learner.update(batch, epsilon=epsilon, lr=lr)
                         loss = update.loss
                         state.updates += 1
                         if device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU; GPU: per log row
@@ -551,9 +476,9 @@ def train(
                         loss_sum += loss
                         state.loss_count += 1
                         if config.target_sync == "polyak":
-                            update_target(target_net, q_net, config.tau)
+                            learner.sync_target(config.tau)
                 if config.target_sync == "steps" and crossed(state.steps, num_envs, config.target_sync_every):
-                    update_target(target_net, q_net)
+                    learner.sync_target()
 
                 if state.steps - state.log_step >= config.log_interval or state.steps >= config.total_steps:
                     now = time.perf_counter()

@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import dueldqn.learner as learner_module
 import dueldqn.numpy_mlp as numpy_mlp
-import dueldqn.training as train_module
 from dueldqn.agent import Agent
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
@@ -191,7 +191,7 @@ def test_resume_without_replay_refills_before_learning(tmp_path: Path) -> None:
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_loss = train_module.td_loss
+    real_loss = learner_module.td_loss
     calls = {"n": 0}
 
     def poisoned(
@@ -201,7 +201,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, monkeypatch: p
         out = real_loss(q_sa_B, target_B, loss, weights_B)
         return out * float("nan") if calls["n"] == 150 else out
 
-    monkeypatch.setattr(train_module, "td_loss", poisoned)  # the torch update
+    monkeypatch.setattr(learner_module, "td_loss", poisoned)  # the torch update
     monkeypatch.setattr(numpy_mlp, "td_loss", poisoned)  # the numpy update of MLPs on the CPU
     config = Config(total_steps=1000, checkpoint_every=200, learning_starts=100, batch_size=16, hidden_sizes=(16,),
                     train_frequency=1, eval_episodes=1)  # fmt: skip

@@ -13,10 +13,11 @@ from safetensors.torch import load_file
 from threadpoolctl import threadpool_info
 
 from dueldqn.config import Config
+from dueldqn.learner import gradient_step, update_target
 from dueldqn.networks import build_q_network
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, numpy_greedy
 from dueldqn.replay import ReplayBuffer
-from dueldqn.training import gradient_step, train, update_target
+from dueldqn.training import train
 
 CPU = torch.device("cpu")
 OBS_SPACE = gym.spaces.Box(-5.0, 5.0, (4,), np.float32)

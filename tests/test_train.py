@@ -15,9 +15,11 @@ import torch
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
 from dueldqn.envs import BoxSyncVectorEnv
+from dueldqn.learner import Learner, gradient_step, update_target
 from dueldqn.networks import build_q_network
+from dueldqn.numpy_mlp import NumpyAdamW
 from dueldqn.replay import Batch, ReplayBuffer
-from dueldqn.training import LoopState, crossed, env_step, gradient_step, train, update_target
+from dueldqn.training import LoopState, crossed, env_step, train
 
 
 class CountEnv(gym.Env):
@@ -237,3 +239,24 @@ def test_target_follows_each_sync_mode_in_a_real_run(tmp_path: Path) -> None:
     polyak = _checkpointed_run(tmp_path / "polyak", target_sync="polyak", tau=0.1)
     for (_, _, _, before), (_, _, online, target) in itertools.pairwise(polyak):
         assert not _same(target, before) and not _same(target, online)  # moves a little every update
+
+
+@pytest.mark.parametrize("numpy_mlp", [True, False])
+def test_the_learner_steps_both_paths_alike_and_syncs_its_target(numpy_mlp: bool) -> None:
+    runs = {}
+    for path in (numpy_mlp, not numpy_mlp):
+        q_net, _ = _nets()
+        learner = Learner(q_net, Config(batch_size=16, numpy_mlp=path), device=torch.device("cpu"),
+                          generator=torch.Generator().manual_seed(0))  # fmt: skip
+        assert isinstance(learner.optimizer, NumpyAdamW) == path  # no torch optimizer on the numpy path
+        frozen = copy.deepcopy(learner.target.state_dict())
+        for _ in range(5):
+            update = learner.update(_batch(), epsilon=0.1, lr=1e-2)
+            assert update.td_abs_B.shape == (16,) and torch.isfinite(update.loss)
+        assert all(torch.equal(v, frozen[k]) for k, v in learner.target.state_dict().items())
+        assert learner.optimizer.param_groups[0]["lr"] == 1e-2
+        learner.sync_target()
+        assert all(torch.equal(v, learner.online.state_dict()[k]) for k, v in learner.target.state_dict().items())
+        runs[path] = learner.online.state_dict()
+    for name, value in runs[True].items():  # the numpy and torch updates: the same maths
+        torch.testing.assert_close(value, runs[False][name], rtol=1e-4, atol=1e-5)
