@@ -34,7 +34,8 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from dueldqn.agent import Agent, as_network_input, network_spec
+from dueldqn.actor import Actor
+from dueldqn.agent import Agent, network_spec
 from dueldqn.checkpoint import (
     MODEL_FILE,
     Checkpoint,
@@ -47,11 +48,11 @@ from dueldqn.checkpoint import (
 from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.envs import make_eval_env, make_vec_env, restore_vector_env_state, vector_env_state
 from dueldqn.evaluate import EvalResult, evaluate
-from dueldqn.exploration import ExplorationDraws, epsilon_at, epsilon_greedy_actions, linear_schedule
+from dueldqn.exploration import ExplorationDraws, epsilon_at, linear_schedule
 from dueldqn.learner import Learner
 from dueldqn.logger import METRICS_CSV, RunLogger
 from dueldqn.networks import build_q_network
-from dueldqn.numpy_mlp import NumpyAdamW, numpy_greedy
+from dueldqn.numpy_mlp import NumpyAdamW
 from dueldqn.plotting import plot_run
 from dueldqn.replay import FrameReplayBuffer, ReplayBuffer
 from dueldqn.replay.prioritized import PrioritizedReplay
@@ -412,14 +413,8 @@ def train(
     blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not conv else None
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads or (threads if conv else 1))
-    # Small MLPs on the CPU act and learn through numpy: the same maths without torch's per-op overhead.
-    fast_greedy = numpy_greedy(q_net) if config.numpy_mlp else None
-
-    def greedy_actions() -> np.ndarray:
-        if fast_greedy is not None:
-            return fast_greedy(state.obs_NO)
-        with torch.inference_mode():
-            return q_net(as_network_input(state.obs_NO, device)).argmax(dim=1).cpu().numpy()
+    # Small MLPs on the CPU act (and learn) through numpy: the same maths without torch's per-op overhead.
+    actor = Actor(q_net, n_actions, draws=draws, device=device, fast_numpy=config.numpy_mlp)
 
     bar = tqdm(
         total=config.total_steps,
@@ -441,7 +436,7 @@ def train(
                     config.epsilon_decay_steps,
                 )
                 # Act with the behaviour policy b: epsilon-greedy w.r.t. the online network.
-                actions_N = epsilon_greedy_actions(greedy_actions, draws(state.iteration), epsilon, n_actions)
+                actions_N = actor.act(state.obs_NO, epsilon, state.iteration)
                 # Step and store. An env whose episode ended last step only resets now: no transition.
                 infos = env_step(envs, replay, state, actions_N)
 

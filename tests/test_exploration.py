@@ -86,3 +86,26 @@ def test_exploration_draws_are_a_function_of_seed_and_iteration() -> None:
     assert not np.array_equal(ExplorationDraws(seed=4, num_envs=2, block=8)(0), first[0])
     # Independent of the run's main generator, which is default_rng(seed).
     assert not np.isin(np.random.default_rng(3).random(64), first).any()
+
+
+@pytest.mark.parametrize("fast_numpy", [True, False])
+def test_the_actor_is_greedy_at_epsilon_0_and_follows_its_draws_at_epsilon_1(fast_numpy: bool) -> None:
+    import gymnasium as gym
+    import torch
+
+    from dueldqn.actor import Actor
+    from dueldqn.networks import build_q_network
+
+    torch.manual_seed(0)
+    q_net = build_q_network(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(4), hidden_sizes=(8,))
+    draws = ExplorationDraws(seed=5, num_envs=6)
+    actor = Actor(q_net, 4, draws=draws, device=torch.device("cpu"), fast_numpy=fast_numpy)
+    obs_NO = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    with torch.no_grad():
+        greedy_N = q_net(torch.from_numpy(obs_NO)).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(actor.act(obs_NO, 0.0, iteration=7), greedy_N)
+    np.testing.assert_array_equal(actor.act(obs_NO, 1.0, iteration=7), np.floor(4 * draws(7)).astype(np.int64))
+    explore_N = draws(9) < 0.5
+    mixed_N = actor.act(obs_NO, 0.5, iteration=9)
+    np.testing.assert_array_equal(mixed_N[~explore_N], greedy_N[~explore_N])
+    np.testing.assert_array_equal(mixed_N[explore_N], np.floor(4 * draws(9) / 0.5).astype(np.int64)[explore_N])

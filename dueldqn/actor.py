@@ -1,0 +1,55 @@
+"""The actor: the behaviour policy ``b``, epsilon-greedy with respect to a Q-network it reads and never trains.
+
+    A_t ~ b(. | S_t):  a uniformly random action with probability epsilon, else argmax_a Q(S_t, a)
+
+One uniform number per env and step decides both (:func:`dueldqn.exploration.epsilon_greedy_actions`);
+the numbers are a function of the seed and the step alone (:class:`~dueldqn.exploration.ExplorationDraws`),
+so a resumed run explores as the uninterrupted one did with nothing saved. A small MLP on the CPU
+acts through numpy (:func:`dueldqn.numpy_mlp.numpy_greedy`, views of the same weights); any other
+network through torch. The network is shared with the :class:`~dueldqn.learner.Learner` in one
+process: the actor always acts with the newest weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dueldqn.agent import as_network_input
+from dueldqn.exploration import ExplorationDraws, epsilon_greedy_actions
+from dueldqn.numpy_mlp import numpy_greedy
+
+
+class Actor:
+    """Epsilon-greedy actions ``(N,)`` for ``N`` envs from ``q_net``.
+
+    Args:
+        q_net: the online network (read only).
+        n_actions: the number of discrete actions.
+        draws: the exploration draws, one uniform per env and vector step.
+        device: where ``q_net`` is.
+        fast_numpy: act through numpy where the network allows it (a CPU float32 MLP).
+    """
+
+    def __init__(
+        self,
+        q_net: torch.nn.Module,
+        n_actions: int,
+        *,
+        draws: ExplorationDraws,
+        device: torch.device,
+        fast_numpy: bool = True,
+    ) -> None:
+        self.q_net, self.n_actions, self.draws, self.device = q_net, n_actions, draws, device
+        self._numpy_greedy = numpy_greedy(q_net) if fast_numpy else None
+
+    def greedy(self, obs_NO: np.ndarray) -> np.ndarray:
+        """``argmax_a Q(s, a)`` for each row of ``obs_NO``: ``(N,)`` int64."""
+        if self._numpy_greedy is not None:
+            return self._numpy_greedy(obs_NO)
+        with torch.inference_mode():
+            return self.q_net(as_network_input(obs_NO, self.device)).argmax(dim=1).cpu().numpy()
+
+    def act(self, obs_NO: np.ndarray, epsilon: float, iteration: int) -> np.ndarray:
+        """The behaviour policy's actions at vector step ``iteration``; the network runs only if some env exploits."""
+        return epsilon_greedy_actions(lambda: self.greedy(obs_NO), self.draws(iteration), epsilon, self.n_actions)
