@@ -64,3 +64,18 @@ def test_n_step_over_atari_frames_is_refused_before_anything_runs(tmp_path: Path
     with pytest.raises(ValueError, match="n-step returns over the frame replay"):
         train(env_id="ALE/Breakout-v5", n_step=3, run_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_prioritized_replay_over_atari_frames_trains_and_checkpoints(tmp_path: Path) -> None:
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    result = train(env_id="ALE/Breakout-v5", prioritized=True, total_steps=300, learning_starts=100, buffer_size=1_000,
+                   batch_size=8, log_interval=100, eval_episodes=1, checkpoint_every=0, run_dir=tmp_path / "run",
+                   progress=False, tensorboard=False)  # fmt: skip
+    assert result.summary["updates"] == len(range(100, 301, 4))  # the atari preset learns every 4th step
+    replay = load_checkpoint(list_checkpoints(result.run_dir)[0]).replay
+    assert replay is not None
+    priorities = replay["priorities"]
+    # The frame replay's lead slot of each episode start holds no transition: priority 0; 300 steps hold 299-ish.
+    assert 0 < (priorities > 0).sum() < 300 and (priorities[:300] == 0).sum() >= 1
+    assert len(np.unique(priorities[priorities > 0])) > 10  # sampled ones took (|delta| + eps)^alpha
