@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from dueldqn.actor import Actor
-from dueldqn.agent import Agent, network_spec
+from dueldqn.agent import Agent, network_spec, same_network
 from dueldqn.checkpoint import (
     MODEL_FILE,
     Checkpoint,
@@ -46,7 +46,14 @@ from dueldqn.checkpoint import (
     save_model,
 )
 from dueldqn.config import Config, load_config, resolve_config
-from dueldqn.envs import make_eval_env, make_vec_env, restore_vector_env_state, vector_env_state
+from dueldqn.envs import (
+    make_eval_env,
+    make_vec_env,
+    raw_observation_space,
+    restore_vector_env_state,
+    stacks_frames,
+    vector_env_state,
+)
 from dueldqn.evaluate import EvalResult, evaluate
 from dueldqn.exploration import ExplorationDraws, epsilon_at, linear_schedule
 from dueldqn.learner import Learner
@@ -302,9 +309,6 @@ def train(
         prepare_run_dir(run_path, create=False)  # refuse a used run dir before anything runs
     device = resolve_device(config.device)
     envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
-    from dueldqn.agent import same_network
-    from dueldqn.envs import raw_observation_space, stacks_frames
-
     # The network's input (encoded by dueldqn.spaces where needed) and the env's own observations.
     obs_space, raw_space = envs.single_observation_space, raw_observation_space(envs)
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
