@@ -85,9 +85,10 @@ class TrainResult:
     """What :func:`train` returns: the run directory, its summary and the trained agent."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # empty while ``finished`` is False
     agent: Agent
-    eval: EvalResult
+    eval: EvalResult | None  # None while ``finished`` is False
+    finished: bool = True  # False: stopped at ``stop_at`` with a checkpoint; resume to go on
 
 
 class TrainingInterrupted(Exception):
@@ -268,6 +269,7 @@ def train(
     preset: str | None = None,
     progress: bool = True,
     tensorboard: bool = True,
+    stop_at: int | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train a Q-network and leave the run's files in ``run_dir``.
@@ -276,6 +278,12 @@ def train(
     takes that env's preset with Double Q-learning; ``train(config)`` runs a given config
     (``overrides`` then change its fields). ``train(resume=RUN_DIR)`` continues a run from its
     newest whole checkpoint (``total_steps`` may be raised to train longer).
+
+    ``stop_at`` pauses the run once it has taken that many env steps (fewer than ``total_steps``):
+    it writes a checkpoint and returns a result with ``finished=False``, the agent's current greedy
+    policy and no evaluation; ``train(resume=run_dir, stop_at=...)`` goes on exactly as an
+    uninterrupted run would (schedules still run over ``total_steps``). Hyperparameter search
+    evaluates trials this way without hooks in the loop.
 
     The run directory receives ``config.json``, ``metrics.csv``, TensorBoard events in ``tb/``,
     ``checkpoints/``, ``model.safetensors``, ``learning_curve.png``, ``eval.json`` and
@@ -431,7 +439,8 @@ def train(
     log_time = loop_start = time.perf_counter()
     try:
         with _StopSignal() as stop:
-            while state.steps < config.total_steps and stop.signum is None:
+            end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
+            while state.steps < end and stop.signum is None:
                 epsilon = epsilon_at(
                     state.steps,
                     config.epsilon_schedule,
@@ -506,8 +515,10 @@ def train(
         envs.close()
         logger.close()
 
-    # Evaluate the greedy (or eval_epsilon) policy on a separate env.
     agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
+    if state.steps < config.total_steps:  # paused at stop_at
+        return TrainResult(run_path, {}, agent, None, finished=False)
+    # Evaluate the greedy (or eval_epsilon) policy on a separate env.
     eval_env = make_eval_env(config.env_id, seed=config.seed + 10_000)
     result = evaluate(
         eval_env,

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ale_py", reason="Atari tests need ale-py: pip install dueldqn[atari]")
 pytest.importorskip("cv2", reason="AtariPreprocessing needs opencv: pip install dueldqn[atari]")
 
-from dueldqn.atari import is_atari_id, make_atari_env, make_atari_vec_env
+from dueldqn.envs.atari import is_atari_id, make_atari_env, make_atari_vec_env
 
 BACKENDS = ["gymnasium", "envpool"]
 

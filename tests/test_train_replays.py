@@ -79,3 +79,16 @@ def test_prioritized_replay_over_atari_frames_trains_and_checkpoints(tmp_path: P
     # The frame replay's lead slot of each episode start holds no transition: priority 0; 300 steps hold 299-ish.
     assert 0 < (priorities > 0).sum() < 300 and (priorities[:300] == 0).sum() >= 1
     assert len(np.unique(priorities[priorities > 0])) > 10  # sampled ones took (|delta| + eps)^alpha
+
+
+def test_stop_at_pauses_and_resuming_equals_the_uninterrupted_run(per_nstep_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    paused = train(run_dir=run_dir, prioritized=True, n_step=3, alpha=0.6, beta0=0.4, stop_at=450, **RUN)
+    assert not paused.finished and paused.eval is None and not (run_dir / "model.safetensors").exists()
+    assert load_checkpoint(list_checkpoints(run_dir)[0]).state["step"] == 450  # a checkpoint where it paused
+    again = train(resume=run_dir, stop_at=450, progress=False, tensorboard=False)  # nothing left before 450
+    assert not again.finished
+    done = train(resume=run_dir, progress=False, tensorboard=False)
+    assert done.finished and done.eval is not None and done.summary["total_steps"] == 600
+    a, b = load_file(run_dir / "model.safetensors"), load_file(per_nstep_run / "model.safetensors")
+    assert all(torch.equal(a[name], b[name]) for name in b)  # schedules ran over total_steps, not stop_at

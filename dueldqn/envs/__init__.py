@@ -72,7 +72,7 @@ def check_env_id(env_id: str) -> None:
         with _optional_dependencies(env_id):
             _register_minatar()
     if _is_atari(env_id):
-        from dueldqn.atari import is_atari_id
+        from dueldqn.envs.atari import is_atari_id
 
         if is_atari_id(env_id):
             return
@@ -148,7 +148,7 @@ class BoxSyncVectorEnv(gym.vector.SyncVectorEnv):
 def make_vec_env(env_id: str, num_envs: int, seed: int, backend: str = "gymnasium") -> gym.vector.VectorEnv:
     """Training envs: ``num_envs`` copies of ``env_id`` stepped together, seeded ``seed + i``.
 
-    Atari ids (``ALE/...``) get the standard DQN preprocessing (:mod:`dueldqn.atari`); other
+    Atari ids (``ALE/...``) get the standard DQN preprocessing (:mod:`dueldqn.envs.atari`); other
     envs' observations are encoded by :mod:`dueldqn.spaces` where needed.
 
     Raises:
@@ -157,7 +157,7 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, backend: str = "gymnasiu
     check_env_id(env_id)
     with _optional_dependencies(env_id):
         if _is_atari(env_id):
-            from dueldqn.atari import make_atari_vec_env
+            from dueldqn.envs.atari import make_atari_vec_env
 
             envs = make_atari_vec_env(env_id, num_envs=num_envs, seed=seed, backend=backend)
         else:
@@ -186,7 +186,7 @@ def make_eval_env(env_id: str, seed: int, render_mode: str | None = None) -> gym
     env: gym.Env
     with _optional_dependencies(env_id):
         if _is_atari(env_id):
-            from dueldqn.atari import make_atari_env
+            from dueldqn.envs.atari import make_atari_env
 
             env = make_atari_env(env_id, seed=seed, training=False, render_mode=render_mode)
         else:
