@@ -1,4 +1,4 @@
-"""The ``dueldqn`` command line: ``train``, ``eval`` and ``plot``.
+"""The ``dueldqn`` command line: ``train``, ``eval``, ``plot`` and ``tune``.
 
 Every :class:`~dueldqn.config.Config` field is an option of ``train`` (``--learning-rate 3e-4``,
 ``--hidden-sizes 128 128``, ``--no-dueling``); only the options given override the preset.
@@ -90,7 +90,38 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="overlay the learning curves of one or more runs", allow_abbrev=False)
     plot.add_argument("run_dirs", type=Path, nargs="+")
     plot.add_argument("-o", "--output", type=Path, default=Path("learning_curves.png"))
+    _add_tune_parser(sub)
     return parser
+
+
+def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
+    tune = sub.add_parser(
+        "tune", help="search hyperparameters with Optuna (needs: pip install 'dueldqn[tune]')", allow_abbrev=False
+    )
+    tune.add_argument("--env", dest="env_id", help="environment id (default: the preset's, else CartPole-v1)")
+    tune.add_argument("--preset", choices=sorted(PRESETS), help="base settings each trial changes (default: the env's)")
+    tune.add_argument("--trials", type=int, default=20, help="trials to finish, counted over resumes (default 20)")
+    tune.add_argument("--study", help="study name (default: the env id, e.g. CartPole-v1)")
+    tune.add_argument(
+        "--storage",
+        help="sqlite:///PATH.db, any SQLAlchemy URL, or journal:PATH (default: sqlite:///runs/tune/STUDY.db; "
+        "with --jobs > 1, journal:runs/tune/STUDY.journal)",
+    )
+    tune.add_argument("--jobs", type=int, default=1, help="worker processes on this machine (default 1)")
+    tune.add_argument("--space", type=Path, help="a .json/.yaml search space merged over the default one")
+    tune.add_argument("--steps", type=int, help="env steps per trial (default: the preset's total_steps)")
+    tune.add_argument("--seed", type=int, help="seed of the sampler and of every trial's training (default 0)")
+    tune.add_argument("--pruner", choices=("median", "halving", "none"), default="median", help="(default median)")
+    tune.add_argument("--rungs", type=int, default=3, help="greedy evaluations before a trial's end (default 3)")
+    tune.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes per evaluation (default 10)")
+    tune.add_argument(
+        "--startup-trials", type=int, default=5, help="random trials before TPE, never pruned (default 5)"
+    )
+    tune.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    tune.add_argument("--out", type=Path, help="trial runs, best config, table and plots (default runs/tune/STUDY)")
+    tune.add_argument("--top", type=int, default=10, help="rows of the top-trials table (default 10)")
+    tune.add_argument("--tensorboard", action="store_true", help="TensorBoard events for every trial (off)")
+    tune.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -142,13 +173,67 @@ def _plot(args: argparse.Namespace) -> None:
     print(f"wrote {plot_runs(args.run_dirs, args.output)}")
 
 
+def _tune(args: argparse.Namespace) -> None:
+    import re
+
+    from dueldqn.config import resolve_config
+    from dueldqn.envs import check_env_id, stacks_frames
+    from dueldqn.tune.space import build_space
+
+    for name, least in (("trials", 1), ("jobs", 1), ("rungs", 0), ("eval_episodes", 1), ("startup_trials", 0),
+                        ("top", 1)):  # fmt: skip
+        if getattr(args, name) < least:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {least}; got {getattr(args, name)}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds; got {args.timeout}")
+    overrides = {k: v for k, v in (("seed", args.seed), ("total_steps", args.steps)) if v is not None}
+    base = resolve_config(args.env_id, args.preset, overrides)
+    check_env_id(base.env_id)
+    study_name = args.study or base.env_id.replace("/", "-")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", study_name):
+        raise ValueError(f"--study must be letters, digits, '.', '_' or '-' (it names files); got {study_name!r}")
+    space = build_space(base, args.space, frames=stacks_frames(base.env_id))  # refused here, before any trial
+    try:
+        import optuna  # noqa: F401
+    except ImportError as err:
+        raise ValueError("dueldqn tune needs Optuna: pip install 'dueldqn[tune]'") from err
+    from dueldqn.tune.report import write_report
+    from dueldqn.tune.storage import default_storage, storage_file
+    from dueldqn.tune.study import TuneSettings, tune
+
+    storage = args.storage
+    if storage is None:
+        storage, other = default_storage(study_name, args.jobs), default_storage(study_name, 1 if args.jobs > 1 else 2)
+        other_file = storage_file(other)
+        if other_file is not None and other_file.exists():
+            raise ValueError(
+                f"study {study_name!r} already lives in {other_file} (made with another --jobs); "
+                f"pass --storage {other} to go on with it"
+            )
+    out = args.out or Path("runs/tune") / study_name
+    settings = TuneSettings(base=base, space=space, study_name=study_name, storage=storage, out_dir=out,
+                            trials=args.trials, jobs=args.jobs, seed=base.seed, pruner=args.pruner, rungs=args.rungs,
+                            eval_episodes=args.eval_episodes, startup_trials=args.startup_trials,
+                            tensorboard=args.tensorboard, timeout=args.timeout)  # fmt: skip
+    study = tune(settings, progress=not args.no_progress)
+    report = write_report(study, out, top=args.top)
+    print(report.table)
+    for name, why in report.skipped.items():
+        print(f"not drawn: {name} ({why})")
+    if report.best is not None:
+        print(f"best: trial {report.best.number}, value {report.best.value:.1f}. "
+              f"Train it with: dueldqn train --config {out / 'best_config.json'}")  # fmt: skip
+    for path in report.written:
+        print(f"wrote {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dueldqn`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     from dueldqn.training import TrainingDiverged, TrainingInterrupted
 
     try:
-        {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
+        {"train": _train, "eval": _eval, "plot": _plot, "tune": _tune}[args.command](args)
     except ValueError as err:
         print(f"dueldqn {args.command}: error: {err}", file=sys.stderr)
         return 2
