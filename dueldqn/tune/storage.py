@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         engine_kwargs = {"connect_args": {"timeout": 60}}  # wait for another writer instead of failing
         heartbeat = {}  # one machine: dead workers are found by pid (fail_dead_trials)
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat's
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
     except Exception as err:
         raise ValueError(f"cannot open storage {url!r}: {type(err).__name__}: {err}; {expected}") from err
 
@@ -96,19 +100,27 @@ def _alive(worker: dict[str, Any]) -> bool:
     return not worker["started"] or _start_time(worker["pid"]) == worker["started"]
 
 
-def fail_dead_trials(study: optuna.Study) -> list[int]:
+def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker on this machine has died, and queue their parameters again.
 
-    Returns the numbers of the trials marked. Trials of other machines are left to the heartbeat.
+    A trial records its worker first thing; one that has recorded none a minute after it started
+    died in between. Returns the numbers of the trials marked. Trials of other machines are left
+    to the heartbeat of their storage.
     """
-    storage, host = study._storage, socket.gethostname()
+    host, now = socket.gethostname(), datetime.now()
     marked = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker")
-        if worker is None or worker["host"] != host or _alive(worker):
+        if worker is None:
+            if t.datetime_start is None or (now - t.datetime_start).total_seconds() < 60:
+                continue
+            why = "its worker recorded no identity"
+        elif worker["host"] != host or _alive(worker):
             continue
-        storage.set_trial_user_attr(t._trial_id, "stopped", f"worker {worker['pid']} died")
+        else:
+            why = f"worker {worker['pid']} died"
+        storage.set_trial_user_attr(t._trial_id, "stopped", why)
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=True)
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         marked.append(t.number)
     return marked

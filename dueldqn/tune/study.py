@@ -181,7 +181,7 @@ def objective(trial: optuna.Trial, settings: TuneSettings) -> float:
         raise
     except TrainingInterrupted:
         trial.set_user_attr("stopped", "interrupted")
-        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=True)
+        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
     finally:  # the trial is over: its resumable state is no longer needed (config, metrics and model stay)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
@@ -238,7 +238,7 @@ def tune(settings: TuneSettings, *, progress: bool = True) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(settings.storage)
     study = open_study(settings, storage)
-    marked = fail_dead_trials(study)
+    marked = fail_dead_trials(study, storage)
     if marked:
         print(f"marked FAIL (their worker died): trials {', '.join(map(str, marked))}; queued again")
     settings.out_dir.mkdir(parents=True, exist_ok=True)
