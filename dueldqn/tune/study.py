@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import signal
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,17 @@ from dueldqn.tune.space import Space, sample
 from dueldqn.tune.storage import fail_dead_trials, open_storage, worker_identity
 
 PRUNERS = ("median", "halving", "none")
+
+
+class TuneInterrupted(TrainingInterrupted):
+    """A trial stopped on SIGINT or SIGTERM: it is marked FAIL and queued again; the same command resumes."""
+
+    def __init__(self, number: int, err: TrainingInterrupted) -> None:
+        super().__init__(err.run_dir, err.step, err.signum)
+        self.args = (
+            f"interrupted by {signal.Signals(err.signum).name} in trial {number} at step {err.step}; the trial is "
+            "marked FAIL and queued again. Resume the study with the same command.",
+        )
 
 
 @dataclass(frozen=True)
@@ -179,7 +192,11 @@ def objective(trial: optuna.Trial, settings: TuneSettings) -> float:
     except TrainingDiverged as err:
         trial.set_user_attr("error", str(err))
         raise
-    except TrainingInterrupted:
+    except TrainingInterrupted as err:
+        trial.set_user_attr("stopped", "interrupted")
+        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        raise TuneInterrupted(trial.number, err) from err
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (e.g. in an evaluation)
         trial.set_user_attr("stopped", "interrupted")
         trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
@@ -260,22 +277,42 @@ def tune(settings: TuneSettings, *, progress: bool = True) -> optuna.Study:
             while run_trials(mine, settings, deadline):
                 refresh()
         else:
-            context = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
-            workers = [context.Process(target=run_worker, args=(settings, i, trials_before))
-                       for i in range(settings.jobs)]  # fmt: skip
-            for w in workers:
-                w.start()
-            try:
-                while any(w.is_alive() for w in workers):
-                    time.sleep(2.0)
-                    refresh()
-            finally:
-                for w in workers:
-                    w.join()
+            _run_workers(settings, trials_before, refresh)
             refresh()
-            failed = [w.exitcode for w in workers if w.exitcode]
-            if failed:
-                raise RuntimeError(f"{len(failed)} of {settings.jobs} tune workers exited with status {failed}")
     finally:
         bar.close()
     return study
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_workers(settings: TuneSettings, trials_before: int, refresh: Callable[[], None]) -> None:
+    """Start ``settings.jobs`` worker processes and wait for them, refreshing the progress bar.
+
+    Ctrl-C or SIGTERM here is passed on to the workers as SIGTERM: each checkpoints its trial,
+    marks it FAIL and queues its parameters again, and exits; then the interrupt goes on.
+    """
+    context = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
+    workers = [context.Process(target=run_worker, args=(settings, i, trials_before)) for i in range(settings.jobs)]
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for w in workers:
+            w.start()
+        while any(w.is_alive() for w in workers):
+            time.sleep(2.0)
+            refresh()
+    except BaseException:
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+        raise
+    finally:
+        for w in workers:
+            if w.pid is not None:
+                w.join()
+        signal.signal(signal.SIGTERM, previous)
+    failed = [w.exitcode for w in workers if w.exitcode]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {settings.jobs} tune workers exited with status {failed}; see above")
