@@ -115,7 +115,10 @@ def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--rungs", type=int, default=3, help="greedy evaluations before a trial's end (default 3)")
     tune.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes per evaluation (default 10)")
     tune.add_argument(
-        "--startup-trials", type=int, default=5, help="random trials before TPE, never pruned (default 5)"
+        "--startup-trials",
+        type=int,
+        default=5,
+        help="random trials before TPE (default 5); the median pruner starts after min(3, this) complete trials",
     )
     tune.add_argument("--timeout", type=float, help="start no trial after this many seconds")
     tune.add_argument("--out", type=Path, help="trial runs, best config, table and plots (default runs/tune/STUDY)")

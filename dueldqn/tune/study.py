@@ -73,7 +73,7 @@ class TuneSettings:
     pruner: str = "median"
     rungs: int = 3  # pauses for a greedy evaluation before the end of each trial
     eval_episodes: int = 10  # greedy episodes at each pause
-    startup_trials: int = 5  # trials sampled at random and never pruned, before TPE and pruning start
+    startup_trials: int = 5  # trials sampled at random before TPE starts (the median pruner waits for 3 at most)
     tensorboard: bool = False
     timeout: float | None = None  # seconds after which no new trial starts
 
@@ -84,10 +84,11 @@ def rung_steps(total_steps: int, rungs: int) -> list[int]:
 
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
-    """Median: stop a trial whose greedy return at a pause is below the median of earlier trials there.
+    """Median: stop a trial whose greedy return at a pause is below the median of earlier trials there
+    (once min(3, startup_trials) trials have completed).
     Halving: successive halving over env steps, rungs at the first pause x 2^k, keeping the top half."""
-    if settings.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials, n_warmup_steps=0)
+    if settings.pruner == "median":  # judged once 3 trials (or the startup ones, if fewer) have finished
+        return optuna.pruners.MedianPruner(n_startup_trials=min(3, settings.startup_trials), n_warmup_steps=0)
     if settings.pruner == "halving":
         first = rung_steps(settings.base.total_steps, settings.rungs)[0]
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=2)
