@@ -153,8 +153,13 @@ def main(argv: list[str] | None = None) -> None:
         ]
     )
     print(body)
-    if not args.no_write:
-        write_section("tune", "Hyperparameter search: tuned configs against the presets", body)
+    if not args.no_write:  # a run of one env gets a section of its own, with its own machine line
+        every = args.envs == list(THRESHOLDS)
+        name = "tune" if every else "tune-" + "-".join(e.lower() for e in args.envs)
+        title = "Hyperparameter search: tuned configs against the presets" + (
+            "" if every else f" ({', '.join(args.envs)})"
+        )
+        write_section(name, title, body)
 
 
 if __name__ == "__main__":
