@@ -111,7 +111,13 @@ def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--space", type=Path, help="a .json/.yaml search space merged over the default one")
     tune.add_argument("--steps", type=int, help="env steps per trial (default: the preset's total_steps)")
     tune.add_argument("--seed", type=int, help="seed of the sampler and of every trial's training (default 0)")
-    tune.add_argument("--pruner", choices=("median", "halving", "none"), default="median", help="(default median)")
+    tune.add_argument(
+        "--pruner",
+        choices=("median", "halving", "none"),
+        default="median",
+        help="median: stop a trial below the median of earlier ones at a pause; halving: successive halving "
+        "(default median)",
+    )
     tune.add_argument("--rungs", type=int, default=3, help="greedy evaluations before a trial's end (default 3)")
     tune.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes per evaluation (default 10)")
     tune.add_argument(
