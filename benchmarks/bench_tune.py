@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,31 +81,42 @@ def _median(values: list[float | None], fmt: str) -> str:
     return f"{statistics.median(got):{fmt}} ({len(got)}/{len(values)})" if got else "- (0)"
 
 
-def compare(env_id: str, found: Config, seeds: list[int]) -> str:
-    """Train the preset and the found config on ``seeds``; the markdown table of both."""
-    preset = resolve_config(env_id)
-    threshold, chunk = THRESHOLDS[env_id], CHUNKS[env_id]
+def table(env_id: str, results: dict[str, list[dict[str, Any]]], seeds: int) -> str:
+    """The markdown table of the runs so far, one line per config; marked partial while seeds are missing."""
+    threshold = THRESHOLDS[env_id]
     lines = [
         f"| {env_id} config | final greedy return per seed | solved (>= {threshold:g}) "
         f"| median env steps to a greedy 10-episode mean >= {threshold:g} | median loop s to it | median loop s |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
-        for name, config in ((f"preset `{DEFAULT_PRESETS[env_id]}`", preset), ("tuned", found)):
-            rows = []
-            for seed in seeds:
-                row = measure(config.replace(seed=seed), Path(tmp) / f"{len(rows)}-{name[:5]}-{seed}", chunk, threshold)
-                rows.append(row)
-                print(f"{env_id} {name} seed {seed}: {row}", flush=True)
-            finals = ", ".join(f"{r['final']:.1f}" for r in rows)
-            lines.append(
-                f"| {name} | {finals} "
-                f"| {sum(r['final'] >= threshold for r in rows)}/{len(rows)} "
-                f"| {_median([r['steps_to'] for r in rows], ',.0f')} "
-                f"| {_median([r['seconds_to'] for r in rows], '.1f')} "
-                f"| {statistics.median(r['loop_seconds'] for r in rows):.1f} |"
-            )
+    for name, rows in results.items():
+        if not rows:
+            continue
+        finals = ", ".join(f"{r['final']:.1f}" for r in rows)
+        partial = f" (partial: {len(rows)} of {seeds} seeds)" if len(rows) < seeds else ""
+        lines.append(
+            f"| {name}{partial} | {finals} "
+            f"| {sum(r['final'] >= threshold for r in rows)}/{len(rows)} "
+            f"| {_median([r['steps_to'] for r in rows], ',.0f')} "
+            f"| {_median([r['seconds_to'] for r in rows], '.1f')} "
+            f"| {statistics.median(r['loop_seconds'] for r in rows):.1f} |"
+        )
     return "\n".join(lines)
+
+
+def compare(env_id: str, found: Config, seeds: list[int], publish: Callable[[str], None]) -> str:
+    """Train the preset and the found config on ``seeds``, alternating; ``publish`` gets the table after each run."""
+    configs = {f"preset `{DEFAULT_PRESETS[env_id]}`": resolve_config(env_id), "tuned": found}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
+    with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
+        for seed in seeds:
+            for name, config in configs.items():
+                run_dir = Path(tmp) / f"{name[:5]}-{seed}"
+                row = measure(config.replace(seed=seed), run_dir, CHUNKS[env_id], THRESHOLDS[env_id])
+                results[name].append(row)
+                print(f"{env_id} {name} seed {seed}: {row}", flush=True)
+                publish(table(env_id, results, len(seeds)))
+    return table(env_id, results, len(seeds))
 
 
 def study_summary(env_id: str) -> str:
@@ -126,7 +138,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="print, leave BENCHMARKS.md as it is")
     args = parser.parse_args(argv)
 
-    sections = []
+    every = args.envs == list(THRESHOLDS)
+    name = "tune" if every else "tune-" + "-".join(e.lower() for e in args.envs)
+    title = "Hyperparameter search: tuned configs against the presets" + ("" if every else f" ({', '.join(args.envs)})")
+    intro = (
+        "Each study searches the default space around the env's preset (same total steps), trials trained at "
+        "seed 0, pruned by the median rule at 1/4, 1/2 and 3/4 of the run from 10-episode greedy evaluations; "
+        "a trial's value is the mean of those and the final evaluation. The found config and the preset then "
+        f"train on seeds 0-{args.seeds - 1}, alternating, one run at a time, pausing every 2,000 (CartPole) or "
+        "5,000 (Acrobot) env steps for a 10-episode greedy check: the first pause that reaches the threshold gives "
+        "the env steps and the training-loop seconds (setup and evaluations excluded). The final greedy return is "
+        "the run's own end-of-training evaluation (20 episodes). The machine is shared with other jobs on the same "
+        "core, so every time here is contended; compare times within a table, not with other sections."
+    )
+    sections: list[str] = []
+
+    def publish(current: str) -> None:
+        body = "\n\n".join([intro, *sections, current])
+        if not args.no_write:  # a run of one env gets a section of its own, with its own machine line
+            write_section(name, title, body)
+
     for env_id in args.envs:
         command = tune_command(env_id, TRIALS[env_id], args.timeout)
         start = time.perf_counter()
@@ -134,32 +165,17 @@ def main(argv: list[str] | None = None) -> None:
             assert dueldqn_main(command) == 0
         tune_seconds = time.perf_counter() - start
         found = load_config(ROOT / env_id / "best_config.json")
-        table = compare(env_id, found, list(range(args.seeds)))
         tuned = "tuned in this run" if not args.reuse else "study reused"
-        sections.append(
+        head = (
             f"### {env_id}\n\nStudy: `dueldqn {' '.join(command)}` ({tuned}; {tune_seconds:.0f} s here).\n\n"
-            f"{study_summary(env_id)}\n\n{table}"
+            f"{study_summary(env_id)}\n\nLoad average (1, 5, 15 min) at the start of the comparison: "
+            f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}."
         )
-    body = "\n\n".join(
-        [
-            "Each study searches the default space around the env's preset (same total steps), trials trained at "
-            "seed 0, pruned by the median rule at 1/4, 1/2 and 3/4 of the run from 10-episode greedy evaluations; "
-            "a trial's value is the mean of those and the final evaluation. The found config and the preset then "
-            "train on seeds 0-4, one run at a time, pausing every 2,000 (CartPole) or 5,000 (Acrobot) env steps "
-            "for a 10-episode greedy check: the first pause that reaches the threshold gives the env steps and the "
-            "training-loop seconds (setup and evaluations excluded). The machine is shared with other jobs on the "
-            "same core, so every time here is contended.",
-            *sections,
-        ]
-    )
-    print(body)
-    if not args.no_write:  # a run of one env gets a section of its own, with its own machine line
-        every = args.envs == list(THRESHOLDS)
-        name = "tune" if every else "tune-" + "-".join(e.lower() for e in args.envs)
-        title = "Hyperparameter search: tuned configs against the presets" + (
-            "" if every else f" ({', '.join(args.envs)})"
+        result = compare(
+            env_id, found, list(range(args.seeds)), lambda current, head=head: publish(f"{head}\n\n{current}")
         )
-        write_section(name, title, body)
+        sections.append(f"{head}\n\n{result}")
+    print("\n\n".join([intro, *sections]))
 
 
 if __name__ == "__main__":
