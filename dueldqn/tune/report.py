@@ -67,16 +67,25 @@ def write_plots(study: optuna.Study, out_dir: Path) -> tuple[list[Path], dict[st
     from optuna.importance import PedAnovaImportanceEvaluator
     from optuna.visualization import matplotlib as vis
 
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    # Parallel coordinates draw only the trials that have every parameter asked for: leave out those
+    # sampled only sometimes (alpha, beta0 without prioritized replay), or those trials would vanish.
+    common = sorted(set.intersection(*(set(t.params) for t in complete))) if complete else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        evaluator = PedAnovaImportanceEvaluator()  # fANOVA, the default, needs scikit-learn
+    extra: dict[str, dict[str, Any]] = {
+        "plot_param_importances": {"evaluator": evaluator},
+        "plot_parallel_coordinate": {"params": common},
+    }
     written, skipped = [], {}
     for name, function in PLOTS.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ExperimentalWarning: the matplotlib backend is marked experimental
-                # PED-ANOVA: importances without scikit-learn (fANOVA, the default, needs it)
-                extra = {"evaluator": PedAnovaImportanceEvaluator()} if function == "plot_param_importances" else {}
-                ax = getattr(vis, function)(study, **extra)
+                ax = getattr(vis, function)(study, **extra.get(function, {}))
             figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-            figure.set_size_inches(10, 6)
+            figure.set_size_inches(14, 7)
             figure.tight_layout()
             path = out_dir / name
             atomic_write(path, partial(figure.savefig, format="png", dpi=100))
