@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import platform
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,14 @@ if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
         recorded = {name: run(name, Path(tmp)) for name in sorted(RUNS)}
     REFERENCE.write_text(json.dumps({"machine": machine(), "runs": recorded}, indent=2) + "\n")
     print(REFERENCE.read_text())
+
+
+def test_a_checkpoint_of_format_1_resumes_to_the_uninterrupted_run(tmp_path: Path) -> None:
+    """A run paused at step 300 by the code of commit 92bf31f (checkpoint format 1) goes on to 600."""
+    fixture = json.loads((REFERENCE.parent / "format1_run.json").read_text())
+    run_dir = tmp_path / "run"
+    shutil.copytree(REFERENCE.parent / "format1_run", run_dir)
+    result = train(resume=run_dir, **QUIET)
+    assert result.finished and result.summary["total_steps"] == 600
+    if fixture["machine"] == machine():
+        assert digest(run_dir) == fixture["finished_digest"]
