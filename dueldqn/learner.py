@@ -19,6 +19,7 @@ import copy
 import torch
 
 from dueldqn.agent import as_network_input, to_device
+from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers
 from dueldqn.replay import Batch
@@ -121,3 +122,35 @@ class Learner:
     def sync_target(self, tau: float = 1.0) -> None:
         """``theta_targ <- tau * theta + (1 - tau) * theta_targ`` (``tau = 1``: a hard copy)."""
         update_target(self.target, self.online, tau)
+
+    def state_dict(self) -> StateDict:
+        """Both networks, AdamW's moments and settings, and the torch generator (Deep SARSA's ``A'``)."""
+        state: StateDict = {f"online.{k}": v for k, v in self.online.state_dict().items()}
+        state |= {f"target.{k}": v for k, v in self.target.state_dict().items()}
+        optim_state = self.optimizer.state_dict()
+        for index, moments in optim_state["state"].items():
+            for name, value in moments.items():
+                state[f"optimizer.{index}.{name}"] = torch.as_tensor(value).clone()  # numpy_mlp shares one buffer
+        state["generator"] = self.generator.get_state()
+        state["optimizer_param_groups"] = optim_state["param_groups"]
+        return state
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Load :meth:`state_dict`'s values; another network's state is a ``ValueError``."""
+        groups: dict[str, dict[str, torch.Tensor]] = {"online": {}, "target": {}}
+        moments: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in state.items():
+            kind, _, name = key.partition(".")
+            if kind in groups:
+                groups[kind][name] = value
+            elif kind == "optimizer":
+                index, _, moment = name.partition(".")
+                moments.setdefault(int(index), {})[moment] = value
+        try:
+            self.online.load_state_dict(groups["online"])
+            self.target.load_state_dict(groups["target"])
+            self.optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer_param_groups"]})
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise ValueError(f"the learner's state does not fit this network or optimizer: {err}") from err
+        self.generator.set_state(state["generator"])
+        self.optimizer_loaded()
