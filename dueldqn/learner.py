@@ -22,7 +22,7 @@ from dueldqn.agent import as_network_input, to_device
 from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers
-from dueldqn.replay import Batch
+from dueldqn.replay.batch import Batch
 from dueldqn.targets import Update, td_loss, td_target
 
 
