@@ -152,5 +152,12 @@ class Learner:
             self.optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer_param_groups"]})
         except (RuntimeError, KeyError, ValueError) as err:
             raise ValueError(f"the learner's state does not fit this network or optimizer: {err}") from err
+        if isinstance(self.optimizer, torch.optim.Optimizer):
+            # Loaded moments are contiguous; those of channels_last conv weights were not, and mixed layouts take
+            # another elementwise kernel (other rounding): a resumed conv run drifted. Give them the params' layout.
+            for param, moments_of_param in self.optimizer.state.items():
+                for moment, value in moments_of_param.items():
+                    if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                        moments_of_param[moment] = torch.empty_like(param).copy_(value)
         self.generator.set_state(state["generator"])
         self.optimizer_loaded()
