@@ -107,7 +107,7 @@ def test_eval_env_plays_whole_games_and_reports_the_raw_score() -> None:
     assert terminated and not truncated and info["lives"] == 0
     assert sorted(set(lives)) == [0, 1, 2, 3, 4, 5]  # five lives lost, one episode
     assert info["episode"]["r"] == sum(rewards) > 0
-    assert info["episode"]["l"] == len(rewards) + 2  # + the FIRE and action-2 steps of the reset
+    assert info["episode"]["l"] == len(rewards)  # the no-op start is not counted (Dopamine's protocol)
 
 
 def test_eval_env_keeps_raw_rewards_and_training_env_clips_them() -> None:
@@ -124,7 +124,7 @@ def test_eval_env_keeps_raw_rewards_and_training_env_clips_them() -> None:
 
 def test_training_env_fires_on_reset_and_goes_on_with_the_game_after_a_lost_life() -> None:
     """Breakout with NOOP only: the ball moves (FIRE on reset), each lost life ends an episode."""
-    env = make_atari_env("ALE/Breakout-v5", seed=0, training=True)
+    env = make_atari_env("ALE/Breakout-v5", seed=0, training=True, fire_reset=True)
     _, info = env.reset()
     assert info["lives"] == 5
     for lives_left in (4, 3):
@@ -141,7 +141,7 @@ def test_training_env_fires_on_reset_and_goes_on_with_the_game_after_a_lost_life
 
 
 def test_eval_env_fires_only_on_reset() -> None:
-    env = make_atari_env("ALE/Breakout-v5", seed=0, training=False)
+    env = make_atari_env("ALE/Breakout-v5", seed=0, training=False, fire_reset=True)
     env.reset()
     lives = [env.step(0)[4]["lives"] for _ in range(250)]
     assert lives[0] == 5 and lives[-1] == 4  # the ball launched on reset is lost; no new one is launched

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import functools
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -198,6 +199,19 @@ def make_eval_env(env_id: str, seed: int, render_mode: str | None = None) -> gym
     check_spaces(env_id, env.observation_space, env.action_space)
     env.action_space.seed(seed)
     return env
+
+
+# Atari's evaluation plays 100 whole games (the Atari 100k protocol) batched over this many envs.
+EVAL_NUM_ENVS = 16
+
+
+def make_eval_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` evaluation envs (:func:`make_eval_env`, env ``i`` seeded ``seed + i``) for
+    :func:`dueldqn.evaluate.evaluate_vector`, which steps them one by one."""
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+    thunks = [functools.partial(make_eval_env, env_id, seed + i) for i in range(num_envs)]
+    return gym.vector.SyncVectorEnv(thunks, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
 
 
 def obs_spec(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
