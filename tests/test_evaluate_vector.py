@@ -85,4 +85,5 @@ def test_batched_evaluation_equals_one_env_at_a_time() -> None:
 
 def test_a_wrong_batch_of_actions_is_refused() -> None:
     with pytest.raises(ValueError, match=r"act_batch returned shape \(1,\), expected \(2,\)"):
-        evaluate_vector([ScriptedEnv(0, [3]), ScriptedEnv(1, [3])], lambda obs_B: np.zeros(1, np.int64), episodes=2, seed=0)
+        envs = [ScriptedEnv(0, [3]), ScriptedEnv(1, [3])]
+        evaluate_vector(envs, lambda obs_B: np.zeros(1, np.int64), episodes=2, seed=0)
