@@ -181,7 +181,7 @@ def evaluate_run(
     """
     from dueldqn.agent import Agent
     from dueldqn.config import load_config
-    from dueldqn.envs import make_eval_env
+    from dueldqn.envs import EVAL_NUM_ENVS, make_eval_env, make_eval_vec_env, stacks_frames
     from dueldqn.executors.session import CONFIG_FILE, resolve_device
 
     run_dir = Path(run_dir)
@@ -197,9 +197,16 @@ def evaluate_run(
     def act(obs: np.ndarray) -> int:
         return int(agent.predict(obs, deterministic=epsilon == 0.0)[0])
 
-    env = make_eval_env(config.env_id, seed=seed)
-    result = evaluate(env, act, episodes=episodes, seed=seed)
-    env.close()
+    if stacks_frames(config.env_id):  # Atari: whole games (up to 27k steps each), batched over envs
+        envs = make_eval_vec_env(config.env_id, min(episodes, EVAL_NUM_ENVS), seed)
+        result = evaluate_vector(
+            envs, lambda obs_B: agent.predict(obs_B, deterministic=epsilon == 0.0)[0], episodes=episodes, seed=seed
+        )
+        envs.close()
+    else:
+        env = make_eval_env(config.env_id, seed=seed)
+        result = evaluate(env, act, episodes=episodes, seed=seed)
+        env.close()
     written = [run_dir / "eval.json"]
     atomic_write_json(written[0], {"epsilon": epsilon, "seed": seed, **result.to_dict()})
     if video:
