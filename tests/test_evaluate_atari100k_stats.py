@@ -52,3 +52,22 @@ def test_stratified_bootstrap_keeps_games_apart() -> None:
     assert point == low == high == pytest.approx(1.25)  # n = 4: one cut at each end, mean of 0.5 and 2.0
     with pytest.raises(ValueError, match=r"\(runs, games\) matrix"):
         stratified_bootstrap_ci(np.array([1.0, 2.0]), iqm)
+
+
+def test_the_report_compares_each_game_with_drq_eps_and_labels_partial_results() -> None:
+    from benchmarks.bench_atari100k import report
+
+    def run(seed: int, score: float) -> dict[str, object]:
+        return {"seed": seed, "score": score, "episodes": 100, "steps": 100_000, "wall_seconds": 5400.0, "curve": []}
+
+    found = {"Breakout": [run(0, 20.0), run(1, 14.0)], "Boxing": [run(0, 9.0), run(1, 4.0)], "Krull": []}
+    title, body = report(found, wanted=6, reps=500)
+    assert title == "Atari 100k (DuelDQN, DrQ(eps) recipe) - partial: 4 of 6 runs finished"
+    # Breakout: mean 17, HNS (17 - 1.7) / 28.8 = 0.531; both seeds >= p10 13.5. Boxing: seed 1 is below p10 5.7.
+    breakout = "| Breakout | 2 | **17.0** (20.0, 14.0) | 0.531 | 1.7 | 9.2 | 19.8 | 13.5 / 16.2 / 22.7 | 19.6 | yes |"
+    assert breakout + " 1.50, 1.50 |" in body
+    assert "| Boxing | 2 | **6.5** (9.0, 4.0) | 0.533 |" in body and "| 35.7 | no |" in body
+    assert "| Krull | 0 | - |" in body
+    # mean HNS (0.53125 + 0.5333) / 2 = 0.532 against DrQ(eps)'s medians (0.50347 + 0.7) / 2 = 0.602
+    assert "**0.532**" in body and "give 0.602" in body and "**not met**" in body
+    assert "IQM of HNS over 2 seed(s) x 2 games" in body
