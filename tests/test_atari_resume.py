@@ -134,8 +134,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_breakout_run(tmp_path: Path
     first.send_signal(signal.SIGKILL)
     assert first.wait(timeout=60) == -signal.SIGKILL
     ckpt = load_checkpoint(list_checkpoints(run_dir)[0])
-    assert ckpt.state["envs"] is not None and len(ckpt.state["envs"]["ale"]) == 1  # the emulator was saved
-    assert len(base64.b64decode(ckpt.state["envs"]["ale"][0]["frame_actions"])) > 0  # mid-game: a replay to do
+    snapshot = ckpt.states["envs"]["snapshot"]
+    assert snapshot is not None and len(snapshot["ale"]) == 1  # the emulator was saved
+    assert len(base64.b64decode(snapshot["ale"][0]["frame_actions"])) > 0  # mid-game: a replay to do
 
     second = _cli("train", "--resume", str(run_dir), "--no-progress")
     assert second.wait(timeout=600) == 0, second.stderr.read()  # type: ignore[union-attr]
