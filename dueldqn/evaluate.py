@@ -8,11 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 
 from dueldqn.checkpoint import atomic_write, atomic_write_json
+
+if TYPE_CHECKING:
+    from dueldqn.agent import Agent
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,28 @@ def _write_video(path_stem: Path, frames: list[np.ndarray], fps: int) -> Path:
         return path
 
 
+def evaluate_agent(env_id: str, agent: Agent, *, episodes: int, epsilon: float, seed: int) -> EvalResult:
+    """Play ``episodes`` whole episodes of ``env_id`` with ``agent`` (greedy when ``epsilon`` is 0).
+
+    Atari plays whole games (up to 27k steps each) batched over vector envs, one network call per
+    step; other envs one episode after another on one env.
+    """
+    from dueldqn.envs import EVAL_NUM_ENVS, make_eval_env, make_eval_vec_env, stacks_frames
+
+    deterministic = epsilon == 0.0
+    if stacks_frames(env_id):
+        envs = make_eval_vec_env(env_id, min(episodes, EVAL_NUM_ENVS), seed)
+        result = evaluate_vector(envs, lambda obs_B: agent.predict(obs_B, deterministic=deterministic)[0],
+                                 episodes=episodes, seed=seed)  # fmt: skip
+        envs.close()
+        return result
+    env = make_eval_env(env_id, seed=seed)
+    result = evaluate(env, lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]), episodes=episodes,
+                      seed=seed)  # fmt: skip
+    env.close()
+    return result
+
+
 def evaluate_run(
     run_dir: Path,
     *,
@@ -181,7 +207,7 @@ def evaluate_run(
     """
     from dueldqn.agent import Agent
     from dueldqn.config import load_config
-    from dueldqn.envs import EVAL_NUM_ENVS, make_eval_env, make_eval_vec_env, stacks_frames
+    from dueldqn.envs import make_eval_env
     from dueldqn.executors.session import CONFIG_FILE, resolve_device
 
     run_dir = Path(run_dir)
@@ -194,25 +220,14 @@ def evaluate_run(
     seed = config.seed + 10_000 if seed is None else seed
     agent = Agent.load(run_dir, device=str(resolve_device(device)), epsilon=epsilon, seed=seed)
 
-    def act(obs: np.ndarray) -> int:
-        return int(agent.predict(obs, deterministic=epsilon == 0.0)[0])
-
-    if stacks_frames(config.env_id):  # Atari: whole games (up to 27k steps each), batched over envs
-        envs = make_eval_vec_env(config.env_id, min(episodes, EVAL_NUM_ENVS), seed)
-        result = evaluate_vector(
-            envs, lambda obs_B: agent.predict(obs_B, deterministic=epsilon == 0.0)[0], episodes=episodes, seed=seed
-        )
-        envs.close()
-    else:
-        env = make_eval_env(config.env_id, seed=seed)
-        result = evaluate(env, act, episodes=episodes, seed=seed)
-        env.close()
+    result = evaluate_agent(config.env_id, agent, episodes=episodes, epsilon=epsilon, seed=seed)
     written = [run_dir / "eval.json"]
     atomic_write_json(written[0], {"epsilon": epsilon, "seed": seed, **result.to_dict()})
     if video:
         frames: list[np.ndarray] = []
         env = make_eval_env(config.env_id, seed=seed, render_mode="rgb_array")
-        evaluate(env, act, episodes=1, seed=seed, on_frame=frames.append)
+        evaluate(env, lambda obs: int(agent.predict(obs, deterministic=epsilon == 0.0)[0]), episodes=1, seed=seed,
+                 on_frame=frames.append)  # fmt: skip
         fps = int(env.metadata.get("render_fps") or 30)
         env.close()
         written.append(_write_video(run_dir / "video", frames, fps))

@@ -30,16 +30,13 @@ from dueldqn.agent import Agent, network_spec, same_network
 from dueldqn.checkpoint import MODEL_FILE, REPLAY, Checkpoint, atomic_write_json, save_model
 from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.envs import (
-    EVAL_NUM_ENVS,  # atari-env helper
-    make_eval_env,
-    make_eval_vec_env,  # atari-env helper
     make_vec_env,
     raw_observation_space,
     restore_vector_env_state,
     stacks_frames,
     vector_env_state,
 )
-from dueldqn.evaluate import EvalResult, evaluate, evaluate_vector  # evaluate_vector: atari-env helper
+from dueldqn.evaluate import EvalResult, evaluate_agent
 from dueldqn.executors.local import Parts, Replay, run_local, thread_limits
 from dueldqn.executors.session import (
     CONFIG_FILE,
@@ -214,7 +211,7 @@ def train(
                           "envs": VectorEnvState(envs), "logger": session.logger}  # fmt: skip
     if ckpt is not None:
         session.restore(ckpt.states)
-        if ckpt.states["envs"]["snapshot"] is None:  # the env's own state was not saved (Atari): new episodes
+        if ckpt.states["envs"]["snapshot"] is None:  # not saved (EnvPool, Box2D, MuJoCo): new episodes
             state.obs_NO, _ = envs.reset(seed=config.seed + state.steps)
             state.autoreset_N = np.zeros(config.num_envs, dtype=bool)
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
@@ -232,26 +229,9 @@ def train(
     agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
     if state.steps < config.total_steps:  # paused at stop_at
         return TrainResult(run_path, {}, agent, None, finished=False)
-    # Evaluate the greedy (or eval_epsilon) policy on a separate env.
-    # >>> atari-env helper (issue 13): Atari plays its eval games batched over EVAL_NUM_ENVS envs; lead: port this.
-    if stacks_frames(config.env_id):
-        eval_envs = make_eval_vec_env(config.env_id, min(config.eval_episodes, EVAL_NUM_ENVS), config.seed + 10_000)
-        result = evaluate_vector(
-            eval_envs,
-            lambda obs_B: agent.predict(obs_B, deterministic=config.eval_epsilon == 0)[0],
-            episodes=config.eval_episodes,
-            seed=config.seed + 10_000,
-        )
-        eval_envs.close()
-    else:  # <<< atari-env helper
-        eval_env = make_eval_env(config.env_id, seed=config.seed + 10_000)
-        result = evaluate(
-            eval_env,
-            lambda obs: int(agent.predict(obs, deterministic=config.eval_epsilon == 0)[0]),
-            episodes=config.eval_episodes,
-            seed=config.seed + 10_000,
-        )
-        eval_env.close()
+    # Evaluate the greedy (or eval_epsilon) policy on separate envs.
+    result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
+                            seed=config.seed + 10_000)  # fmt: skip
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)
     plot_run(run_path, run_path / "learning_curve.png")
