@@ -322,8 +322,6 @@ def train(
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
     conv = len(obs_space.shape) == 3  # type: ignore[arg-type]
     frames = stacks_frames(config.env_id)  # Atari's stacks of consecutive frames, not any image
-    if frames and config.n_step > 1:
-        raise ValueError("n-step returns over the frame replay (Atari ids) are not built yet; use --n-step 1")
     spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space)  # type: ignore[arg-type]
     if ckpt is not None and not same_network(ckpt.state["network"], spec):
         raise ValueError(
@@ -349,7 +347,8 @@ def train(
     learner = Learner(q_net, config, device=device, generator=generator)
     storage: ReplayBuffer | FrameReplayBuffer
     if frames:  # stacked frames: each frame stored once, stacks rebuilt by index
-        storage = FrameReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs)  # type: ignore[arg-type]
+        storage = FrameReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
+                                    n_step=config.n_step, gamma=config.gamma)  # fmt: skip
     else:  # n-step returns are folded when a batch is sampled
         storage = ReplayBuffer(config.buffer_size, obs_space.shape, obs_space.dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
                                n_step=config.n_step, gamma=config.gamma)  # fmt: skip
@@ -442,7 +441,7 @@ def train(
             end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
             while state.steps < end and stop.signum is None:
                 epsilon = epsilon_at(
-                    state.steps,
+                    state.steps - config.epsilon_decay_start,
                     config.epsilon_schedule,
                     config.epsilon_start,
                     config.epsilon_end,
