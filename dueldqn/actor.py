@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dueldqn.agent import as_network_input
+from dueldqn.checkpoint import StateDict
 from dueldqn.exploration import ExplorationDraws, epsilon_greedy_actions
 from dueldqn.numpy_mlp import numpy_greedy
 
@@ -53,3 +54,10 @@ class Actor:
     def act(self, obs_NO: np.ndarray, epsilon: float, iteration: int) -> np.ndarray:
         """The behaviour policy's actions at vector step ``iteration``; the network runs only if some env exploits."""
         return epsilon_greedy_actions(lambda: self.greedy(obs_NO), self.draws(iteration), epsilon, self.n_actions)
+
+    def state_dict(self) -> StateDict:
+        """Nothing: the draws are a function of (seed, step) and the weights are the learner's."""
+        return {}
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Nothing to load (see :meth:`state_dict`)."""

@@ -59,20 +59,21 @@ def test_atari100k_trains_with_n_step_augmentation_and_the_online_target(
     assert np.stack(terminated).any()  # Breakout's lost lives end windows with no bootstrap
 
     ckpt = load_checkpoint(list_checkpoints(tmp_path / "run")[0])
-    assert ckpt.state["loop"]["updates"] == 201 and ckpt.state["loop"]["steps"] == 300
-    config = ckpt.state["config"]
+    assert ckpt.states["loop"]["updates"] == 201 and ckpt.states["loop"]["steps"] == 300
+    config = ckpt.meta["config"]
     assert (config["n_step"], config["augment"], config["target_sync"], config["tau"]) == (10, True, "polyak", 1.0)
-    assert "generator" in ckpt.tensors  # draws the augmentation: a resume draws on where it stopped
-    assert any(k.startswith("optimizer.") and k.endswith("exp_avg_sq") for k in ckpt.tensors)
-    online = {k[len("online.") :]: v for k, v in ckpt.tensors.items() if k.startswith("online.")}
-    target = {k[len("target.") :]: v for k, v in ckpt.tensors.items() if k.startswith("target.")}
+    learner = ckpt.states["learner"]
+    assert "generator" in learner  # draws the augmentation: a resume draws on where it stopped
+    assert any(k.startswith("optimizer.") and k.endswith("exp_avg_sq") for k in learner)
+    online = {k[len("online.") :]: v for k, v in learner.items() if k.startswith("online.")}
+    target = {k[len("target.") :]: v for k, v in learner.items() if k.startswith("target.")}
     assert online.keys() == target.keys() and all(torch.equal(online[k], target[k]) for k in online)
     # The replay comes back with its episode ends, so its n-step windows are the same after a resume.
-    assert ckpt.replay is not None
+    saved = ckpt.states["replay"]
     replay = FrameReplayBuffer(1_000, (4, 84, 84), np.uint8, n_step=10, gamma=0.99)
-    replay.load_state_dict(ckpt.replay)
+    replay.load_state_dict(saved)
     one_step = FrameReplayBuffer(1_000, (4, 84, 84), np.uint8)
-    one_step.load_state_dict(ckpt.replay)
+    one_step.load_state_dict(saved)
     lives_lost = int(one_step.gather(one_step.valid_indices()).terminated.sum())
     assert lives_lost >= 1
     # nothing evicted: every step is stored but the autoreset step after each lost life (if any came yet)

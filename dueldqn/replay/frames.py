@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dueldqn.replay import NO_SLOTS, Batch, SlotChanges
+from dueldqn.replay.batch import NO_SLOTS, Batch, SlotChanges
 from dueldqn.replay.nstep import fold_consecutive
 
 _TRANSITION = np.uint8(1)  # flags bit 0: a transition ends in this slot
