@@ -112,6 +112,10 @@ class Config:
     """How many of the newest checkpoints to keep."""
     save_replay: bool = True
     """Put the replay memory in checkpoints; --no-save-replay for big Atari buffers (a resume then refills it)."""
+    augment: bool = False
+    """DrQ augmentation of image batches (Kostrikov et al.): s and s' shifted by up to 4 px and scaled by ~1 +- 0.1."""
+    epsilon_decay_start: int = 0
+    """Env step at which the epsilon schedule starts (epsilon_start until then); Atari 100k: after the warm-up."""
 
     def __post_init__(self) -> None:
         # Coerce list-valued input (JSON, CLI) so the frozen config stays hashable and comparable.
@@ -161,7 +165,8 @@ def _validate(c: Config) -> None:
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed", "checkpoint_every"):
+    for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed", "checkpoint_every",
+                 "epsilon_decay_start"):  # fmt: skip
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
@@ -360,6 +365,47 @@ PRESETS["atari"] = {
     "checkpoint_every": 1_000_000,
 }
 PRESETS["breakout"] = {**PRESETS["atari"], "env_id": "ALE/Breakout-v5"}
+
+# Atari 100k (Kaiser et al., 2020; 100k agent steps = 400k frames) with DrQ(epsilon) as Dopamine runs
+# it (labs/atari_100k/configs/DrQ_eps.gin; Agarwal et al., 2021, IQM 0.280 over 26 games): the spec's
+# dueling network; 10-step returns, gamma 0.99; one update per env step on 32 transitions after
+# 1,600 warm-up steps; Adam lr 1e-4, eps 1.5e-4, no weight decay, no gradient clipping; Huber loss;
+# target_update_period 1, i.e. the target network is the online one at every update (polyak with
+# tau 1: a copy after every gradient step; the learner then uses the online network itself), which
+# also makes Dopamine's Double DQN target equal to max_a' Q(s', a') (algo dqn, one forward less);
+# epsilon 1 -> 0.01 over the 5k steps after the warm-up (linearly_decaying_epsilon with
+# warmup_steps = min_replay_history); uniform replay that never forgets (1M in Dopamine; here twice
+# the run, lead slots included, so nothing is evicted); DrQ augmentation of s and s'. Evaluation:
+# 100 whole games at epsilon 0.001 (MaxEpisodeEvalRunner). The env side (no sticky actions, 0-30
+# no-ops, life loss terminal and clipped rewards for training only, 27k-step cap) is the Atari envs'.
+PRESETS["atari100k"] = {
+    "total_steps": 100_000,
+    "algo": "dqn",
+    "n_step": 10,
+    "gamma": 0.99,
+    "loss": "huber",
+    "learning_rate": 1e-4,
+    "adam_eps": 1.5e-4,
+    "weight_decay": 0.0,
+    "max_grad_norm": 0.0,
+    "batch_size": 32,
+    "buffer_size": 200_000,
+    "learning_starts": 1_600,
+    "train_frequency": 1,
+    "gradient_steps": 1,
+    "target_sync": "polyak",
+    "tau": 1.0,
+    "epsilon_schedule": "linear",
+    "epsilon_start": 1.0,
+    "epsilon_end": 0.01,
+    "epsilon_decay_steps": 5_000,
+    "epsilon_decay_start": 1_600,
+    "augment": True,
+    "eval_episodes": 100,
+    "eval_epsilon": 0.001,
+    "log_interval": 1_000,
+    "checkpoint_every": 50_000,
+}
 
 # The preset used when an env id is given without --preset (any other ALE/ id: "atari").
 DEFAULT_PRESETS = {

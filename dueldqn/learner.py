@@ -19,6 +19,7 @@ import copy
 import torch
 
 from dueldqn.agent import as_network_input, to_device
+from dueldqn.augment import augment
 from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers
@@ -51,9 +52,15 @@ def gradient_step(
     """One AdamW step on the mean TD loss of ``batch``; returns the loss and ``|TD error|`` (detached, on ``device``).
 
     The batch's ``discounts`` (n-step) replace ``gamma``; its ``weights`` (prioritized replay) weight the loss.
+    With ``config.augment`` the network sees DrQ's augmented ``s`` and ``s'`` (:func:`dueldqn.augment.augment`),
+    drawn independently from ``generator``, ``s`` first.
     """
-    obs = as_network_input(batch.obs, device)
-    next_obs = as_network_input(batch.next_obs, device)
+    if config.augment:  # on the device, straight from uint8: the scaling to [0, 1] rides on the intensity factor
+        obs = augment(to_device(batch.obs, device), generator)
+        next_obs = augment(to_device(batch.next_obs, device), generator)
+    else:
+        obs = as_network_input(batch.obs, device)
+        next_obs = as_network_input(batch.next_obs, device)
     actions_B = to_device(batch.actions, device)
     rewards_B = to_device(batch.rewards, device)
     terminated_B = to_device(batch.terminated, device)
@@ -77,14 +84,21 @@ class Learner:
         q_net: the online network, already on ``device`` (the learner trains it in place).
         config: algorithm, loss, gamma, AdamW settings, gradient clipping, ``numpy_mlp``.
         device: where the networks are.
-        generator: draws Deep SARSA's ``A'``.
+        generator: draws Deep SARSA's ``A'`` and the augmentation (saved in checkpoints, so a resume is exact).
+
+    With ``target_sync="polyak"`` and ``tau=1`` (a copy after every gradient step, DrQ's target) the
+    target network *is* the online network: the same values at every update, without the copy.
     """
 
     def __init__(
         self, q_net: torch.nn.Module, config: Config, *, device: torch.device, generator: torch.Generator
     ) -> None:
         self.online = q_net
-        self.target = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
+        if config.augment and not any(isinstance(m, torch.nn.Conv2d) for m in q_net.modules()):
+            raise ValueError("augment (DrQ's image shifts) needs image observations and a convolutional network")
+        self.target = q_net
+        if not (config.target_sync == "polyak" and config.tau == 1.0):
+            self.target = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
         self.config, self.device, self.generator = config, device, generator
         # The numpy path keeps AdamW's state itself: building a torch optimizer costs seconds of imports.
         self.optimizer: torch.optim.Optimizer | NumpyAdamW

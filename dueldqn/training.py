@@ -128,7 +128,8 @@ def make_replay(config: Config, obs_space: gym.Space, frames: bool) -> Replay:
     shape, dtype = obs_space.shape, obs_space.dtype
     storage: ReplayBuffer | FrameReplayBuffer
     if frames:  # stacked frames: each frame stored once, stacks rebuilt by index
-        storage = FrameReplayBuffer(config.buffer_size, shape, dtype, num_envs=config.num_envs)  # type: ignore[arg-type]
+        storage = FrameReplayBuffer(config.buffer_size, shape, dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
+                                    n_step=config.n_step, gamma=config.gamma)  # fmt: skip
     else:  # n-step returns are folded when a batch is sampled
         storage = ReplayBuffer(config.buffer_size, shape, dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
                                n_step=config.n_step, gamma=config.gamma)  # fmt: skip
@@ -176,8 +177,6 @@ def train(
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
     conv = len(obs_space.shape) == 3  # type: ignore[arg-type]
     frames = stacks_frames(config.env_id)  # Atari's stacks of consecutive frames, not any image
-    if frames and config.n_step > 1:
-        raise ValueError("n-step returns over the frame replay (Atari ids) are not built yet; use --n-step 1")
     spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space)  # type: ignore[arg-type]
     if ckpt is not None and not same_network(ckpt.meta["network"], spec):
         raise ValueError(

@@ -58,11 +58,7 @@ def test_resume_with_prioritized_n_step_replay_equals_the_uninterrupted_run(
         np.testing.assert_array_equal(end_a.states["replay"][name], value, err_msg=name)
 
 
-def test_n_step_over_atari_frames_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    pytest.importorskip("ale_py")
-    with pytest.raises(ValueError, match="n-step returns over the frame replay"):
-        train(env_id="ALE/Breakout-v5", n_step=3, run_dir=tmp_path / "run", progress=False)
-    assert not (tmp_path / "run").exists()
+# n-step returns over Atari's frame replay (no longer refused): tests/test_atari100k.py trains with them.
 
 
 def test_prioritized_replay_over_atari_frames_trains_and_checkpoints(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
     eps = (config.epsilon_schedule, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps)
     stop = session.start(state)
     while state.steps < end and stop.signum is None:
-        epsilon = epsilon_at(state.steps, *eps)
+        epsilon = epsilon_at(state.steps - config.epsilon_decay_start, *eps)
         actions_N = actor.act(state.obs_NO, epsilon, state.iteration)  # act
         infos = env_step(envs, replay, state, actions_N)  # step, store (an autoreset step stores nothing)
         for episode_return, length in finished_episodes(infos):
