@@ -45,18 +45,12 @@ from benchmarks.atari100k_stats import (
     stratified_bootstrap_ci,
 )
 from dueldqn.checkpoint import atomic_write_json, list_checkpoints
-from dueldqn.config import PRESETS
+from dueldqn.evaluate import evaluate_agent
 
 GAMES = ("Breakout", "Boxing", "RoadRunner", "Krull")
 PRESET = "atari100k"
-# DrQ(eps) (Dopamine's DrQ_eps.gin, research note 1.2) as overrides of the "atari" preset, for as long as
-# the atari100k preset is not there. n_step 1: n-step returns over frame replay are not in yet (DrQ: 10).
-FALLBACK_RECIPE: dict[str, Any] = {
-    "total_steps": 100_000, "learning_starts": 1_600, "train_frequency": 1, "batch_size": 32,
-    "buffer_size": 100_000, "learning_rate": 1e-4, "adam_eps": 1.5e-4, "weight_decay": 0.0, "loss": "huber",
-    "target_sync": "steps", "target_sync_every": 1, "epsilon_end": 0.01, "epsilon_decay_steps": 5_000,
-    "eval_epsilon": 0.001, "eval_episodes": 100, "log_interval": 1_000, "checkpoint_every": 10_000, "n_step": 1,
-}  # fmt: skip
+TOTAL_STEPS = 100_000  # the protocol: 100k agent steps (400k frames)
+CHECKPOINT_EVERY = 10_000  # a long benchmark loses at most this much when it is stopped (replay included)
 CURVE_FILE = "curve.json"
 
 
@@ -74,25 +68,9 @@ def _train(game: str, seed: int, run_dir: Path, settings: dict[str, Any], stop_a
     if run_dir.exists():  # killed before its first checkpoint: nothing to resume
         print(f"{run_dir} has no checkpoint; starting it again", flush=True)
         shutil.rmtree(run_dir)
-    if PRESET in PRESETS:
-        extra = {k: v for k, v in settings.items() if k in ("total_steps", "eval_episodes", "backend")}
-        return train(env_id=f"ALE/{game}-v5", preset=PRESET, seed=seed, run_dir=run_dir, stop_at=stop_at,
-                     progress=False, tensorboard=False, **extra)  # fmt: skip
-    return train(env_id=f"ALE/{game}-v5", preset="atari", seed=seed, run_dir=run_dir, stop_at=stop_at,
-                 progress=False, tensorboard=False, **{**FALLBACK_RECIPE, **settings})  # fmt: skip
-
-
-def _evaluate_agent(env_id: str, agent: Any, *, episodes: int, seed: int, epsilon: float) -> list[float]:
-    """The agent's returns over ``episodes`` whole games, batched (the protocol's eval envs)."""
-    from dueldqn.envs import EVAL_NUM_ENVS, make_eval_vec_env
-    from dueldqn.evaluate import evaluate_vector
-
-    envs = make_eval_vec_env(env_id, min(episodes, EVAL_NUM_ENVS), seed)
-    result = evaluate_vector(
-        envs, lambda obs_B: agent.predict(obs_B, deterministic=epsilon == 0)[0], episodes=episodes, seed=seed
-    )
-    envs.close()
-    return result.returns
+    extra = {k: v for k, v in settings.items() if k in ("total_steps", "eval_episodes", "backend")}
+    return train(env_id=f"ALE/{game}-v5", preset=PRESET, seed=seed, run_dir=run_dir, stop_at=stop_at, progress=False,
+                 tensorboard=False, checkpoint_every=CHECKPOINT_EVERY, keep_checkpoints=1, **extra)  # fmt: skip
 
 
 def run_one(game: str, seed: int, runs_dir: Path, settings: dict[str, Any], curve: tuple[int, int] | None) -> None:
@@ -101,7 +79,7 @@ def run_one(game: str, seed: int, runs_dir: Path, settings: dict[str, Any], curv
     if (run_dir / "summary.json").exists():
         print(f"{game} seed {seed}: finished before, skipped", flush=True)
         return
-    total = int(settings.get("total_steps", FALLBACK_RECIPE["total_steps"]))
+    total = int(settings.get("total_steps", TOTAL_STEPS))
     points: list[dict[str, Any]] = []
     if curve is not None:
         every, episodes = curve
@@ -113,8 +91,9 @@ def run_one(game: str, seed: int, runs_dir: Path, settings: dict[str, Any], curv
             result = _train(game, seed, run_dir, settings, stop)
             start = time.perf_counter()
             config = json.loads((run_dir / "config.json").read_text())
-            returns = _evaluate_agent(config["env_id"], result.agent, episodes=episodes,
-                                      seed=config["seed"] + 20_000 + stop, epsilon=config["eval_epsilon"])  # fmt: skip
+            seed_k, epsilon = config["seed"] + 20_000 + stop, config["eval_epsilon"]
+            result_k = evaluate_agent(config["env_id"], result.agent, episodes=episodes, seed=seed_k, epsilon=epsilon)
+            returns = result_k.returns
             points.append({"step": stop, "returns": returns, "mean": float(np.mean(returns)),
                            "eval_seconds": time.perf_counter() - start})  # fmt: skip
             atomic_write_json(curve_path, points)
