@@ -18,6 +18,7 @@ import copy
 
 import torch
 
+from dueldqn.actor import Weights
 from dueldqn.agent import as_network_input, to_device
 from dueldqn.config import Config
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers
@@ -112,6 +113,7 @@ class Learner:
         """One AdamW step at learning rate ``lr`` on ``batch``; ``epsilon`` is the behaviour policy's (SARSA)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.version += 1  # Ape-X: the weights' version is the number of updates applied
         if self._numpy is not None:
             return self._numpy.step(batch, epsilon=epsilon, generator=self.generator)
         assert isinstance(self.optimizer, torch.optim.Optimizer)
@@ -121,3 +123,12 @@ class Learner:
     def sync_target(self, tau: float = 1.0) -> None:
         """``theta_targ <- tau * theta + (1 - tau) * theta_targ`` (``tau = 1``: a hard copy)."""
         update_target(self.target, self.online, tau)
+
+    # Ape-X on Ray (dueldqn.executors.ray_apex): versioned numpy copies of the online weights.
+    version: int = 0
+    """Updates applied so far (the version stamped on :meth:`get_weights`)."""
+
+    def get_weights(self) -> Weights:
+        """A CPU numpy copy of the online network's weights, stamped with :attr:`version`."""
+        params = {name: value.detach().cpu().numpy().copy() for name, value in self.online.state_dict().items()}
+        return Weights(self.version, params)

@@ -315,6 +315,17 @@ def train(
             config = config.replace(**overrides)
         run_path = Path(run_dir) if run_dir is not None else default_run_dir(config)
         prepare_run_dir(run_path, create=False)  # refuse a used run dir before anything runs
+    # --- Ape-X on Ray (issue 12): a separate executor; the lead moves this dispatch into executors/ on merge. ---
+    if config.executor == "ray":
+        if stop_at is not None:
+            raise ValueError("stop_at is not supported by the ray executor")
+        if ckpt is None:
+            prepare_run_dir(run_path)
+        from dueldqn.executors.apex import train_apex  # imports Ray; the local path never does
+
+        return train_apex(config, run_path, resume=ckpt, progress=progress, tensorboard=tensorboard,
+                          start_time=start_time)  # fmt: skip
+    # --- end of the Ape-X dispatch ---
     device = resolve_device(config.device)
     envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
     # The network's input (encoded by dueldqn.spaces where needed) and the env's own observations.

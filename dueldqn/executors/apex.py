@@ -1,0 +1,343 @@
+"""The Ape-X driver: the learner's loop over Ray actors (:mod:`dueldqn.executors.ray_apex`), top to bottom.
+
+    publish theta_0; queue 2 chunks on every runner
+    until T env steps:
+        for each finished chunk: count it, log its episodes, queue the runner's next chunk
+        if warm and samples per insert below the cap:
+            take the oldest of 4 sample requests in flight (shards in turn), ask for the next
+            theta <- theta - lr grad 1/B sum_i w_i l(y_i - Q(S_i, A_i | theta))       (update)
+            send |delta| back to the batch's shard                                     (priorities)
+            every M updates: ray.put(weights, version)                                (publish)
+            target sync, log, checkpoint on the env-step counter, as in the local loop
+
+A runner's death costs its queued chunks (Ray restarts it); a shard's death, or a signal, ends the
+run after a checkpoint (the signal) or with the last one kept (the shard). The run directory gets
+the local loop's files plus ``apex.csv``: env steps/s, updates/s, samples per insert, weight lag,
+replay size and per-runner episodes at every log interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dueldqn.checkpoint import Checkpoint, atomic_write_json, list_checkpoints, save_checkpoint
+from dueldqn.config import Config
+from dueldqn.exploration import apex_epsilons, linear_schedule
+from dueldqn.learner import Learner
+from dueldqn.logger import METRICS_CSV, RunLogger
+
+if TYPE_CHECKING:
+    from dueldqn.training import TrainResult
+
+SAMPLES_IN_FLIGHT = 4  # sample requests the learner keeps queued on the shards
+BATCHES_PER_SAMPLE = 4  # batches per request: one actor call costs about a millisecond, an MLP update less
+APEX_CSV = "apex.csv"
+APEX_COLUMNS = ("step", "updates", "env_steps_per_s", "updates_per_s", "samples_per_insert", "weight_lag",
+                "replay_size", "runner_episodes")  # fmt: skip
+
+
+@dataclass
+class ApexState:
+    """The driver's counters: what a checkpoint holds besides the learner and replay."""
+
+    steps: int = 0  # env steps of finished chunks, summed over runners
+    transitions: int = 0  # rows the runners sent (steps minus the autoreset steps)
+    updates: int = 0
+    episodes: int = 0
+    target_syncs: int = 0  # hard syncs done (for target_sync steps / episodes)
+    wall_seconds: float = 0.0  # earlier sessions of the run
+    runner_episodes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ApexResult:
+    """What one Ape-X session did (tests and benchmarks read it; the summary gets the counters)."""
+
+    state: ApexState
+    seconds: float
+    restarts: int  # runner deaths seen
+    versions: dict[int, list[int]]  # per runner, the weights version of each chunk, in order
+    lives: dict[int, set[int]]  # per runner, the lives seen
+    epsilons: dict[int, list[float]]  # per runner (from its flush)
+    shards: list[dict[str, Any]]  # each shard's stats at the end
+    lag_mean: float
+    samples_per_insert: float
+
+
+def _samples_per_insert(config: Config) -> float:
+    """The replay-ratio cap: ``config.max_samples_per_insert``, or the local loop's ratio."""
+    if config.max_samples_per_insert > 0:
+        return config.max_samples_per_insert
+    return config.batch_size * config.gradient_steps / (config.train_frequency * config.num_envs)
+
+
+def run_apex(
+    config: Config,
+    run_dir: Path,
+    *,
+    q_net: torch.nn.Module,
+    spec: dict[str, Any],
+    obs_shape: tuple[int, ...],
+    obs_dtype: np.dtype,
+    frames: bool,
+    device: torch.device,
+    resume: Checkpoint | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+    record_ids: bool = False,
+    name_prefix: str = "",
+) -> ApexResult:
+    """Train ``q_net`` with Ape-X on Ray and leave checkpoints, ``metrics.csv`` and ``apex.csv`` in ``run_dir``.
+
+    Raises:
+        ValueError: for an on-policy algorithm (SARSA: Ape-X's runners follow many policies).
+        ApexError: a replay shard died (the last checkpoint is kept).
+        TrainingInterrupted: SIGINT / SIGTERM, after a checkpoint.
+    """
+    from dueldqn.executors import ray_apex as rx  # the only module that imports Ray
+    from dueldqn.training import TrainingInterrupted, _checkpoint_tensors, _restore_tensors, _StopSignal
+
+    if config.algo not in ("dqn", "double"):
+        raise ValueError(f"the ray executor (Ape-X) learns off-policy: use algo dqn or double, not {config.algo!r}")
+    start = time.perf_counter()
+    # Batches arrive as read-only numpy views of Ray's object store; torch only reads them.
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    learner = Learner(q_net, config, device=device, generator=generator)
+    loss_sum = torch.zeros((), device=device)
+    state = ApexState(runner_episodes=[0] * config.num_env_runners)
+    if resume is not None:
+        _restore_tensors(resume, q_net, learner.target, learner.optimizer, generator, loss_sum)
+        learner.optimizer_loaded()
+        counters = resume.state["loop"]
+        state = ApexState(**counters)
+        learner.version = state.updates
+        with open(run_dir / METRICS_CSV, "r+b") as f:  # drop rows logged after the checkpoint
+            f.truncate(resume.state["metrics_bytes"])
+    logger = RunLogger(run_dir, tensorboard=tensorboard, resume_step=state.steps if resume is not None else None)
+    new_csv = not (run_dir / APEX_CSV).exists()
+    apex_file = (run_dir / APEX_CSV).open("a", newline="")
+    apex_csv = csv.writer(apex_file)
+    if new_csv:
+        apex_csv.writerow(APEX_COLUMNS)
+    started = rx.connect(config)
+    cluster = rx.ApexCluster(config, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames,
+                             first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix)  # fmt: skip
+    spi_cap = _samples_per_insert(config)
+    eps_mean = float(apex_epsilons(config.num_env_runners * config.envs_per_runner).mean())
+    versions: dict[int, list[int]] = {r: [] for r in range(config.num_env_runners)}
+    lives: dict[int, set[int]] = {r: set() for r in range(config.num_env_runners)}
+    restarts, lags = 0, []
+    bar = tqdm(total=config.total_steps, initial=state.steps, disable=not progress, unit="step", dynamic_ncols=True)
+    chunk_steps = config.runner_chunk_steps * config.envs_per_runner
+
+    def write_checkpoint() -> Path:
+        tensors, groups = _checkpoint_tensors(q_net, learner.target, learner.optimizer, generator, loss_sum)
+        apex_file.flush()
+        loop = vars(state) | {"wall_seconds": state.wall_seconds + time.perf_counter() - start}
+        return save_checkpoint(
+            run_dir, state.steps, tensors=tensors, arrays={"epsilons": apex_epsilons(len(eps_all))},
+            replay=cluster.shard_states() if config.save_replay else None,
+            state={"config": config.to_dict(), "network": spec, "loop": loop, "executor": "ray",
+                   "optimizer_param_groups": groups, "numpy_generator": None, "envs": None,
+                   "metrics_bytes": logger.flush()},
+            keep=config.keep_checkpoints,
+        )  # fmt: skip
+
+    eps_all = apex_epsilons(config.num_env_runners * config.envs_per_runner)
+    try:
+        if resume is not None and resume.replay is not None:
+            cluster.load_shard_states(resume.replay)
+        cluster.publish(learner.get_weights())
+        queued: dict[Any, int] = {}  # run() ref -> runner
+        issued = state.steps
+        for r in range(config.num_env_runners):
+            for _ in range(rx.CALLS_QUEUED):
+                if issued < config.total_steps:
+                    queued[cluster.run(r)] = r
+                    issued += chunk_steps
+        samples: deque[tuple[int, Any]] = deque()
+        next_shard = 0
+        log_time, log_steps, log_updates, log_step_mark = time.perf_counter(), state.steps, state.updates, state.steps
+        last_ckpt = state.steps
+        with _StopSignal() as stop:
+            while (queued or state.steps < config.total_steps) and stop.signum is None:
+                # Finished chunks: count them and queue the runner's next one.
+                for ref in rx.wait(list(queued), timeout=0.0):
+                    r = queued.pop(ref)
+                    try:
+                        out = rx.get(ref)
+                    except rx.RunnerDied:  # Ray restarts it; its lost chunk is collected again
+                        restarts += 1
+                        issued -= chunk_steps
+                        out = None
+                    if out is not None:
+                        state.steps += out["env_steps"]
+                        state.transitions += out["transitions"]
+                        versions[r].append(out["version"])
+                        lives[r].add(out["life"])
+                        lags.append(learner.version - out["version"])
+                        for _, episode_return, length in out["episodes"]:
+                            state.episodes += 1
+                            state.runner_episodes[r] += 1
+                            logger.episode(state.steps, state.episodes, episode_return, length)
+                            if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
+                                learner.sync_target()
+                    if issued < config.total_steps and stop.signum is None:
+                        queued[cluster.run(r)] = r
+                        issued += chunk_steps
+                # Learn, while the replay ratio is below its cap.
+                warm = state.transitions >= max(config.learning_starts, config.batch_size)
+                allowed = spi_cap * max(state.transitions - config.learning_starts, 0) + config.batch_size
+                if warm and state.updates * config.batch_size < allowed:
+                    beta = linear_schedule(state.steps, config.beta0, 1.0, config.total_steps)
+                    while len(samples) < SAMPLES_IN_FLIGHT:
+                        samples.append((next_shard, cluster.sample(next_shard, BATCHES_PER_SAMPLE, beta)))
+                        next_shard = (next_shard + 1) % config.replay_shards
+                    shard, ref = samples.popleft()
+                    try:
+                        batches = rx.get(ref)
+                    except (rx.RunnerDied, rx.RayTaskError) as err:
+                        raise rx.ApexError(f"replay shard {shard} failed: {err}") from err
+                    lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction,
+                                                                config.total_steps)  # fmt: skip
+                    for batch in batches or []:
+                        update = learner.update(batch, epsilon=eps_mean, lr=lr)
+                        state.updates += 1
+                        cluster.update_priorities(shard, batch, update.td_abs_B.cpu().numpy())
+                        loss_sum += update.loss
+                        if config.target_sync == "polyak":
+                            learner.sync_target(config.tau)
+                        if state.updates % config.weight_sync_every == 0:
+                            cluster.publish(learner.get_weights())
+                elif queued:
+                    rx.wait(list(queued), timeout=0.02)  # nothing to learn yet: wait for a chunk
+                if config.target_sync == "steps" and state.steps // config.target_sync_every > state.target_syncs:
+                    state.target_syncs = state.steps // config.target_sync_every
+                    learner.sync_target()
+                if state.steps - log_step_mark >= config.log_interval or not queued:
+                    now = time.perf_counter()
+                    seconds = max(now - log_time, 1e-9)
+                    sps, ups = (state.steps - log_steps) / seconds, (state.updates - log_updates) / seconds
+                    n_updates = state.updates - log_updates
+                    mean_loss = loss_sum.item() / n_updates if n_updates else math.nan
+                    if n_updates and not math.isfinite(mean_loss):
+                        raise rx.ApexError(f"the TD loss became {mean_loss} at step {state.steps}")
+                    spi = state.updates * config.batch_size / max(state.transitions, 1)
+                    lag = float(np.mean(lags[-100:])) if lags else math.nan
+                    sizes = sum(s["size"] for s in cluster.shard_call("stats", timeout=30.0))
+                    logger.train(state.steps, mean_loss, eps_mean, sps)
+                    apex_csv.writerow((state.steps, state.updates, f"{sps:.1f}", f"{ups:.1f}", f"{spi:.3g}",
+                                       f"{lag:.3g}", sizes, " ".join(map(str, state.runner_episodes))))  # fmt: skip
+                    bar.update(state.steps - bar.n)
+                    bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
+                                            refresh=False)  # fmt: skip
+                    loss_sum.zero_()
+                    log_time, log_steps, log_updates, log_step_mark = now, state.steps, state.updates, state.steps
+                if config.checkpoint_every and state.steps - last_ckpt >= config.checkpoint_every:
+                    write_checkpoint()
+                    last_ckpt = state.steps
+            flushed = cluster.flush()  # every push has landed: the shards hold everything sent
+            shard_stats = cluster.shard_call("stats")
+            write_checkpoint()
+            if stop.signum is not None:
+                raise TrainingInterrupted(run_dir, state.steps, stop.signum)
+    except rx.ApexError as err:
+        kept = list_checkpoints(run_dir)
+        raise rx.ApexError(f"{err}; the run stopped and "
+                           + (f"its last checkpoint, {kept[0]}, is kept" if kept else "no checkpoint had been written")
+                           ) from err  # fmt: skip
+    finally:
+        cluster.close()
+        rx.shutdown(started)
+        bar.close()
+        logger.close()
+        apex_file.close()
+    seconds = time.perf_counter() - start
+    state.wall_seconds += seconds
+    epsilons = {f["runner"]: f["epsilons"] for f in flushed if f is not None}
+    atomic_write_json(
+        run_dir / "apex.json", {"restarts": restarts, "epsilons": {str(k): v for k, v in epsilons.items()}}
+    )
+    spi = state.updates * config.batch_size / max(state.transitions, 1)
+    lag_mean = float(np.mean(lags)) if lags else math.nan
+    return ApexResult(state, seconds, restarts, versions, lives, epsilons, shard_stats, lag_mean, spi)
+
+
+class ApexNetwork(NamedTuple):
+    """The Q-network Ape-X trains and what describes it (built from one env of ``config.env_id``)."""
+
+    q_net: torch.nn.Module
+    spec: dict[str, Any]  # network_spec: what the model file and checkpoints record
+    obs_shape: tuple[int, ...]
+    obs_dtype: np.dtype
+    frames: bool  # Atari's stacked frames (frame replay)
+    raw_space: Any  # the env's own observation space (the Agent encodes it)
+    n_actions: int
+
+
+def apex_network(config: Config, device: torch.device) -> ApexNetwork:
+    """Build the learner's network (seeded by ``config.seed``) for ``config.env_id``."""
+    from dueldqn.agent import network_spec
+    from dueldqn.envs import make_vec_env, raw_observation_space, stacks_frames
+    from dueldqn.networks import build_q_network
+
+    envs = make_vec_env(config.env_id, 1, config.seed, config.backend)  # the spaces only
+    obs_space, raw_space = envs.single_observation_space, raw_observation_space(envs)
+    n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
+    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space)  # type: ignore[arg-type]
+    torch.manual_seed(config.seed)
+    q_net = build_q_network(obs_space, envs.single_action_space, dueling=config.dueling,
+                            hidden_sizes=config.hidden_sizes).to(device)  # fmt: skip
+    envs.close()
+    return ApexNetwork(q_net, spec, tuple(obs_space.shape), np.dtype(obs_space.dtype), stacks_frames(config.env_id),  # type: ignore[arg-type]
+                       raw_space, n_actions)  # fmt: skip
+
+
+def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, progress: bool, tensorboard: bool,
+               start_time: float) -> TrainResult:  # fmt: skip
+    """:func:`dueldqn.training.train` for ``executor="ray"``: run Ape-X, evaluate, save the model and summary."""
+    from dueldqn.agent import Agent
+    from dueldqn.checkpoint import MODEL_FILE, save_model
+    from dueldqn.envs import make_eval_env
+    from dueldqn.evaluate import evaluate
+    from dueldqn.plotting import plot_run
+    from dueldqn.training import CONFIG_FILE, SUMMARY_FILE, TrainResult, resolve_device
+
+    if resume is not None and resume.state.get("executor") != "ray":
+        raise ValueError(f"checkpoint {resume.path} is not from a ray run")
+    device = resolve_device(config.device)
+    net = apex_network(config, device)
+    q_net = net.q_net
+    atomic_write_json(run_dir / CONFIG_FILE, config.to_dict())
+    result = run_apex(config, run_dir, q_net=q_net, spec=net.spec, obs_shape=net.obs_shape, obs_dtype=net.obs_dtype,
+                      frames=net.frames, device=device, resume=resume, progress=progress,
+                      tensorboard=tensorboard)  # fmt: skip
+    agent = Agent(q_net.eval(), net.raw_space, net.n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
+    eval_env = make_eval_env(config.env_id, seed=config.seed + 10_000)
+    scores = evaluate(eval_env, lambda obs: int(agent.predict(obs, deterministic=config.eval_epsilon == 0)[0]),
+                      episodes=config.eval_episodes, seed=config.seed + 10_000)  # fmt: skip
+    eval_env.close()
+    atomic_write_json(run_dir / "eval.json", {"epsilon": config.eval_epsilon, **scores.to_dict()})
+    save_model(run_dir / MODEL_FILE, q_net, net.spec)
+    plot_run(run_dir, run_dir / "learning_curve.png")
+    summary = {"env_id": config.env_id, "algo": config.algo, "seed": config.seed, "total_steps": result.state.steps,
+               "updates": result.state.updates, "wall_seconds": time.perf_counter() - start_time,
+               "steps_per_second": result.state.steps / max(result.seconds, 1e-9), "eval_mean_return": scores.mean,
+               "eval_std_return": scores.std, "eval_episodes": len(scores.returns), "executor": "ray",
+               "updates_per_second": result.state.updates / max(result.seconds, 1e-9),
+               "samples_per_insert": result.samples_per_insert, "weight_lag": result.lag_mean,
+               "runner_restarts": result.restarts}  # fmt: skip
+    atomic_write_json(run_dir / SUMMARY_FILE, summary)
+    return TrainResult(run_dir, summary, agent, scores)
