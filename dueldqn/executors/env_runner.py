@@ -30,8 +30,6 @@ from dueldqn.envs import make_vec_env
 from dueldqn.exploration import ExplorationDraws, apex_epsilons
 from dueldqn.networks import build_q_network
 
-ID_STRIDE = 2**40  # transition id = incarnation * ID_STRIDE + vector step * K + env: unique per runner life
-
 
 class Chunk(NamedTuple):
     """``T`` consecutive vector steps of one runner's ``K`` envs: raw one-step rows, in stream order."""
@@ -47,7 +45,7 @@ class Chunk(NamedTuple):
     truncated_TK: np.ndarray  # bool
     valid_TK: np.ndarray  # bool: False on the step that only resets an env (next-step autoreset): not stored
     td_abs_TK: np.ndarray  # float64 initial |delta| (0 where not valid)
-    ids_TK: np.ndarray  # int64 transition ids (unique within the runner's incarnation)
+    ids_TK: np.ndarray  # int64 transition ids, vector step * K + env: unique within the runner's life
     episodes: list[tuple[int, float, int]]  # (env k, return, length) of episodes finished in the chunk
     weights_version: int  # the version of the weights that acted (-1: the initial random network)
 
@@ -180,7 +178,7 @@ class EnvRunner:
                                             truncated_TK, valid_TK)  # fmt: skip
         ids_TK = (np.arange(first_iteration, self.iteration)[:, None] * K + np.arange(K)).astype(np.int64)
         chunk = Chunk(self.index, self.incarnation, self.seq, obs_TKO, actions_TK, rewards_TK, next_obs_TKO,
-                      terminated_TK, truncated_TK, valid_TK, td_abs_TK, ids_TK + self.incarnation * ID_STRIDE,
+                      terminated_TK, truncated_TK, valid_TK, td_abs_TK, ids_TK,
                       episodes, self.version)  # fmt: skip
         self.seq += 1
         return chunk

@@ -19,6 +19,7 @@ so a Ray run is resumable but not bit-exact. :mod:`dueldqn.executors.apex_loop` 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import time
@@ -140,13 +141,13 @@ class ApexCluster:
         self.weights_box = [ray.put(weights)]
         self.version = weights.version
 
-    def run(self, runner: int) -> ray.ObjectRef:
+    def run(self, runner: int) -> Pending:
         """Queue one chunk's collection on ``runner``."""
-        return self.runners[runner].run.remote(self.config.runner_chunk_steps, self.version, self.weights_box)
+        return Pending(self.runners[runner].run.remote(self.config.runner_chunk_steps, self.version, self.weights_box))
 
-    def sample(self, shard: int, count: int, beta: float) -> ray.ObjectRef:
+    def sample(self, shard: int, count: int, beta: float) -> Pending:
         """Ask ``shard`` for ``count`` batches."""
-        return self.shards[shard].sample_many.remote(count, self.config.batch_size, beta)
+        return Pending(self.shards[shard].sample_many.remote(count, self.config.batch_size, beta))
 
     def update_priorities(self, shard: int, batch: Batch, td_abs_B: np.ndarray) -> None:
         """Send ``|delta|`` back to the shard the batch came from (fire and forget)."""
@@ -190,21 +191,31 @@ class ApexCluster:
         self.runners, self.shards = [], []
 
 
-def wait(refs: list[ray.ObjectRef], timeout: float) -> list[ray.ObjectRef]:
-    """The refs of ``refs`` that are ready, waiting up to ``timeout`` seconds for the first."""
-    if not refs:
-        return []
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-    if ready or timeout <= 0:
+class Pending:
+    """A queued actor call; :meth:`done` is a local check (``ray.wait`` costs milliseconds a call)."""
+
+    def __init__(self, ref: ray.ObjectRef) -> None:
+        self.ref = ref
+        self.future: concurrent.futures.Future[Any] = ref.future()
+
+    def done(self) -> bool:
+        """Whether the result (or the error) is here."""
+        return self.future.done()
+
+
+def wait(pending: list[Pending], timeout: float) -> list[Pending]:
+    """The calls of ``pending`` that are done, waiting up to ``timeout`` seconds for the first."""
+    ready = [p for p in pending if p.done()]
+    if ready or timeout <= 0 or not pending:
         return ready
-    ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
-    return ready
+    concurrent.futures.wait([p.future for p in pending], timeout=timeout, return_when="FIRST_COMPLETED")
+    return [p for p in pending if p.done()]
 
 
-def get(ref: ray.ObjectRef, timeout: float | None = None) -> Any:
-    """``ray.get``, Ray-free for the caller: actor deaths come back as :class:`RunnerDied`."""
+def get(call: Pending) -> Any:
+    """The call's result, Ray-free for the caller: an actor's death comes back as :class:`RunnerDied`."""
     try:
-        return ray.get(ref, timeout=timeout)
+        return call.future.result()
     except RayActorError as err:
         raise RunnerDied(str(err)) from err
     except RayTaskError as err:
