@@ -130,6 +130,9 @@ class Config:
     max_samples_per_insert: float = 0.0
     """Ray: cap on sampled transitions per inserted one (the replay ratio); 0 takes the local loop's,
     batch_size * gradient_steps / (train_frequency * num_envs)."""
+    runner_rate_limit: bool = False
+    """Ray: runners wait while the learner lags the samples-per-insert target by over a chunk per runner
+    (keeps the local loop's replay ratio on a small machine; Ape-X's runners never wait)."""
     ray_address: str = ""
     """Ray: cluster address; empty joins a running cluster (ray start / RAY_ADDRESS) if any, else starts a local one."""
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from dueldqn.checkpoint import Checkpoint, atomic_write_json, list_checkpoints, save_checkpoint
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from dueldqn.training import TrainResult
 
 SAMPLES_IN_FLIGHT = 4  # sample requests the learner keeps queued on the shards
-BATCHES_PER_SAMPLE = 4  # batches per request: one actor call costs about a millisecond, an MLP update less
+BATCHES_PER_SAMPLE = 8  # batches per request: one actor call costs about a millisecond, an MLP update less
 APEX_CSV = "apex.csv"
 APEX_COLUMNS = ("step", "updates", "env_steps_per_s", "updates_per_s", "samples_per_insert", "weight_lag",
                 "replay_size", "runner_episodes")  # fmt: skip
@@ -73,6 +74,39 @@ class ApexResult:
     shards: list[dict[str, Any]]  # each shard's stats at the end
     lag_mean: float
     samples_per_insert: float
+
+
+class _Meter:
+    """One log row per interval: metrics.csv (loss, sps), apex.csv (the Ape-X figures), the progress bar."""
+
+    def __init__(self, config: Config, state: ApexState, logger: RunLogger, apex_csv: Any, bar: tqdm,
+                 eps_mean: float) -> None:  # fmt: skip
+        self.config, self.logger, self.apex_csv, self.bar, self.eps_mean = config, logger, apex_csv, bar, eps_mean
+        self.time, self.step, self.updates = time.perf_counter(), state.steps, state.updates
+
+    def row(self, state: ApexState, version: int, lags: list[int], shards: list[dict[str, Any]],
+            loss_sum: torch.Tensor) -> None:  # fmt: skip
+        """Write the interval since the last row; a NaN or infinite loss raises ``TrainingDiverged``."""
+        from dueldqn.training import TrainingDiverged
+
+        now = time.perf_counter()
+        seconds = max(now - self.time, 1e-9)
+        sps, ups = (state.steps - self.step) / seconds, (state.updates - self.updates) / seconds
+        n_updates = state.updates - self.updates
+        mean_loss = loss_sum.item() / n_updates if n_updates else math.nan
+        if n_updates and not math.isfinite(mean_loss):
+            raise TrainingDiverged(f"the TD loss became {mean_loss} at step {state.steps} (update {state.updates})")
+        spi = state.updates * self.config.batch_size / max(state.transitions, 1)
+        lag = float(np.mean(lags[-100:])) if lags else math.nan
+        size = sum(shard["size"] for shard in shards)
+        self.logger.train(state.steps, mean_loss, self.eps_mean, sps)
+        self.apex_csv.writerow((state.steps, state.updates, f"{sps:.1f}", f"{ups:.1f}", f"{spi:.3g}", f"{lag:.3g}",
+                                size, " ".join(map(str, state.runner_episodes))))  # fmt: skip
+        self.bar.update(state.steps - self.bar.n)
+        self.bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
+                                     refresh=False)  # fmt: skip
+        loss_sum.zero_()
+        self.time, self.step, self.updates = now, state.steps, state.updates
 
 
 def _samples_per_insert(config: Config) -> float:
@@ -126,8 +160,8 @@ def run_apex(
         with open(run_dir / METRICS_CSV, "r+b") as f:  # drop rows logged after the checkpoint
             f.truncate(resume.state["metrics_bytes"])
     logger = RunLogger(run_dir, tensorboard=tensorboard, resume_step=state.steps if resume is not None else None)
-    new_csv = not (run_dir / APEX_CSV).exists()
-    apex_file = (run_dir / APEX_CSV).open("a", newline="")
+    new_csv = resume is None or not (run_dir / APEX_CSV).exists()
+    apex_file = (run_dir / APEX_CSV).open("a" if not new_csv else "w", newline="")
     apex_csv = csv.writer(apex_file)
     if new_csv:
         apex_csv.writerow(APEX_COLUMNS)
@@ -156,11 +190,17 @@ def run_apex(
         )  # fmt: skip
 
     eps_all = apex_epsilons(config.num_env_runners * config.envs_per_runner)
+    # As in the local loop: an MLP learns fastest on one thread (and a multithreaded BLAS spins on a busy box).
+    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not frames else None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.torch_threads or (threads if frames else 1))
     try:
         if resume is not None and resume.replay is not None:
             cluster.load_shard_states(resume.replay)
         cluster.publish(learner.get_weights())
-        queued: dict[Any, int] = {}  # run() ref -> runner
+        queued: dict[Any, int] = {}  # run() call -> runner
+        parked: list[int] = []  # runners with nothing queued (rate limit)
+        slack = spi_cap * chunk_steps * config.num_env_runners
         issued = state.steps
         for r in range(config.num_env_runners):
             for _ in range(rx.CALLS_QUEUED):
@@ -169,12 +209,12 @@ def run_apex(
                     issued += chunk_steps
         samples: deque[tuple[int, Any]] = deque()
         next_shard = 0
-        log_time, log_steps, log_updates, log_step_mark = time.perf_counter(), state.steps, state.updates, state.steps
+        meter = _Meter(config, state, logger, apex_csv, bar, eps_mean)
         last_ckpt = state.steps
         with _StopSignal() as stop:
             while (queued or state.steps < config.total_steps) and stop.signum is None:
                 # Finished chunks: count them and queue the runner's next one.
-                for ref in rx.wait(list(queued), timeout=0.0):
+                for ref in rx.wait(list(queued), timeout=0.0):  # finished chunks
                     r = queued.pop(ref)
                     try:
                         out = rx.get(ref)
@@ -194,9 +234,14 @@ def run_apex(
                             logger.episode(state.steps, state.episodes, episode_return, length)
                             if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
                                 learner.sync_target()
-                    if issued < config.total_steps and stop.signum is None:
-                        queued[cluster.run(r)] = r
-                        issued += chunk_steps
+                    parked.append(r)
+                # Queue the next chunks, unless the rate limit holds the runners until the learner catches up.
+                target = spi_cap * max(state.transitions - config.learning_starts, 0)
+                behind = config.runner_rate_limit and state.updates * config.batch_size < target - slack
+                while parked and issued < config.total_steps and stop.signum is None and not behind:
+                    runner = parked.pop(0)
+                    queued[cluster.run(runner)] = runner
+                    issued += chunk_steps
                 # Learn, while the replay ratio is below its cap.
                 warm = state.transitions >= max(config.learning_starts, config.batch_size)
                 allowed = spi_cap * max(state.transitions - config.learning_starts, 0) + config.batch_size
@@ -226,30 +271,15 @@ def run_apex(
                 if config.target_sync == "steps" and state.steps // config.target_sync_every > state.target_syncs:
                     state.target_syncs = state.steps // config.target_sync_every
                     learner.sync_target()
-                if state.steps - log_step_mark >= config.log_interval or not queued:
-                    now = time.perf_counter()
-                    seconds = max(now - log_time, 1e-9)
-                    sps, ups = (state.steps - log_steps) / seconds, (state.updates - log_updates) / seconds
-                    n_updates = state.updates - log_updates
-                    mean_loss = loss_sum.item() / n_updates if n_updates else math.nan
-                    if n_updates and not math.isfinite(mean_loss):
-                        raise rx.ApexError(f"the TD loss became {mean_loss} at step {state.steps}")
-                    spi = state.updates * config.batch_size / max(state.transitions, 1)
-                    lag = float(np.mean(lags[-100:])) if lags else math.nan
-                    sizes = sum(s["size"] for s in cluster.shard_call("stats", timeout=30.0))
-                    logger.train(state.steps, mean_loss, eps_mean, sps)
-                    apex_csv.writerow((state.steps, state.updates, f"{sps:.1f}", f"{ups:.1f}", f"{spi:.3g}",
-                                       f"{lag:.3g}", sizes, " ".join(map(str, state.runner_episodes))))  # fmt: skip
-                    bar.update(state.steps - bar.n)
-                    bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
-                                            refresh=False)  # fmt: skip
-                    loss_sum.zero_()
-                    log_time, log_steps, log_updates, log_step_mark = now, state.steps, state.updates, state.steps
+                if state.steps - meter.step >= config.log_interval:
+                    meter.row(state, learner.version, lags, cluster.shard_call("stats", timeout=30.0), loss_sum)
                 if config.checkpoint_every and state.steps - last_ckpt >= config.checkpoint_every:
                     write_checkpoint()
                     last_ckpt = state.steps
             flushed = cluster.flush()  # every push has landed: the shards hold everything sent
             shard_stats = cluster.shard_call("stats")
+            if meter.step != state.steps:
+                meter.row(state, learner.version, lags, shard_stats, loss_sum)
             write_checkpoint()
             if stop.signum is not None:
                 raise TrainingInterrupted(run_dir, state.steps, stop.signum)
@@ -259,6 +289,9 @@ def run_apex(
                            + (f"its last checkpoint, {kept[0]}, is kept" if kept else "no checkpoint had been written")
                            ) from err  # fmt: skip
     finally:
+        if blas_threads is not None:
+            blas_threads.restore_original_limits()
+        torch.set_num_threads(threads)
         cluster.close()
         rx.shutdown(started)
         bar.close()

@@ -23,10 +23,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from dueldqn.actor import Actor, Weights
 from dueldqn.config import Config
-from dueldqn.envs import make_vec_env
+from dueldqn.envs import make_vec_env, stacks_frames
 from dueldqn.exploration import ExplorationDraws, apex_epsilons
 from dueldqn.networks import build_q_network
 
@@ -115,6 +116,9 @@ class EnvRunner:
 
     def __init__(self, config: Config, *, index: int, num_runners: int, incarnation: int = 0) -> None:
         self.config, self.index, self.incarnation = config, index, incarnation
+        if not stacks_frames(config.env_id):  # an MLP acts fastest on one thread (a process-wide setting)
+            threadpool_limits(limits=1, user_api="blas")
+            torch.set_num_threads(1)
         K = self.num_envs = config.envs_per_runner
         seed = runner_seed(config.seed, index, incarnation)
         self.envs = make_vec_env(config.env_id, K, seed, config.backend)

@@ -134,6 +134,7 @@ class ApexCluster:
             for r in range(config.num_env_runners)
         ]
         self.weights_box: list[ray.ObjectRef] = []
+        self._priorities: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in self.shards]
         self.version = -1
 
     def publish(self, weights: Weights) -> None:
@@ -146,12 +147,18 @@ class ApexCluster:
         return Pending(self.runners[runner].run.remote(self.config.runner_chunk_steps, self.version, self.weights_box))
 
     def sample(self, shard: int, count: int, beta: float) -> Pending:
-        """Ask ``shard`` for ``count`` batches."""
-        return Pending(self.shards[shard].sample_many.remote(count, self.config.batch_size, beta))
+        """Ask ``shard`` for ``count`` batches, sending it the ``|delta|`` gathered for it since the last request."""
+        pending = self._priorities[shard]
+        priorities = None
+        if pending:
+            priorities = (np.concatenate([i for i, _ in pending]), np.concatenate([p for _, p in pending]))
+            pending.clear()
+        return Pending(self.shards[shard].sample_many.remote(count, self.config.batch_size, beta, priorities))
 
     def update_priorities(self, shard: int, batch: Batch, td_abs_B: np.ndarray) -> None:
-        """Send ``|delta|`` back to the shard the batch came from (fire and forget)."""
-        self.shards[shard].update_priorities.remote(batch.indices, td_abs_B)
+        """Keep ``|delta|`` for the shard the batch came from: it goes with that shard's next sample request."""
+        assert batch.indices is not None
+        self._priorities[shard].append((batch.indices, td_abs_B))
 
     def shard_call(self, method: str, *args: Any, timeout: float | None = 120.0) -> list[Any]:
         """Call ``method`` on every shard and wait; a dead shard is an :class:`ApexError`."""

@@ -103,6 +103,31 @@ class ReplayShard:
         if expected == 0 and isinstance(self.storage, ReplayBuffer):  # a new life: cut its streams' links
             self.storage.open_N[cols] = -1
         self.chunks[life] = expected + 1
+        if isinstance(self.storage, ReplayBuffer) and self.storage.n_step == 1:  # no stream links: all rows at once
+            self._add_rows(chunk)
+        else:
+            self._add_steps(chunk, cols)
+        stored = chunk.transitions
+        self.ingested += stored
+        if self.record_ids:
+            ids_M = chunk.ids_TK[chunk.valid_TK]
+            self.ids.append(np.stack([np.full_like(ids_M, chunk.runner), np.full_like(ids_M, chunk.incarnation),
+                                      ids_M], axis=1))  # fmt: skip
+        return stored
+
+    def _add_rows(self, chunk: Chunk) -> None:
+        """One-step rows without links: the chunk's ``T K`` rows in one ``add`` (order is kept, T-major)."""
+        T, K = chunk.actions_TK.shape
+        rows = (chunk.obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]), chunk.actions_TK.ravel(),
+                chunk.rewards_TK.ravel(), chunk.next_obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]),
+                chunk.terminated_TK.ravel(), chunk.truncated_TK.ravel(), chunk.valid_TK.ravel())  # fmt: skip
+        if isinstance(self.replay, PrioritizedReplay):
+            self.replay.add(*rows, td_abs_N=chunk.td_abs_TK.ravel())
+        else:
+            self.replay.add(*rows)
+
+    def _add_steps(self, chunk: Chunk, cols: slice) -> None:
+        """One vector step at a time, the runner's rows among all streams: the storage links each stream."""
         valid_N = np.zeros(self.num_streams, dtype=bool)
         for t in range(len(chunk.actions_TK)):
             valid_N[cols] = chunk.valid_TK[t]
@@ -118,16 +143,16 @@ class ReplayShard:
                 self.replay.add(*rows, td_abs_N=self._td_abs_N)
             else:
                 self.replay.add(*rows)
-        stored = chunk.transitions
-        self.ingested += stored
-        if self.record_ids:
-            ids_M = chunk.ids_TK[chunk.valid_TK]
-            self.ids.append(np.stack([np.full_like(ids_M, chunk.runner), np.full_like(ids_M, chunk.incarnation),
-                                      ids_M], axis=1))  # fmt: skip
-        return stored
 
-    def sample_many(self, count: int, batch_size: int, beta: float) -> list[Batch] | None:
-        """``count`` batches (prioritized, or uniform without ``config.prioritized``); None before one fits."""
+    def sample_many(
+        self, count: int, batch_size: int, beta: float, priorities: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> list[Batch] | None:
+        """``count`` batches (prioritized, or uniform without ``config.prioritized``); None before one fits.
+
+        ``priorities``: ``(indices, |delta|)`` of earlier batches, applied first (one call instead of two).
+        """
+        if priorities is not None:
+            self.update_priorities(*priorities)
         if not self.replay.can_sample(batch_size):
             return None
         self.sampled += count * batch_size
