@@ -213,7 +213,7 @@ def test_a_killed_runner_is_restarted_and_the_run_finishes(ray_local, tmp_path: 
 
     thread = threading.Thread(target=kill_runner_0)
     thread.start()
-    config, result = _run(tmp_path, "kill", total_steps=12_000)
+    config, result = _run(tmp_path, "kill", total_steps=10_000)
     thread.join()
     assert killed
     assert result.restarts >= 1
@@ -221,6 +221,20 @@ def test_a_killed_runner_is_restarted_and_the_run_finishes(ray_local, tmp_path: 
     assert result.state.steps >= config.total_steps and result.state.updates > 0
     ids = np.concatenate([shard["ids"] for shard in result.shards])
     assert len(np.unique(ids, axis=0)) == len(ids)
+
+
+def test_apex_learns_cartpole(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The tuned cartpole preset as Ape-X: 2 runners of 2 envs, prioritized 3-step replay, and the
+    # runners held to the local loop's replay ratio (this test runs on 2 shared cores).
+    from dueldqn.config import resolve_config
+    from dueldqn.training import train
+
+    overrides = {"executor": "ray", "num_env_runners": 2, "envs_per_runner": 2, "prioritized": True, "n_step": 3,
+                 "runner_rate_limit": True, "eval_episodes": 10, "checkpoint_every": 0}  # fmt: skip
+    result = train(resolve_config("CartPole-v1", None, overrides), run_dir=tmp_path / "learn", progress=False,
+                   tensorboard=False)  # fmt: skip
+    assert result.summary["eval_mean_return"] >= 475.0, result.summary
+    assert result.summary["executor"] == "ray" and result.summary["runner_restarts"] == 0
 
 
 def test_two_node_cluster_runs_the_same(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -232,7 +246,7 @@ def test_two_node_cluster_runs_the_same(ray_local, tmp_path: Path) -> None:  # t
     cluster.add_node(num_cpus=2)
     try:
         ray.init(address=cluster.address, log_to_driver=False)
-        _, result = _run(tmp_path, "cluster", replay_shards=1)
+        _, result = _run(tmp_path, "cluster", total_steps=3_000)
         ids = np.concatenate([shard["ids"] for shard in result.shards])
         assert len(ids) == result.state.transitions == len(np.unique(ids, axis=0))
         assert result.state.updates > 0 and result.versions[1][-1] > 0

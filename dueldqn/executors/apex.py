@@ -67,7 +67,7 @@ class ApexResult:
 
     state: ApexState
     seconds: float
-    restarts: int  # runner deaths seen
+    restarts: int  # runner restarts seen (new lives, and calls lost to a dead runner)
     versions: dict[int, list[int]]  # per runner, the weights version of each chunk, in order
     lives: dict[int, set[int]]  # per runner, the lives seen
     epsilons: dict[int, list[float]]  # per runner (from its flush)
@@ -172,7 +172,8 @@ def run_apex(
     eps_mean = float(apex_epsilons(config.num_env_runners * config.envs_per_runner).mean())
     versions: dict[int, list[int]] = {r: [] for r in range(config.num_env_runners)}
     lives: dict[int, set[int]] = {r: set() for r in range(config.num_env_runners)}
-    restarts, lags = 0, []
+    failed, lags = 0, []  # runner calls lost to a death that Ray did not retry
+    resting: dict[int, float] = {}  # runners whose call failed, and when to call them again
     bar = tqdm(total=config.total_steps, initial=state.steps, disable=not progress, unit="step", dynamic_ncols=True)
     chunk_steps = config.runner_chunk_steps * config.envs_per_runner
 
@@ -212,16 +213,18 @@ def run_apex(
         meter = _Meter(config, state, logger, apex_csv, bar, eps_mean)
         last_ckpt = state.steps
         with _StopSignal() as stop:
-            while (queued or state.steps < config.total_steps) and stop.signum is None:
+            while (queued or resting or state.steps < config.total_steps) and stop.signum is None:
                 # Finished chunks: count them and queue the runner's next one.
                 for ref in rx.wait(list(queued), timeout=0.0):  # finished chunks
                     r = queued.pop(ref)
                     try:
                         out = rx.get(ref)
-                    except rx.RunnerDied:  # Ray restarts it; its lost chunk is collected again
-                        restarts += 1
+                    except rx.RunnerDied:  # Ray restarts it; its lost chunk is collected again, a second on
+                        cluster.shard_call("stats", timeout=60.0)  # unless a shard died: that ends the run
+                        failed += 1
                         issued -= chunk_steps
-                        out = None
+                        resting[r] = time.perf_counter() + 1.0
+                        continue
                     if out is not None:
                         state.steps += out["env_steps"]
                         state.transitions += out["transitions"]
@@ -235,6 +238,9 @@ def run_apex(
                             if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
                                 learner.sync_target()
                     parked.append(r)
+                for r in [r for r, until in resting.items() if until <= time.perf_counter()]:
+                    parked.append(r)
+                    del resting[r]
                 # Queue the next chunks, unless the rate limit holds the runners until the learner catches up.
                 target = spi_cap * max(state.transitions - config.learning_starts, 0)
                 behind = config.runner_rate_limit and state.updates * config.batch_size < target - slack
@@ -299,6 +305,7 @@ def run_apex(
         apex_file.close()
     seconds = time.perf_counter() - start
     state.wall_seconds += seconds
+    restarts = failed + sum(len(life) - 1 for life in lives.values())
     epsilons = {f["runner"]: f["epsilons"] for f in flushed if f is not None}
     atomic_write_json(
         run_dir / "apex.json", {"restarts": restarts, "epsilons": {str(k): v for k, v in epsilons.items()}}

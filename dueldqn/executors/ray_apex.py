@@ -69,12 +69,19 @@ def connect(config: Config, *, num_cpus: int | None = None) -> bool:
 class RunnerActor:
     """An :class:`EnvRunner` in an actor: ``run`` collects a chunk and pushes it to its shard itself."""
 
-    def __init__(self, config_dict: dict[str, Any], index: int, shard: Any, first_life: int) -> None:
+    def __init__(self, config_dict: dict[str, Any], index: int, shard_name: str, first_life: int) -> None:
         config = Config.from_dict(config_dict)
         restarted = ray.get_runtime_context().was_current_actor_reconstructed
         life = int.from_bytes(os.urandom(3), "little") + 1 if restarted else first_life
         self.runner = EnvRunner(config, index=index, num_runners=config.num_env_runners, incarnation=life)
-        self.shard = shard
+        for attempt in range(50):  # by name: a handle argument would pin the restart to the object store
+            try:
+                self.shard = ray.get_actor(shard_name)
+                break
+            except ValueError:  # not registered yet
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
         self.pushes: list[ray.ObjectRef] = []
 
     def run(self, num_steps: int, version: int, weights_box: list[ray.ObjectRef]) -> dict[str, Any]:
@@ -116,9 +123,11 @@ class ApexCluster:
         self.config = config
         cpus = runner_cpus(config)
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
-        shard_cls = ray.remote(ReplayShard).options(num_cpus=cpus, max_restarts=0, scheduling_strategy=here)
+        shard_cls = ray.remote(ReplayShard)
+        run_id = os.urandom(4).hex()
+        shard_names = [f"dueldqn-shard-{s}-{run_id}" for s in range(config.replay_shards)]
         self.shards: list[Any] = [
-            shard_cls.remote(
+            shard_cls.options(num_cpus=cpus, max_restarts=0, scheduling_strategy=here, name=shard_names[s]).remote(
                 config, index=s, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames, record_ids=record_ids
             )
             for s in range(config.replay_shards)
@@ -128,8 +137,8 @@ class ApexCluster:
             f"{name_prefix}dueldqn-runner-{r}" if name_prefix else None for r in range(config.num_env_runners)
         ]
         self.runners: list[Any] = [
-            runner_cls.options(num_cpus=cpus, max_restarts=-1, max_task_retries=0, name=self.names[r]).remote(
-                config.to_dict(), r, self.shards[r % config.replay_shards], first_life
+            runner_cls.options(num_cpus=cpus, max_restarts=-1, max_task_retries=-1, name=self.names[r]).remote(
+                config.to_dict(), r, shard_names[r % config.replay_shards], first_life
             )
             for r in range(config.num_env_runners)
         ]

@@ -139,9 +139,9 @@ class ReplayShard:
             self._td_abs_N[cols] = chunk.td_abs_TK[t]
             rows = (self._obs_NO, self._actions_N, self._rewards_N, self._next_obs_NO, self._terminated_N,
                     self._truncated_N, valid_N)  # fmt: skip
-            if isinstance(self.replay, PrioritizedReplay):
+            if isinstance(self.replay, PrioritizedReplay) and isinstance(self.storage, ReplayBuffer):
                 self.replay.add(*rows, td_abs_N=self._td_abs_N)
-            else:
+            else:  # uniform; or frames, whose slots do not map one to one onto the rows: the max priority
                 self.replay.add(*rows)
 
     def sample_many(
