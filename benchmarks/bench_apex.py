@@ -7,8 +7,9 @@ read from ``apex.csv`` without its first row (actor start-up), so they are stead
 scaling efficiency is E(N) = sps(N) / (N sps(1)).
 
 Part 2, time to a score: the ``cartpole`` preset (40k steps) for the local executor and for Ape-X
-with 2 runners of 2 envs and ``--runner-rate-limit`` (the local loop's replay ratio), wall-clock
-of the whole run including Ray's start, and the final greedy evaluation (20 episodes).
+with 2 runners of 2 envs, prioritized 3-step replay and ``--runner-rate-limit`` (the local loop's
+replay ratio), wall-clock of the whole run including Ray's start, and the final greedy evaluation
+(20 episodes). One seed each: the Ape-X runs are not reproducible and vary (see the notes).
 
 Part 3, per-component figures for the 256-runner estimate: one replay shard's ingest rate, one
 ``ray.put`` of the weights (CartPole MLP, Nature CNN) and the learner's update rate on this CPU.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import tempfile
 import time
@@ -74,13 +76,15 @@ def throughput(steps: int, runners: list[int], root: Path) -> list[dict[str, Any
 def time_to_score(root: Path) -> list[dict[str, Any]]:
     """Part 2: the preset run by each executor, wall-clock and final greedy score."""
     out = []
-    for name, extra in (
-        ("local", {}),
-        (
-            "ray, 2 runners x 2 envs, rate limit",
-            {"executor": "ray", "num_env_runners": 2, "envs_per_runner": 2, "runner_rate_limit": True},
-        ),
-    ):
+    apex = {
+        "executor": "ray",
+        "num_env_runners": 2,
+        "envs_per_runner": 2,
+        "runner_rate_limit": True,
+        "prioritized": True,
+        "n_step": 3,
+    }
+    for name, extra in (("local", {}), ("ray: 2 runners x 2 envs, prioritized 3-step, rate limit", apex)):
         start = time.perf_counter()
         result = train(
             resolve_config("CartPole-v1", None, {"eval_episodes": 20, **extra}),
@@ -179,7 +183,7 @@ def main() -> None:
         f"| `ray.put` of the Nature CNN weights ({parts['cnn_mb']:.1f} MB) | {parts['put_cnn_ms']:.1f} ms |",
         f"| learner updates/s (CartPole MLP, batch 256, one CPU thread) | {parts['ups']:,.0f} |",
     ]
-    body = "\n".join(lines) + "\n\n" + NOTES
+    body = "\n".join(lines) + "\n\n" + NOTES + "\n" + estimate_256(sps1, parts)
     print(body)
     write_section("bench_apex", "Ape-X on Ray: throughput by runner count, time to a score", body)
 
@@ -192,6 +196,42 @@ Throughput rows are the median of the 2,000-step log rows after the first (the f
 actors' start-up); the local row is the whole loop. Samples per insert is the replay ratio the
 learner reached (the local loop's is 107 with this preset: batch 256, 5 updates every 12 steps).
 """
+
+
+def estimate_256(sps1: float, parts: dict[str, float]) -> str:
+    """On paper: what 256 runners would need, from the figures measured above."""
+    cart_rate = 256 * sps1
+    cart_shards = math.ceil(cart_rate / parts["ingest"])
+    atari_rate = 256 * ATARI_STEPS_PER_RUNNER
+    # Ray keeps one copy of an object per node: runners on a node share one transfer of each version.
+    pulls_per_s = ATARI_STEPS_PER_RUNNER / 400
+    node_bw = pulls_per_s * parts["cnn_mb"] * (256 // RUNNERS_PER_NODE)
+    return f"""### 256 runners, on paper
+
+From the figures above (CPU, this box) and two assumptions, marked:
+
+- **CartPole**: 256 runners at the measured single-runner rate ({sps1:,.0f} env steps/s) would insert
+  {cart_rate:,.0f} transitions/s; one shard took {parts["ingest"]:,.0f}/s here, so about
+  **{cart_shards} shards** (runner r writes to shard r % S; `--replay-shards {cart_shards}`).
+- **Atari**, assuming {ATARI_STEPS_PER_RUNNER} agent steps/s per runner core (env plus a batch-1 Nature CNN
+  forward at about 0.65 ms; not measured with this code): {atari_rate:,.0f} transitions/s. The research note
+  measured 5.3k transitions/s into one replay actor with uncompressed obs and next_obs stacks, which is
+  what a chunk carries today (the shard stores each frame once, the wire does not): about
+  **{math.ceil(atari_rate / 5_300)} shards**, or about 8x fewer with a frame-deduplicated chunk format
+  (one new frame per step instead of two stacks of 4), which is not built.
+- **Weights**: one `ray.put` of the Nature CNN ({parts["cnn_mb"]:.1f} MB) took {parts["put_cnn_ms"]:.0f} ms here.
+  Runners pick up a version every 400 steps, {pulls_per_s:.1f} pulls/s each; Ray keeps one copy per node, so
+  with {RUNNERS_PER_NODE} runners per node the object store moves about {node_bw:,.0f} MB/s out of the
+  learner's node in all (8 nodes), well inside a 10 Gbit/s link. Publishing every 50 updates costs the
+  learner one put per 50 updates.
+- **Learner**: {parts["ups"]:,.0f} updates/s here is the CartPole MLP on one CPU thread. The Nature CNN on
+  one GPU was not measured (no GPU on this box); that figure, times the batch size, against the insert
+  rate above gives the replay ratio 256 runners would run at.
+"""
+
+
+ATARI_STEPS_PER_RUNNER = 600  # assumption, see estimate_256
+RUNNERS_PER_NODE = 32  # assumption: 32-core runner nodes
 
 
 if __name__ == "__main__":

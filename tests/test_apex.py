@@ -136,6 +136,28 @@ def test_shard_stores_every_valid_row_once_and_in_order() -> None:
     assert batches is not None and len(batches) == 2 and batches[0].discounts is not None
 
 
+def test_shard_folds_n_step_as_the_local_replay_does() -> None:
+    # One runner's chunks into a shard, and the same rows one vector step at a time into the local
+    # loop's replay: the same slots, the same stream links, the same folded n-step batch.
+    config = Config(num_env_runners=1, envs_per_runner=2, n_step=3, gamma=0.9, buffer_size=500)
+    runner = EnvRunner(config, index=0, num_runners=1)
+    shard = ReplayShard(config, index=0, obs_shape=(4,), obs_dtype=np.float32)
+    local = ReplayBuffer(500, (4,), np.float32, num_envs=2, n_step=3, gamma=0.9)
+    for _ in range(4):
+        chunk = runner.collect(60)
+        shard.add_chunk(chunk)
+        for t in range(60):
+            local.add(chunk.obs_TKO[t], chunk.actions_TK[t], chunk.rewards_TK[t], chunk.next_obs_TKO[t],
+                      chunk.terminated_TK[t], chunk.truncated_TK[t], chunk.valid_TK[t])  # fmt: skip
+    assert isinstance(shard.storage, ReplayBuffer)
+    assert np.array_equal(shard.storage.next_slot, local.next_slot) and len(shard) == len(local)
+    slots = np.arange(len(local))
+    ours, theirs = shard.storage.gather(slots), local.gather(slots)
+    for name in ("obs", "actions", "rewards", "next_obs", "terminated", "discounts"):
+        assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
+    assert (theirs.discounts < 0.9**2 + 1e-6).any()  # some windows really fold 3 steps
+
+
 def test_local_run_never_imports_ray(tmp_path: Path) -> None:
     code = (
         "import sys; from dueldqn.training import train; "
