@@ -79,9 +79,10 @@ class ApexResult:
 class _Meter:
     """One log row per interval: metrics.csv (loss, sps), apex.csv (the Ape-X figures), the progress bar."""
 
-    def __init__(self, config: Config, state: ApexState, logger: RunLogger, apex_csv: Any, bar: tqdm,
+    def __init__(self, config: Config, state: ApexState, logger: RunLogger, apex_file: Any, bar: tqdm,
                  eps_mean: float) -> None:  # fmt: skip
-        self.config, self.logger, self.apex_csv, self.bar, self.eps_mean = config, logger, apex_csv, bar, eps_mean
+        self.config, self.logger, self.bar, self.eps_mean = config, logger, bar, eps_mean
+        self.apex_file, self.apex_csv = apex_file, csv.writer(apex_file)
         self.time, self.step, self.updates = time.perf_counter(), state.steps, state.updates
 
     def row(self, state: ApexState, version: int, lags: list[int], shards: list[dict[str, Any]],
@@ -105,6 +106,7 @@ class _Meter:
         self.bar.update(state.steps - self.bar.n)
         self.bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
                                      refresh=False)  # fmt: skip
+        self.apex_file.flush()  # a row a few seconds: readable while the run goes on
         loss_sum.zero_()
         self.time, self.step, self.updates = now, state.steps, state.updates
 
@@ -210,7 +212,7 @@ def run_apex(
                     issued += chunk_steps
         samples: deque[tuple[int, Any]] = deque()
         next_shard = 0
-        meter = _Meter(config, state, logger, apex_csv, bar, eps_mean)
+        meter = _Meter(config, state, logger, apex_file, bar, eps_mean)
         last_ckpt = state.steps
         with _StopSignal() as stop:
             while (queued or resting or state.steps < config.total_steps) and stop.signum is None:

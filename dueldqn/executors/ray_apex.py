@@ -7,14 +7,16 @@ The only module of dueldqn that imports Ray (``pip install "dueldqn[ray]"``). Th
                             (at most 2 pushes in flight: backpressure), picks up newer weights
     shard s (actor, x S)    prioritized replay of its runners' streams; folds n-step at sampling
     learner (the driver)    keeps 4 sample requests in flight, updates theta, sends |delta| back
-                            (fire and forget), publishes weights every M updates: one ray.put of
-                            a versioned numpy copy, handed to the runners with their next call
+                            with the shard's next request, publishes weights every M updates:
+                            one ray.put of a versioned numpy copy, handed to the runners with
+                            their next call
 
 The driver keeps two ``run`` calls queued on each runner, so a runner never waits for the learner.
-A runner that dies is restarted by Ray (``max_restarts=-1``) and starts a new life (fresh envs and
-streams); a shard that dies ends the run with :class:`ApexError`, the last checkpoint kept.
+A runner that dies is restarted by Ray (``max_restarts=-1``; its queued calls are retried) in a new
+life (fresh envs and streams); a shard that dies ends the run with :class:`ApexError`, the last
+checkpoint kept.
 Checkpoints hold the learner, the shards' replay and the counters; runners restart fresh on resume,
-so a Ray run is resumable but not bit-exact. :mod:`dueldqn.executors.apex_loop` has the driver's loop.
+so a Ray run is resumable but not bit-exact. :mod:`dueldqn.executors.apex` has the driver's loop.
 """
 
 from __future__ import annotations
