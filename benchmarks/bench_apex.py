@@ -115,6 +115,7 @@ def components() -> dict[str, float]:
     runner = EnvRunner(config, index=0, num_runners=1)
     chunks = [runner.collect(config.runner_chunk_steps) for _ in range(20)]
     shard = ray.remote(ReplayShard).remote(config, index=0, obs_shape=(4,), obs_dtype=np.float32)
+    ray.get(shard.stats.remote())  # the actor is up: time the adds only
     start = time.perf_counter()
     ray.get([shard.add_chunk.remote(c._replace(seq=i)) for i, c in enumerate(chunks)])
     ingest = sum(c.transitions for c in chunks) / (time.perf_counter() - start)
@@ -180,7 +181,7 @@ def main() -> None:
         "|---|---|",
         f"| one replay shard, ingest through Ray (CartPole chunks of 100 x 4) | {parts['ingest']:,.0f} transitions/s |",
         f"| `ray.put` of the CartPole MLP weights | {parts['put_mlp_ms']:.2f} ms |",
-        f"| `ray.put` of the Nature CNN weights ({parts['cnn_mb']:.1f} MB) | {parts['put_cnn_ms']:.1f} ms |",
+        f"| `ray.put` of the dueling Nature CNN weights ({parts['cnn_mb']:.1f} MB) | {parts['put_cnn_ms']:.1f} ms |",
         f"| learner updates/s (CartPole MLP, batch 256, one CPU thread) | {parts['ups']:,.0f} |",
     ]
     body = "\n".join(lines) + "\n\n" + NOTES + "\n" + estimate_256(sps1, parts)

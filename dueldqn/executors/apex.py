@@ -168,8 +168,12 @@ def run_apex(
     if new_csv:
         apex_csv.writerow(APEX_COLUMNS)
     started = rx.connect(config)
-    cluster = rx.ApexCluster(config, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames,
-                             first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix)  # fmt: skip
+    try:
+        cluster = rx.ApexCluster(config, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames,
+                                 first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix)  # fmt: skip
+    except BaseException:
+        rx.shutdown(started)
+        raise
     spi_cap = _samples_per_insert(config)
     eps_mean = float(apex_epsilons(config.num_env_runners * config.envs_per_runner).mean())
     versions: dict[int, list[int]] = {r: [] for r in range(config.num_env_runners)}
