@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dueldqn.agent import as_network_input
+from dueldqn.checkpoint import StateDict
 from dueldqn.exploration import ExplorationDraws, epsilon_greedy_actions
 from dueldqn.numpy_mlp import numpy_greedy
 
@@ -65,6 +66,13 @@ class Actor:
         ``epsilon`` is one rate, or ``(N,)`` rates, one per env (Ape-X's runners).
         """
         return epsilon_greedy_actions(lambda: self.greedy(obs_NO), self.draws(iteration), epsilon, self.n_actions)
+
+    def state_dict(self) -> StateDict:
+        """Nothing: the draws are a function of (seed, step) and the weights are the learner's."""
+        return {}
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Nothing to load (see :meth:`state_dict`)."""
 
     def set_weights(self, weights: Weights) -> None:
         """Copy ``weights`` into the network in place (the numpy fast path reads views of the same tensors)."""

@@ -115,7 +115,7 @@ def evaluate_run(
     from dueldqn.agent import Agent
     from dueldqn.config import load_config
     from dueldqn.envs import make_eval_env
-    from dueldqn.training import CONFIG_FILE, resolve_device
+    from dueldqn.executors.session import CONFIG_FILE, resolve_device
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():

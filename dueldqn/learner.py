@@ -20,9 +20,10 @@ import torch
 
 from dueldqn.actor import Weights
 from dueldqn.agent import as_network_input, to_device
+from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers
-from dueldqn.replay import Batch
+from dueldqn.replay.batch import Batch
 from dueldqn.targets import Update, td_loss, td_target
 
 
@@ -123,6 +124,45 @@ class Learner:
     def sync_target(self, tau: float = 1.0) -> None:
         """``theta_targ <- tau * theta + (1 - tau) * theta_targ`` (``tau = 1``: a hard copy)."""
         update_target(self.target, self.online, tau)
+
+    def state_dict(self) -> StateDict:
+        """Both networks, AdamW's moments and settings, and the torch generator (Deep SARSA's ``A'``)."""
+        state: StateDict = {f"online.{k}": v for k, v in self.online.state_dict().items()}
+        state |= {f"target.{k}": v for k, v in self.target.state_dict().items()}
+        optim_state = self.optimizer.state_dict()
+        for index, moments in optim_state["state"].items():
+            for name, value in moments.items():
+                state[f"optimizer.{index}.{name}"] = torch.as_tensor(value).clone()  # numpy_mlp shares one buffer
+        state["generator"] = self.generator.get_state()
+        state["optimizer_param_groups"] = optim_state["param_groups"]
+        return state
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Load :meth:`state_dict`'s values; another network's state is a ``ValueError``."""
+        groups: dict[str, dict[str, torch.Tensor]] = {"online": {}, "target": {}}
+        moments: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in state.items():
+            kind, _, name = key.partition(".")
+            if kind in groups:
+                groups[kind][name] = value
+            elif kind == "optimizer":
+                index, _, moment = name.partition(".")
+                moments.setdefault(int(index), {})[moment] = value
+        try:
+            self.online.load_state_dict(groups["online"])
+            self.target.load_state_dict(groups["target"])
+            self.optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer_param_groups"]})
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise ValueError(f"the learner's state does not fit this network or optimizer: {err}") from err
+        if isinstance(self.optimizer, torch.optim.Optimizer):
+            # Loaded moments are contiguous; those of channels_last conv weights were not, and mixed layouts take
+            # another elementwise kernel (other rounding): a resumed conv run drifted. Give them the params' layout.
+            for param, moments_of_param in self.optimizer.state.items():
+                for moment, value in moments_of_param.items():
+                    if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                        moments_of_param[moment] = torch.empty_like(param).copy_(value)
+        self.generator.set_state(state["generator"])
+        self.optimizer_loaded()
 
     # Ape-X on Ray (dueldqn.executors.ray_apex): versioned numpy copies of the online weights.
     version: int = 0

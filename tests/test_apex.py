@@ -245,6 +245,23 @@ def test_a_killed_runner_is_restarted_and_the_run_finishes(ray_local, tmp_path: 
     assert len(np.unique(ids, axis=0)) == len(ids)
 
 
+def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dueldqn.training import train
+
+    settings = {"executor": "ray", "num_env_runners": 2, "prioritized": True, "n_step": 3, "learning_starts": 500,
+                "batch_size": 32, "log_interval": 500, "eval_episodes": 1, "runner_chunk_steps": 50}  # fmt: skip
+    first = train(env_id="CartPole-v1", total_steps=2_000, run_dir=tmp_path / "run", progress=False,
+                  tensorboard=False, **settings)  # fmt: skip
+    second = train(resume=tmp_path / "run", total_steps=3_000, progress=False, tensorboard=False)
+    assert second.summary["total_steps"] >= 3_000 and second.summary["updates"] > first.summary["updates"]
+    rows = (tmp_path / "run" / "apex.csv").read_text().splitlines()[1:]
+    steps = [int(row.split(",")[0]) for row in rows]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # continued, no row twice
+    # The replay came back: right after the resume it holds more than the new rows alone.
+    after = next(row.split(",") for row in rows if int(row.split(",")[0]) > 2_000)
+    assert int(after[6]) > int(after[0]) - 2_000
+
+
 def test_apex_learns_cartpole(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The tuned cartpole preset as Ape-X: 2 runners of 2 envs, prioritized 3-step replay, and the
     # runners held to the local loop's replay ratio (this test runs on 2 shared cores). A Ray run

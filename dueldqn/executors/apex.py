@@ -32,11 +32,12 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from dueldqn.checkpoint import Checkpoint, atomic_write_json, list_checkpoints, save_checkpoint
+from dueldqn.checkpoint import REPLAY, Checkpoint, StateDict, atomic_write_json, list_checkpoints
 from dueldqn.config import Config
+from dueldqn.executors.session import Session
 from dueldqn.exploration import apex_epsilons, linear_schedule
 from dueldqn.learner import Learner
-from dueldqn.logger import METRICS_CSV, RunLogger
+from dueldqn.logger import RunLogger
 
 if TYPE_CHECKING:
     from dueldqn.training import TrainResult
@@ -58,7 +59,17 @@ class ApexState:
     episodes: int = 0
     target_syncs: int = 0  # hard syncs done (for target_sync steps / episodes)
     wall_seconds: float = 0.0  # earlier sessions of the run
+    train_seconds: float = 0.0  # time in the loop in earlier sessions
     runner_episodes: list[int] = field(default_factory=list)
+
+    def state_dict(self) -> StateDict:
+        """The counters, as JSON values."""
+        return {**vars(self), "runner_episodes": list(self.runner_episodes)}
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Take the counters of :meth:`state_dict`."""
+        for key, value in state.items():
+            setattr(self, key, value)
 
 
 @dataclass
@@ -82,13 +93,13 @@ class _Meter:
     def __init__(self, config: Config, state: ApexState, logger: RunLogger, apex_file: Any, bar: tqdm,
                  eps_mean: float) -> None:  # fmt: skip
         self.config, self.logger, self.bar, self.eps_mean = config, logger, bar, eps_mean
-        self.apex_file, self.apex_csv = apex_file, csv.writer(apex_file)
+        self.apex_file = apex_file
         self.time, self.step, self.updates = time.perf_counter(), state.steps, state.updates
 
     def row(self, state: ApexState, version: int, lags: list[int], shards: list[dict[str, Any]],
             loss_sum: torch.Tensor) -> None:  # fmt: skip
         """Write the interval since the last row; a NaN or infinite loss raises ``TrainingDiverged``."""
-        from dueldqn.training import TrainingDiverged
+        from dueldqn.executors.session import TrainingDiverged
 
         now = time.perf_counter()
         seconds = max(now - self.time, 1e-9)
@@ -101,7 +112,7 @@ class _Meter:
         lag = float(np.mean(lags[-100:])) if lags else math.nan
         size = sum(shard["size"] for shard in shards)
         self.logger.train(state.steps, mean_loss, self.eps_mean, sps)
-        self.apex_csv.writerow((state.steps, state.updates, f"{sps:.1f}", f"{ups:.1f}", f"{spi:.3g}", f"{lag:.3g}",
+        self.apex_file.csv.writerow((state.steps, state.updates, f"{sps:.1f}", f"{ups:.1f}", f"{spi:.3g}", f"{lag:.3g}",
                                 size, " ".join(map(str, state.runner_episodes))))  # fmt: skip
         self.bar.update(state.steps - self.bar.n)
         self.bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
@@ -109,6 +120,48 @@ class _Meter:
         self.apex_file.flush()  # a row a few seconds: readable while the run goes on
         loss_sum.zero_()
         self.time, self.step, self.updates = now, state.steps, state.updates
+
+
+class _ApexCsv:
+    """``apex.csv``, a component: a resume drops the rows written after its checkpoint, as for ``metrics.csv``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        new = not path.exists()
+        self._file = path.open("a", newline="")
+        self.csv = csv.writer(self._file)
+        if new:
+            self.csv.writerow(APEX_COLUMNS)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def state_dict(self) -> StateDict:
+        self._file.flush()
+        return {"apex_csv_bytes": self._file.tell()}
+
+    def load_state_dict(self, state: StateDict) -> None:
+        self._file.close()
+        with self.path.open("r+b") as f:
+            f.truncate(state["apex_csv_bytes"])
+        self._file = self.path.open("a", newline="")
+        self.csv = csv.writer(self._file)
+
+
+class _Shards:
+    """Every replay shard as one checkpoint component (keys ``shard<s>/...``)."""
+
+    def __init__(self, cluster: Any) -> None:
+        self.cluster = cluster
+
+    def state_dict(self) -> StateDict:
+        return dict(self.cluster.shard_states())
+
+    def load_state_dict(self, state: StateDict) -> None:
+        self.cluster.load_shard_states(state)
 
 
 def _samples_per_insert(config: Config) -> float:
@@ -142,37 +195,28 @@ def run_apex(
         TrainingInterrupted: SIGINT / SIGTERM, after a checkpoint.
     """
     from dueldqn.executors import ray_apex as rx  # the only module that imports Ray
-    from dueldqn.training import TrainingInterrupted, _checkpoint_tensors, _restore_tensors, _StopSignal
 
     if config.algo not in ("dqn", "double"):
         raise ValueError(f"the ray executor (Ape-X) learns off-policy: use algo dqn or double, not {config.algo!r}")
-    start = time.perf_counter()
     # Batches arrive as read-only numpy views of Ray's object store; torch only reads them.
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     generator = torch.Generator(device=device).manual_seed(config.seed)
     learner = Learner(q_net, config, device=device, generator=generator)
     loss_sum = torch.zeros((), device=device)
     state = ApexState(runner_episodes=[0] * config.num_env_runners)
+    session = Session(config, run_dir, resume, meta={"config": config.to_dict(), "network": spec, "executor": "ray"},
+                      progress=progress, tensorboard=tensorboard)  # fmt: skip
+    start, logger = session.start_time, session.logger
     if resume is not None:
-        _restore_tensors(resume, q_net, learner.target, learner.optimizer, generator, loss_sum)
-        learner.optimizer_loaded()
-        counters = resume.state["loop"]
-        state = ApexState(**counters)
-        learner.version = state.updates
-        with open(run_dir / METRICS_CSV, "r+b") as f:  # drop rows logged after the checkpoint
-            f.truncate(resume.state["metrics_bytes"])
-    logger = RunLogger(run_dir, tensorboard=tensorboard, resume_step=state.steps if resume is not None else None)
-    new_csv = resume is None or not (run_dir / APEX_CSV).exists()
-    apex_file = (run_dir / APEX_CSV).open("a" if not new_csv else "w", newline="")
-    apex_csv = csv.writer(apex_file)
-    if new_csv:
-        apex_csv.writerow(APEX_COLUMNS)
+        state.load_state_dict(resume.states["loop"])  # first: the runners' lives are numbered from its steps
+    apex_file = _ApexCsv(run_dir / APEX_CSV)
     started = rx.connect(config)
     try:
         cluster = rx.ApexCluster(config, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames,
                                  first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix)  # fmt: skip
     except BaseException:
         rx.shutdown(started)
+        session.close()
         raise
     spi_cap = _samples_per_insert(config)
     eps_mean = float(apex_epsilons(config.num_env_runners * config.envs_per_runner).mean())
@@ -180,30 +224,17 @@ def run_apex(
     lives: dict[int, set[int]] = {r: set() for r in range(config.num_env_runners)}
     failed, lags = 0, []  # runner calls lost to a death that Ray did not retry
     resting: dict[int, float] = {}  # runners whose call failed, and when to call them again
-    bar = tqdm(total=config.total_steps, initial=state.steps, disable=not progress, unit="step", dynamic_ncols=True)
     chunk_steps = config.runner_chunk_steps * config.envs_per_runner
-
-    def write_checkpoint() -> Path:
-        tensors, groups = _checkpoint_tensors(q_net, learner.target, learner.optimizer, generator, loss_sum)
-        apex_file.flush()
-        loop = vars(state) | {"wall_seconds": state.wall_seconds + time.perf_counter() - start}
-        return save_checkpoint(
-            run_dir, state.steps, tensors=tensors, arrays={"epsilons": apex_epsilons(len(eps_all))},
-            replay=cluster.shard_states() if config.save_replay else None,
-            state={"config": config.to_dict(), "network": spec, "loop": loop, "executor": "ray",
-                   "optimizer_param_groups": groups, "numpy_generator": None, "envs": None,
-                   "metrics_bytes": logger.flush()},
-            keep=config.keep_checkpoints,
-        )  # fmt: skip
-
-    eps_all = apex_epsilons(config.num_env_runners * config.envs_per_runner)
+    session.components = {"learner": learner, REPLAY: _Shards(cluster), "loop": state, "logger": logger,
+                          "apex_csv": apex_file}  # fmt: skip
     # As in the local loop: an MLP learns fastest on one thread (and a multithreaded BLAS spins on a busy box).
     blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not frames else None
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads or (threads if frames else 1))
     try:
-        if resume is not None and resume.replay is not None:
-            cluster.load_shard_states(resume.replay)
+        if resume is not None:
+            session.restore(resume.states)  # the learner, every shard's replay, the counters, the metrics files
+            learner.version = state.updates
         cluster.publish(learner.get_weights())
         queued: dict[Any, int] = {}  # run() call -> runner
         parked: list[int] = []  # runners with nothing queued (rate limit)
@@ -216,85 +247,84 @@ def run_apex(
                     issued += chunk_steps
         samples: deque[tuple[int, Any]] = deque()
         next_shard = 0
-        meter = _Meter(config, state, logger, apex_file, bar, eps_mean)
         last_ckpt = state.steps
-        with _StopSignal() as stop:
-            while (queued or resting or state.steps < config.total_steps) and stop.signum is None:
-                # Finished chunks: count them and queue the runner's next one.
-                for ref in rx.wait(list(queued), timeout=0.0):  # finished chunks
-                    r = queued.pop(ref)
-                    try:
-                        out = rx.get(ref)
-                    except rx.RunnerDied:  # Ray restarts it; its lost chunk is collected again, a second on
-                        cluster.shard_call("stats", timeout=60.0)  # unless a shard died: that ends the run
-                        failed += 1
-                        issued -= chunk_steps
-                        resting[r] = time.perf_counter() + 1.0
-                        continue
-                    if out is not None:
-                        state.steps += out["env_steps"]
-                        state.transitions += out["transitions"]
-                        versions[r].append(out["version"])
-                        lives[r].add(out["life"])
-                        lags.append(learner.version - out["version"])
-                        for _, episode_return, length in out["episodes"]:
-                            state.episodes += 1
-                            state.runner_episodes[r] += 1
-                            logger.episode(state.steps, state.episodes, episode_return, length)
-                            if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
-                                learner.sync_target()
-                    parked.append(r)
-                for r in [r for r, until in resting.items() if until <= time.perf_counter()]:
-                    parked.append(r)
-                    del resting[r]
-                # Queue the next chunks, unless the rate limit holds the runners until the learner catches up.
-                target = spi_cap * max(state.transitions - config.learning_starts, 0)
-                behind = config.runner_rate_limit and state.updates * config.batch_size < target - slack
-                while parked and issued < config.total_steps and stop.signum is None and not behind:
-                    runner = parked.pop(0)
-                    queued[cluster.run(runner)] = runner
-                    issued += chunk_steps
-                # Learn, while the replay ratio is below its cap.
-                warm = state.transitions >= max(config.learning_starts, config.batch_size)
-                allowed = spi_cap * max(state.transitions - config.learning_starts, 0) + config.batch_size
-                if warm and state.updates * config.batch_size < allowed:
-                    beta = linear_schedule(state.steps, config.beta0, 1.0, config.total_steps)
-                    while len(samples) < SAMPLES_IN_FLIGHT:
-                        samples.append((next_shard, cluster.sample(next_shard, BATCHES_PER_SAMPLE, beta)))
-                        next_shard = (next_shard + 1) % config.replay_shards
-                    shard, ref = samples.popleft()
-                    try:
-                        batches = rx.get(ref)
-                    except (rx.RunnerDied, rx.RayTaskError) as err:
-                        raise rx.ApexError(f"replay shard {shard} failed: {err}") from err
-                    lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction,
-                                                                config.total_steps)  # fmt: skip
-                    for batch in batches or []:
-                        update = learner.update(batch, epsilon=eps_mean, lr=lr)
-                        state.updates += 1
-                        cluster.update_priorities(shard, batch, update.td_abs_B.cpu().numpy())
-                        loss_sum += update.loss
-                        if config.target_sync == "polyak":
-                            learner.sync_target(config.tau)
-                        if state.updates % config.weight_sync_every == 0:
-                            cluster.publish(learner.get_weights())
-                elif queued:
-                    rx.wait(list(queued), timeout=0.02)  # nothing to learn yet: wait for a chunk
-                if config.target_sync == "steps" and state.steps // config.target_sync_every > state.target_syncs:
-                    state.target_syncs = state.steps // config.target_sync_every
-                    learner.sync_target()
-                if state.steps - meter.step >= config.log_interval:
-                    meter.row(state, learner.version, lags, cluster.shard_call("stats", timeout=30.0), loss_sum)
-                if config.checkpoint_every and state.steps - last_ckpt >= config.checkpoint_every:
-                    write_checkpoint()
-                    last_ckpt = state.steps
-            flushed = cluster.flush()  # every push has landed: the shards hold everything sent
-            shard_stats = cluster.shard_call("stats")
-            if meter.step != state.steps:
-                meter.row(state, learner.version, lags, shard_stats, loss_sum)
-            write_checkpoint()
-            if stop.signum is not None:
-                raise TrainingInterrupted(run_dir, state.steps, stop.signum)
+        # The session reads steps, wall_seconds and train_seconds of the state: ApexState has them (not a LoopState).
+        stop = session.start(state)  # type: ignore[arg-type]  # session.close() restores the signal handlers
+        meter = _Meter(config, state, logger, apex_file, session.bar, eps_mean)
+        while (queued or resting or state.steps < config.total_steps) and stop.signum is None:
+            # Finished chunks: count them and queue the runner's next one.
+            for ref in rx.wait(list(queued), timeout=0.0):  # finished chunks
+                r = queued.pop(ref)
+                try:
+                    out = rx.get(ref)
+                except rx.RunnerDied:  # Ray restarts it; its lost chunk is collected again, a second on
+                    cluster.shard_call("stats", timeout=60.0)  # unless a shard died: that ends the run
+                    failed += 1
+                    issued -= chunk_steps
+                    resting[r] = time.perf_counter() + 1.0
+                    continue
+                if out is not None:
+                    state.steps += out["env_steps"]
+                    state.transitions += out["transitions"]
+                    versions[r].append(out["version"])
+                    lives[r].add(out["life"])
+                    lags.append(learner.version - out["version"])
+                    for _, episode_return, length in out["episodes"]:
+                        state.episodes += 1
+                        state.runner_episodes[r] += 1
+                        logger.episode(state.steps, state.episodes, episode_return, length)
+                        if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
+                            learner.sync_target()
+                parked.append(r)
+            for r in [r for r, until in resting.items() if until <= time.perf_counter()]:
+                parked.append(r)
+                del resting[r]
+            # Queue the next chunks, unless the rate limit holds the runners until the learner catches up.
+            target = spi_cap * max(state.transitions - config.learning_starts, 0)
+            behind = config.runner_rate_limit and state.updates * config.batch_size < target - slack
+            while parked and issued < config.total_steps and stop.signum is None and not behind:
+                runner = parked.pop(0)
+                queued[cluster.run(runner)] = runner
+                issued += chunk_steps
+            # Learn, while the replay ratio is below its cap.
+            warm = state.transitions >= max(config.learning_starts, config.batch_size)
+            allowed = spi_cap * max(state.transitions - config.learning_starts, 0) + config.batch_size
+            if warm and state.updates * config.batch_size < allowed:
+                beta = linear_schedule(state.steps, config.beta0, 1.0, config.total_steps)
+                while len(samples) < SAMPLES_IN_FLIGHT:
+                    samples.append((next_shard, cluster.sample(next_shard, BATCHES_PER_SAMPLE, beta)))
+                    next_shard = (next_shard + 1) % config.replay_shards
+                shard, ref = samples.popleft()
+                try:
+                    batches = rx.get(ref)
+                except (rx.RunnerDied, rx.RayTaskError) as err:
+                    raise rx.ApexError(f"replay shard {shard} failed: {err}") from err
+                lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction,
+                                                            config.total_steps)  # fmt: skip
+                for batch in batches or []:
+                    update = learner.update(batch, epsilon=eps_mean, lr=lr)
+                    state.updates += 1
+                    cluster.update_priorities(shard, batch, update.td_abs_B.cpu().numpy())
+                    loss_sum += update.loss
+                    if config.target_sync == "polyak":
+                        learner.sync_target(config.tau)
+                    if state.updates % config.weight_sync_every == 0:
+                        cluster.publish(learner.get_weights())
+            elif queued:
+                rx.wait(list(queued), timeout=0.02)  # nothing to learn yet: wait for a chunk
+            if config.target_sync == "steps" and state.steps // config.target_sync_every > state.target_syncs:
+                state.target_syncs = state.steps // config.target_sync_every
+                learner.sync_target()
+            if state.steps - meter.step >= config.log_interval:
+                meter.row(state, learner.version, lags, cluster.shard_call("stats", timeout=30.0), loss_sum)
+            if config.checkpoint_every and state.steps - last_ckpt >= config.checkpoint_every:
+                session.checkpoint(state)  # type: ignore[arg-type]
+                last_ckpt = state.steps
+        flushed = cluster.flush()  # every push has landed: the shards hold everything sent
+        shard_stats = cluster.shard_call("stats")
+        if meter.step != state.steps:
+            meter.row(state, learner.version, lags, shard_stats, loss_sum)
+        session.end(state)  # type: ignore[arg-type]  # the last checkpoint; on a signal, TrainingInterrupted
     except rx.ApexError as err:
         kept = list_checkpoints(run_dir)
         raise rx.ApexError(f"{err}; the run stopped and "
@@ -306,8 +336,7 @@ def run_apex(
         torch.set_num_threads(threads)
         cluster.close()
         rx.shutdown(started)
-        bar.close()
-        logger.close()
+        session.close()
         apex_file.close()
     seconds = time.perf_counter() - start
     state.wall_seconds += seconds
@@ -351,22 +380,23 @@ def apex_network(config: Config, device: torch.device) -> ApexNetwork:
                        raw_space, n_actions)  # fmt: skip
 
 
-def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, progress: bool, tensorboard: bool,
-               start_time: float) -> TrainResult:  # fmt: skip
+def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, progress: bool,
+               tensorboard: bool) -> TrainResult:  # fmt: skip
     """:func:`dueldqn.training.train` for ``executor="ray"``: run Ape-X, evaluate, save the model and summary."""
     from dueldqn.agent import Agent
     from dueldqn.checkpoint import MODEL_FILE, save_model
     from dueldqn.envs import make_eval_env
     from dueldqn.evaluate import evaluate
+    from dueldqn.executors.session import resolve_device
     from dueldqn.plotting import plot_run
-    from dueldqn.training import CONFIG_FILE, SUMMARY_FILE, TrainResult, resolve_device
+    from dueldqn.training import SUMMARY_FILE, TrainResult
 
-    if resume is not None and resume.state.get("executor") != "ray":
+    start_time = time.perf_counter()
+    if resume is not None and "transitions" not in resume.states.get("loop", {}):  # an Ape-X loop's counters
         raise ValueError(f"checkpoint {resume.path} is not from a ray run")
     device = resolve_device(config.device)
     net = apex_network(config, device)
     q_net = net.q_net
-    atomic_write_json(run_dir / CONFIG_FILE, config.to_dict())
     result = run_apex(config, run_dir, q_net=q_net, spec=net.spec, obs_shape=net.obs_shape, obs_dtype=net.obs_dtype,
                       frames=net.frames, device=device, resume=resume, progress=progress,
                       tensorboard=tensorboard)  # fmt: skip

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dueldqn.replay import NO_SLOTS, Batch, SlotChanges
+from dueldqn.replay.batch import NO_SLOTS, Batch, SlotChanges
 
 _TRANSITION = np.uint8(1)  # flags bit 0: a transition ends in this slot
 _TERMINATED = np.uint8(2)  # flags bit 1: that transition's s' is terminal

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dueldqn.replay import Batch
+from dueldqn.replay.batch import Batch
 from dueldqn.replay.sum_tree import SumTree
 
 if TYPE_CHECKING:
