@@ -95,7 +95,7 @@ def run_apex(
         cluster = rx.ApexCluster(config, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames,
                                  first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix)  # fmt: skip
     except BaseException:
-        rx.shutdown(started)
+        rx.shutdown(started, cluster.pids)
         session.close()
         raise
     spi_cap = samples_per_insert(config)
@@ -144,6 +144,7 @@ def run_apex(
                     resting[r] = time.perf_counter() + 1.0
                     continue
                 if out is not None:
+                    cluster.pids.add(out["pid"])  # a restarted runner's new process
                     state.steps += out["env_steps"]
                     state.transitions += out["transitions"]
                     versions[r].append(out["version"])
@@ -215,7 +216,7 @@ def run_apex(
             blas_threads.restore_original_limits()
         torch.set_num_threads(threads)
         cluster.close()
-        rx.shutdown(started)
+        rx.shutdown(started, cluster.pids)
         session.close()
         apex_file.close()
     seconds = time.perf_counter() - start

@@ -93,6 +93,11 @@ class Meter:
         self.bar.update(state.steps - self.bar.n)
         self.bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
                                      refresh=False)  # fmt: skip
+        tb = self.logger._tb  # RunLogger's TensorBoard writer (None without TensorBoard); it has no Ape-X rows
+        if tb is not None:
+            for name, value in (("env_steps_per_s", sps), ("updates_per_s", ups), ("samples_per_insert", spi),
+                                ("weight_lag", lag), ("replay_size", size)):  # fmt: skip
+                tb.add_scalar(f"apex/{name}", value, state.steps)
         self.apex_file.flush()  # a row a few seconds: readable while the run goes on
         loss_sum.zero_()
         self.time, self.step, self.updates = now, state.steps, state.updates

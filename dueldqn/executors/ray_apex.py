@@ -24,8 +24,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import signal
 import time
 import warnings
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -98,7 +100,12 @@ class RunnerActor:
         return {
             "runner": chunk.runner, "life": chunk.incarnation, "transitions": chunk.transitions,
             "env_steps": chunk.actions_TK.size, "episodes": chunk.episodes, "version": chunk.weights_version,
+            "pid": os.getpid(),
         }  # fmt: skip
+
+    def pid(self) -> int:
+        """This actor's process id (a run that started Ray reaps its local processes by id)."""
+        return os.getpid()
 
     def flush(self) -> dict[str, Any]:
         """Wait until every push has landed; returns the runner's stats."""
@@ -147,6 +154,8 @@ class ApexCluster:
         self.weights_box: list[ray.ObjectRef] = []
         self._priorities: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in self.shards]
         self.version = -1
+        # Wait until every actor is up (their start-up is not the run's), noting the runners' processes.
+        self.pids = set(ray.get([runner.pid.remote() for runner in self.runners], timeout=600))
 
     def publish(self, weights: Weights) -> None:
         """One ``ray.put`` of the weights; runners receive the reference with their next call."""
@@ -246,10 +255,31 @@ class RunnerDied(RuntimeError):
     """An actor call failed because the actor died (a runner: Ray restarts it)."""
 
 
-def shutdown(started: bool) -> None:
-    """Stop Ray if this run started it."""
-    if started and ray.is_initialized():
-        ray.shutdown()
+def shutdown(started: bool, pids: Collection[int] = ()) -> None:
+    """Stop Ray if this run started it, then end any runner process of ours it left behind (by id).
+
+    A runner killed while busy (starting up, or in a chunk) can outlive a local Ray's shutdown by
+    up to a minute before it notices; ``pids`` are the runner processes this run saw on this machine.
+    """
+    if not (started and ray.is_initialized()):
+        return
+    ray.shutdown()
+    deadline = time.perf_counter() + 5.0
+    for pid in pids:
+        while _is_runner(pid) and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        if _is_runner(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _is_runner(pid: int) -> bool:
+    """Whether ``pid`` is still one of our runner processes (not a reused id)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"RunnerActor" in f.read()
+    except OSError:
+        return False
 
 
 def now() -> float:
