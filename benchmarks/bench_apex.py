@@ -192,7 +192,10 @@ def main() -> None:
 NOTES = """\
 Read with care: this is a **2-core machine shared with other jobs** (1-minute load average 6-8 while
 it ran), so Ray's driver, its raylet and GCS, the shard and every runner compete for two cores and
-the figures show overhead and overlap only, not scaling: E(N) falls with N here by construction.
+the figures show overhead and overlap only, not scaling: with more runners than cores, a runner's
+steps/s only measures its share of two cores. Repeated runs differ by 2-3x with the other jobs' load:
+an earlier run of the same command gave sps(1) 3,807, E(2) 1.04 and E(4) 0.21, and its Ape-X
+time-to-score run ended at 165.8 (of eight such runs, four reached 475; see README).
 Throughput rows are the median of the 2,000-step log rows after the first (the first holds the
 actors' start-up); the local row is the whole loop. Samples per insert is the replay ratio the
 learner reached (the local loop's is 107 with this preset: batch 256, 5 updates every 12 steps).
@@ -213,7 +216,9 @@ From the figures above (CPU, this box) and two assumptions, marked:
 
 - **CartPole**: 256 runners at the measured single-runner rate ({sps1:,.0f} env steps/s) would insert
   {cart_rate:,.0f} transitions/s; one shard took {parts["ingest"]:,.0f}/s here, so about
-  **{cart_shards} shards** (runner r writes to shard r % S; `--replay-shards {cart_shards}`).
+  **{cart_shards} shards** (runner r writes to shard r % S; `--replay-shards {cart_shards}`). That rate is for
+  one-step rows, which a shard adds in one call per chunk; with `--n-step 3` it adds one vector step at a
+  time (about 0.14 ms each here) and ingests an order of magnitude less, not measured here.
 - **Atari**, assuming {ATARI_STEPS_PER_RUNNER} agent steps/s per runner core (env plus a batch-1 Nature CNN
   forward at about 0.65 ms; not measured with this code): {atari_rate:,.0f} transitions/s. The research note
   measured 5.3k transitions/s into one replay actor with uncompressed obs and next_obs stacks, which is
