@@ -30,14 +30,13 @@ from dueldqn.agent import Agent, network_spec, same_network
 from dueldqn.checkpoint import MODEL_FILE, REPLAY, Checkpoint, atomic_write_json, save_model
 from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.envs import (
-    make_eval_env,
     make_vec_env,
     raw_observation_space,
     restore_vector_env_state,
     stacks_frames,
     vector_env_state,
 )
-from dueldqn.evaluate import EvalResult, evaluate
+from dueldqn.evaluate import EvalResult, evaluate_agent
 from dueldqn.executors.local import Parts, Replay, run_local, thread_limits
 from dueldqn.executors.session import (
     CONFIG_FILE,
@@ -219,7 +218,7 @@ def train(
                           "envs": VectorEnvState(envs), "logger": session.logger}  # fmt: skip
     if ckpt is not None:
         session.restore(ckpt.states)
-        if ckpt.states["envs"]["snapshot"] is None:  # the env's own state was not saved (Atari): new episodes
+        if ckpt.states["envs"]["snapshot"] is None:  # not saved (EnvPool, Box2D, MuJoCo): new episodes
             state.obs_NO, _ = envs.reset(seed=config.seed + state.steps)
             state.autoreset_N = np.zeros(config.num_envs, dtype=bool)
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
@@ -237,15 +236,9 @@ def train(
     agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
     if state.steps < config.total_steps:  # paused at stop_at
         return TrainResult(run_path, {}, agent, None, finished=False)
-    # Evaluate the greedy (or eval_epsilon) policy on a separate env.
-    eval_env = make_eval_env(config.env_id, seed=config.seed + 10_000)
-    result = evaluate(
-        eval_env,
-        lambda obs: int(agent.predict(obs, deterministic=config.eval_epsilon == 0)[0]),
-        episodes=config.eval_episodes,
-        seed=config.seed + 10_000,
-    )
-    eval_env.close()
+    # Evaluate the greedy (or eval_epsilon) policy on separate envs.
+    result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
+                            seed=config.seed + 10_000)  # fmt: skip
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)
     plot_run(run_path, run_path / "learning_curve.png")

@@ -31,7 +31,7 @@ def test_breakout_trains_end_to_end(tmp_path: Path) -> None:
     assert result.eval.lengths[0] > 100
 
     ckpt = load_checkpoint(list_checkpoints(tmp_path / "run")[0])
-    assert ckpt.states["envs"]["snapshot"] is None  # the emulator's state cannot be saved: a resume starts new games
+    assert ckpt.states["envs"]["snapshot"]["ale"][0]["game"] == "breakout"  # the emulator is saved: exact resume
     replay = ckpt.states["replay"]
     assert replay["frames"].shape[-2:] == (84, 84)
     assert replay["frames"].dtype == np.uint8
