@@ -266,8 +266,7 @@ def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, prog
     """:func:`dueldqn.training.train` for ``executor="ray"``: run Ape-X, evaluate, save the model and summary."""
     from dueldqn.agent import Agent
     from dueldqn.checkpoint import MODEL_FILE, save_model
-    from dueldqn.envs import make_eval_env
-    from dueldqn.evaluate import evaluate
+    from dueldqn.evaluate import evaluate_agent
     from dueldqn.executors.session import resolve_device
     from dueldqn.plotting import plot_run
     from dueldqn.training import SUMMARY_FILE, TrainResult
@@ -282,10 +281,8 @@ def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, prog
                       frames=net.frames, device=device, resume=resume, progress=progress,
                       tensorboard=tensorboard)  # fmt: skip
     agent = Agent(q_net.eval(), net.raw_space, net.n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
-    eval_env = make_eval_env(config.env_id, seed=config.seed + 10_000)
-    scores = evaluate(eval_env, lambda obs: int(agent.predict(obs, deterministic=config.eval_epsilon == 0)[0]),
-                      episodes=config.eval_episodes, seed=config.seed + 10_000)  # fmt: skip
-    eval_env.close()
+    scores = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
+                            seed=config.seed + 10_000)  # fmt: skip
     atomic_write_json(run_dir / "eval.json", {"epsilon": config.eval_epsilon, **scores.to_dict()})
     save_model(run_dir / MODEL_FILE, q_net, net.spec)
     plot_run(run_dir, run_dir / "learning_curve.png")
