@@ -24,6 +24,7 @@ SCHEDULES = ("constant", "linear", "exponential")
 TARGET_SYNCS = ("episodes", "steps", "polyak")
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("gymnasium", "envpool")
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,28 @@ class Config:
     """DrQ augmentation of image batches (Kostrikov et al.): s and s' shifted by up to 4 px and scaled by ~1 +- 0.1."""
     epsilon_decay_start: int = 0
     """Env step at which the epsilon schedule starts (epsilon_start until then); Atari 100k: after the warm-up."""
+    executor: str = "local"
+    """Where training runs: local (one process) or ray (Ape-X: env-runner actors, replay shards, a learner)."""
+    num_env_runners: int = 2
+    """Ray: env-runner actors, each stepping envs_per_runner envs with its own Ape-X epsilons."""
+    envs_per_runner: int = 1
+    """Ray: envs each runner steps together (epsilons eps_i = 0.4 ** (1 + 7 i / (N - 1)) over all N envs)."""
+    replay_shards: int = 1
+    """Ray: replay actors; runner r writes to shard r % replay_shards, the learner samples them in turn."""
+    runner_chunk_steps: int = 100
+    """Ray: vector steps a runner collects per chunk pushed to replay (at most 2 chunks in flight per runner)."""
+    weight_sync_every: int = 50
+    """Ray: learner updates between weight publications (one ray.put of a versioned numpy copy)."""
+    runner_sync_steps: int = 400
+    """Ray: env steps a runner takes between looking for newer weights."""
+    max_samples_per_insert: float = 0.0
+    """Ray: cap on sampled transitions per inserted one (the replay ratio); 0 takes the local loop's,
+    batch_size * gradient_steps / (train_frequency * num_envs)."""
+    runner_rate_limit: bool = False
+    """Ray: runners wait while the learner lags the samples-per-insert target by over a chunk per runner
+    (keeps the local loop's replay ratio on a small machine; Ape-X's runners never wait)."""
+    ray_address: str = ""
+    """Ray: cluster address; empty joins a running cluster (ray start / RAY_ADDRESS) if any, else starts a local one."""
 
     def __post_init__(self) -> None:
         # Coerce list-valued input (JSON, CLI) so the frozen config stays hashable and comparable.
@@ -154,13 +177,16 @@ def _validate(c: Config) -> None:
     _one_of("epsilon_schedule", c.epsilon_schedule, SCHEDULES)
     _one_of("device", c.device, DEVICES)
     _one_of("backend", c.backend, BACKENDS)
+    _one_of("executor", c.executor, EXECUTORS)
     for f in fields(c):
         if f.type in (bool, "bool") and not isinstance(getattr(c, f.name), bool):
             raise ValueError(f"{f.name} must be true or false; got {getattr(c, f.name)!r}")
     if not c.env_id or not isinstance(c.env_id, str):
         raise ValueError(f"env_id must be a gymnasium environment id such as 'CartPole-v1'; got {c.env_id!r}")
     positive = ("total_steps", "num_envs", "batch_size", "buffer_size", "train_frequency", "gradient_steps", "n_step",
-                "target_sync_every", "eval_episodes", "log_interval", "keep_checkpoints")  # fmt: skip
+                "target_sync_every", "eval_episodes", "log_interval", "keep_checkpoints", "num_env_runners",
+                "envs_per_runner", "replay_shards", "runner_chunk_steps", "weight_sync_every",
+                "runner_sync_steps")  # fmt: skip
     for name in positive:
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -193,6 +219,15 @@ def _validate(c: Config) -> None:
     if c.batch_size > c.buffer_size:
         raise ValueError(
             f"batch_size ({c.batch_size}) must not exceed the replay capacity buffer_size ({c.buffer_size})"
+        )
+    if not c.max_samples_per_insert >= 0:
+        raise ValueError(
+            f"max_samples_per_insert must be >= 0 (0: the local loop's ratio); got {c.max_samples_per_insert}"
+        )
+    if c.replay_shards > c.num_env_runners:
+        raise ValueError(
+            f"replay_shards ({c.replay_shards}) must not exceed num_env_runners ({c.num_env_runners}): "
+            "a shard without a runner would never be filled"
         )
     if not c.hidden_sizes or any(h < 1 for h in c.hidden_sizes):
         raise ValueError(f"hidden_sizes must be one or more positive layer sizes; got {list(c.hidden_sizes)}")

@@ -18,6 +18,7 @@ import copy
 
 import torch
 
+from dueldqn.actor import Weights
 from dueldqn.agent import as_network_input, to_device
 from dueldqn.augment import augment
 from dueldqn.checkpoint import StateDict
@@ -127,6 +128,7 @@ class Learner:
         """One AdamW step at learning rate ``lr`` on ``batch``; ``epsilon`` is the behaviour policy's (SARSA)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.version += 1  # Ape-X: the weights' version is the number of updates applied
         if self._numpy is not None:
             return self._numpy.step(batch, epsilon=epsilon, generator=self.generator)
         assert isinstance(self.optimizer, torch.optim.Optimizer)
@@ -175,3 +177,12 @@ class Learner:
                         moments_of_param[moment] = torch.empty_like(param).copy_(value)
         self.generator.set_state(state["generator"])
         self.optimizer_loaded()
+
+    # Ape-X on Ray (dueldqn.executors.ray_apex): versioned numpy copies of the online weights.
+    version: int = 0
+    """Updates applied so far (the version stamped on :meth:`get_weights`)."""
+
+    def get_weights(self) -> Weights:
+        """A CPU numpy copy of the online network's weights, stamped with :attr:`version`."""
+        params = {name: value.detach().cpu().numpy().copy() for name, value in self.online.state_dict().items()}
+        return Weights(self.version, params)

@@ -170,6 +170,13 @@ def train(
         TrainingDiverged: when the TD loss becomes NaN or infinite.
     """
     config, run_path, ckpt = resolve_run(config, run_dir, resume, preset, overrides)
+    # Ape-X on Ray (issue 12): its own executor, which builds its components in Ray actors.
+    if config.executor == "ray":
+        if stop_at is not None:
+            raise ValueError("stop_at is not supported by the ray executor")
+        from dueldqn.executors.apex import train_apex  # imports Ray; the local path never does
+
+        return train_apex(config, run_path, resume=ckpt, progress=progress, tensorboard=tensorboard)
     device = resolve_device(config.device)
     envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
     # The network's input (encoded by dueldqn.spaces where needed) and the env's own observations.
