@@ -176,7 +176,15 @@ def train(
             raise ValueError("stop_at is not supported by the ray executor")
         from dueldqn.executors.apex import train_apex  # imports Ray; the local path never does
 
-        return train_apex(config, run_path, resume=ckpt, progress=progress, tensorboard=tensorboard)
+        start = time.perf_counter()
+        net, apex = train_apex(config, run_path, resume=ckpt, progress=progress, tensorboard=tensorboard)
+        per_second = 1 / max(apex.seconds, 1e-9)
+        return finish(config, run_path, net.q_net, net.spec, net.raw_space, net.n_actions, steps=apex.state.steps,
+                      updates=apex.state.updates, train_seconds=apex.seconds,
+                      wall_seconds=time.perf_counter() - start,  # the Ape-X counters keep no earlier sittings' time
+                      extra={"executor": "ray", "updates_per_second": apex.state.updates * per_second,
+                             "samples_per_insert": apex.samples_per_insert, "weight_lag": apex.lag_mean,
+                             "runner_restarts": apex.restarts})  # fmt: skip
     device = resolve_device(config.device)
     envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
     # The network's input (encoded by dueldqn.spaces where needed) and the env's own observations.
@@ -232,10 +240,23 @@ def train(
         envs.close()
         session.close()
 
-    agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
     if state.steps < config.total_steps:  # paused at stop_at
+        agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
         return TrainResult(run_path, {}, agent, None, finished=False)
-    # Evaluate the greedy (or eval_epsilon) policy on separate envs.
+    wall_seconds = state.wall_seconds + time.perf_counter() - session.start_time
+    return finish(config, run_path, q_net, spec, raw_space, n_actions, steps=state.steps, updates=state.updates,
+                  train_seconds=train_seconds, wall_seconds=wall_seconds)  # fmt: skip
+
+
+def finish(
+    config: Config, run_path: Path, q_net: torch.nn.Module, spec: dict[str, Any], raw_space: gym.Space,
+    n_actions: int, *, steps: int, updates: int, train_seconds: float, wall_seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> TrainResult:  # fmt: skip
+    """After any executor: evaluate the greedy (or ``eval_epsilon``) policy on separate envs, save the model, plot,
+    and write ``eval.json`` and ``summary.json`` (its time includes the evaluation)."""
+    start = time.perf_counter()
+    agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
     result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
                             seed=config.seed + 10_000)  # fmt: skip
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
@@ -245,14 +266,14 @@ def train(
         "env_id": config.env_id,
         "algo": config.algo,
         "seed": config.seed,
-        "total_steps": state.steps,
-        "updates": state.updates,
-        "wall_seconds": 0.0,
-        "steps_per_second": state.steps / train_seconds if train_seconds > 0 else 0.0,
+        "total_steps": steps,
+        "updates": updates,
+        "wall_seconds": wall_seconds + time.perf_counter() - start,
+        "steps_per_second": steps / train_seconds if train_seconds > 0 else 0.0,
         "eval_mean_return": result.mean,
         "eval_std_return": result.std,
         "eval_episodes": len(result.returns),
+        **(extra or {}),
     }
-    summary["wall_seconds"] = state.wall_seconds + time.perf_counter() - session.start_time
     atomic_write_json(run_path / SUMMARY_FILE, summary)
     return TrainResult(run_path, summary, agent, result)

@@ -25,6 +25,7 @@ from typing import Any, cast
 import gymnasium as gym
 import numpy as np
 
+from dueldqn.envs.errors import MissingDependency
 from dueldqn.spaces import EncodeObservation, ObservationEncoder
 
 
@@ -39,10 +40,6 @@ def stacks_frames(env_id: str) -> bool:
     :class:`~dueldqn.replay.FrameReplayBuffer` relies on; other images are not stacks.
     """
     return _is_atari(env_id)
-
-
-class MissingDependency(ImportError):
-    """An optional package an environment needs is not installed; the message says what to install."""
 
 
 @contextmanager

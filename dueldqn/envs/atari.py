@@ -42,7 +42,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from dueldqn.envs import MissingDependency
+from dueldqn.envs.errors import MissingDependency
 from dueldqn.networks import FRAME_SIZE, FRAME_STACK
 
 FRAME_SKIP = 4

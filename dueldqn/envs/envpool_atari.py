@@ -14,7 +14,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from dueldqn.envs import MissingDependency
 from dueldqn.envs.atari import (
     _ATARI_HINT,
     FRAME_SKIP,
@@ -24,6 +23,7 @@ from dueldqn.envs.atari import (
     PAPER_REPEAT_ACTION_PROBABILITY,
     _check_atari_id,
 )
+from dueldqn.envs.errors import MissingDependency
 from dueldqn.networks import FRAME_SIZE, FRAME_STACK
 
 

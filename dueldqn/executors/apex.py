@@ -23,7 +23,7 @@ import time
 import warnings
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -43,9 +43,6 @@ from dueldqn.executors.apex_parts import (
 from dueldqn.executors.session import Session
 from dueldqn.exploration import apex_epsilons, linear_schedule
 from dueldqn.learner import Learner
-
-if TYPE_CHECKING:
-    from dueldqn.training import TrainResult
 
 SAMPLES_IN_FLIGHT = 4  # sample requests the learner keeps queued on the shards
 BATCHES_PER_SAMPLE = 8  # batches per request: one actor call costs about a millisecond, an MLP update less
@@ -262,36 +259,18 @@ def apex_network(config: Config, device: torch.device) -> ApexNetwork:
 
 
 def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, progress: bool,
-               tensorboard: bool) -> TrainResult:  # fmt: skip
-    """:func:`dueldqn.training.train` for ``executor="ray"``: run Ape-X, evaluate, save the model and summary."""
-    from dueldqn.agent import Agent
-    from dueldqn.checkpoint import MODEL_FILE, save_model
-    from dueldqn.evaluate import evaluate_agent
-    from dueldqn.executors.session import resolve_device
-    from dueldqn.plotting import plot_run
-    from dueldqn.training import SUMMARY_FILE, TrainResult
+               tensorboard: bool) -> tuple[ApexNetwork, ApexResult]:  # fmt: skip
+    """The ``executor="ray"`` part of :func:`dueldqn.training.train`: build the learner's network and run Ape-X.
 
-    start_time = time.perf_counter()
+    ``train()`` then evaluates, saves the model and writes the summary, as for a local run.
+    """
+    from dueldqn.executors.session import resolve_device
+
     if resume is not None and "transitions" not in resume.states.get("loop", {}):  # an Ape-X loop's counters
         raise ValueError(f"checkpoint {resume.path} is not from a ray run")
     device = resolve_device(config.device)
     net = apex_network(config, device)
-    q_net = net.q_net
-    result = run_apex(config, run_dir, q_net=q_net, spec=net.spec, obs_shape=net.obs_shape, obs_dtype=net.obs_dtype,
-                      frames=net.frames, device=device, resume=resume, progress=progress,
+    result = run_apex(config, run_dir, q_net=net.q_net, spec=net.spec, obs_shape=net.obs_shape,
+                      obs_dtype=net.obs_dtype, frames=net.frames, device=device, resume=resume, progress=progress,
                       tensorboard=tensorboard)  # fmt: skip
-    agent = Agent(q_net.eval(), net.raw_space, net.n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
-    scores = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
-                            seed=config.seed + 10_000)  # fmt: skip
-    atomic_write_json(run_dir / "eval.json", {"epsilon": config.eval_epsilon, **scores.to_dict()})
-    save_model(run_dir / MODEL_FILE, q_net, net.spec)
-    plot_run(run_dir, run_dir / "learning_curve.png")
-    summary = {"env_id": config.env_id, "algo": config.algo, "seed": config.seed, "total_steps": result.state.steps,
-               "updates": result.state.updates, "wall_seconds": time.perf_counter() - start_time,
-               "steps_per_second": result.state.steps / max(result.seconds, 1e-9), "eval_mean_return": scores.mean,
-               "eval_std_return": scores.std, "eval_episodes": len(scores.returns), "executor": "ray",
-               "updates_per_second": result.state.updates / max(result.seconds, 1e-9),
-               "samples_per_insert": result.samples_per_insert, "weight_lag": result.lag_mean,
-               "runner_restarts": result.restarts}  # fmt: skip
-    atomic_write_json(run_dir / SUMMARY_FILE, summary)
-    return TrainResult(run_dir, summary, agent, scores)
+    return net, result
