@@ -35,10 +35,8 @@ def _rewrite(ckpt_dir: Path, out_dir: Path) -> tuple[float, float]:
     start = time.perf_counter()
     ckpt = load_checkpoint(ckpt_dir)
     load_seconds = time.perf_counter() - start
-    state = {k: v for k, v in ckpt.state.items() if k not in ("format", "step")}
     start = time.perf_counter()
-    save_checkpoint(out_dir, ckpt.state["step"], tensors=ckpt.tensors, arrays=ckpt.arrays, replay=ckpt.replay,
-                    state=state, keep=1)  # fmt: skip
+    save_checkpoint(out_dir, ckpt.step, ckpt.states, meta=ckpt.meta, keep=1)
     return load_seconds, time.perf_counter() - start
 
 

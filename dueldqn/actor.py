@@ -12,12 +12,22 @@ process: the actor always acts with the newest weights.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
 from dueldqn.agent import as_network_input
+from dueldqn.checkpoint import StateDict
 from dueldqn.exploration import ExplorationDraws, epsilon_greedy_actions
 from dueldqn.numpy_mlp import numpy_greedy
+
+
+class Weights(NamedTuple):
+    """A versioned CPU copy of the online network's weights: what crosses a process boundary (Ape-X on Ray)."""
+
+    version: int  # the learner's update count when the copy was taken
+    params: dict[str, np.ndarray]  # the online network's state_dict as numpy copies
 
 
 class Actor:
@@ -50,6 +60,26 @@ class Actor:
         with torch.inference_mode():
             return self.q_net(as_network_input(obs_NO, self.device)).argmax(dim=1).cpu().numpy()
 
-    def act(self, obs_NO: np.ndarray, epsilon: float, iteration: int) -> np.ndarray:
-        """The behaviour policy's actions at vector step ``iteration``; the network runs only if some env exploits."""
+    def act(self, obs_NO: np.ndarray, epsilon: float | np.ndarray, iteration: int) -> np.ndarray:
+        """The behaviour policy's actions at vector step ``iteration``; the network runs only if some env exploits.
+
+        ``epsilon`` is one rate, or ``(N,)`` rates, one per env (Ape-X's runners).
+        """
         return epsilon_greedy_actions(lambda: self.greedy(obs_NO), self.draws(iteration), epsilon, self.n_actions)
+
+    def state_dict(self) -> StateDict:
+        """Nothing: the draws are a function of (seed, step) and the weights are the learner's."""
+        return {}
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Nothing to load (see :meth:`state_dict`)."""
+
+    def set_weights(self, weights: Weights) -> None:
+        """Copy ``weights`` into the network in place (the numpy fast path reads views of the same tensors)."""
+        state = {name: torch.from_numpy(value) for name, value in weights.params.items()}
+        self.q_net.load_state_dict(state)
+
+    def q_values(self, obs_NO: np.ndarray) -> np.ndarray:
+        """``Q(s, .)`` for each row of ``obs_NO``: ``(N, A)`` float32 (Ape-X runners' initial priorities)."""
+        with torch.inference_mode():
+            return self.q_net(as_network_input(obs_NO, self.device)).float().cpu().numpy()

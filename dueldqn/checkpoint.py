@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -59,9 +59,19 @@ def atomic_write_json(path: Path, value: Any) -> None:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Save ``tensors`` as safetensors at ``path`` atomically (contiguous CPU copies)."""
+    """Save ``tensors`` as safetensors at ``path`` atomically (contiguous CPU copies).
+
+    Tensors that share memory (a target network that is the online one) are saved as copies each:
+    safetensors refuses shared tensors.
+    """
     path = Path(path)
-    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    cpu: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for k, v in tensors.items():
+        tensor = v.detach().cpu().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        cpu[k] = tensor.clone() if storage in seen else tensor
+        seen.add(storage)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -107,27 +117,33 @@ def load_model_spec(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tensors, json.loads(metadata["dueldqn"])
 
 
-# Full-state checkpoints: run_dir/checkpoints/step_<steps>/ holding
-#   tensors.safetensors  online and target weights, optimizer tensors, torch generator, loss sum
-#   arrays.npz           the live observation and autoreset flags (numpy format, no pickles)
-#   replay.npz           the replay memory (unless save_replay is off)
-#   state.json           counters, config, network spec, numpy generator and env states
-# A checkpoint is written into a hidden temporary directory and renamed into place when whole,
-# so a crash mid-write leaves only the earlier checkpoints, which stay loadable.
+# Full-state checkpoints: run_dir/checkpoints/step_<steps>/ holding the *named components* of a
+# run (the learner, the replay, the loop's counters, the envs, ...), each a ``state_dict()``:
+#   tensors.safetensors  every torch tensor, as "<component>/<key>" (learner/online.head.value.weight)
+#   arrays.npz           every numpy array but the replay's, as "<component>/<key>" (loop/obs_NO)
+#   replay.npz           the replay component's arrays, under their own keys (unless save_replay is off)
+#   state.json           everything else (counters, generator states, env states) by component, and
+#                        the run's meta data (config, network spec)
+# One file per kind of value, not per component (TorchRL's Checkpoint(**components), Acme's
+# Checkpointer(objects_to_save={...})). A checkpoint is written into a hidden temporary directory
+# and renamed into place when whole, so a crash mid-write leaves only the earlier checkpoints.
+# Format 1 (before components had names) is read and converted by :func:`_components_of_format_1`.
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 _TENSORS, _ARRAYS, _REPLAY, _STATE = "tensors.safetensors", "arrays.npz", "replay.npz", "state.json"
+REPLAY = "replay"  # the component kept in its own file (large, and optional)
+
+StateDict = dict[str, Any]  # a component's state: tensors, arrays and JSON values by name
 
 
 @dataclass
 class Checkpoint:
-    """What a checkpoint holds, loaded and checked, as plain tensors, arrays and JSON values."""
+    """A loaded, checked checkpoint: its step, the run's meta data and each component's state."""
 
     path: Path
-    tensors: dict[str, torch.Tensor]
-    arrays: dict[str, np.ndarray]
-    replay: dict[str, np.ndarray] | None
-    state: dict[str, Any]
+    step: int
+    meta: dict[str, Any]  # "config", "network"
+    states: dict[str, StateDict]  # by component name; no "replay" when it was not saved
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -148,17 +164,35 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         ) from err
 
 
+def _route(states: Mapping[str, StateDict]) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray],
+                                                        dict[str, np.ndarray] | None, dict[str, Any]]:  # fmt: skip
+    """Split component states into tensors, arrays, the replay's arrays and JSON values."""
+    tensors: dict[str, torch.Tensor] = {}
+    arrays: dict[str, np.ndarray] = {}
+    json_values: dict[str, dict[str, Any]] = {}
+    replay: dict[str, np.ndarray] | None = None
+    for name, state in states.items():
+        if "/" in name:
+            raise ValueError(f"a component name cannot hold '/': {name!r}")
+        if name == REPLAY:
+            replay = dict(state)
+            continue
+        json_values[name] = {}
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{name}/{key}"] = value
+            elif isinstance(value, np.ndarray):
+                arrays[f"{name}/{key}"] = value
+            else:
+                json_values[name][key] = value
+    return tensors, arrays, replay, json_values
+
+
 def save_checkpoint(
-    run_dir: Path,
-    step: int,
-    *,
-    tensors: dict[str, torch.Tensor],
-    arrays: dict[str, np.ndarray],
-    replay: dict[str, np.ndarray] | None,
-    state: dict[str, Any],
-    keep: int,
+    run_dir: Path, step: int, states: Mapping[str, StateDict], *, meta: dict[str, Any], keep: int
 ) -> Path:
-    """Write checkpoint ``step_<step>`` whole or not at all, then keep only the newest ``keep``."""
+    """Write checkpoint ``step_<step>`` of the components' ``states`` whole or not at all; keep the newest ``keep``."""
+    tensors, arrays, replay, json_values = _route(states)
     root = Path(run_dir) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:012d}"
@@ -169,7 +203,7 @@ def save_checkpoint(
         _save_npz(tmp / _ARRAYS, arrays)
         if replay is not None:
             _save_npz(tmp / _REPLAY, replay)
-        atomic_write_json(tmp / _STATE, {"format": CHECKPOINT_FORMAT, "step": step, **state})
+        atomic_write_json(tmp / _STATE, {"format": CHECKPOINT_FORMAT, "step": step, **meta, "components": json_values})
         if final.exists():  # the same step written again (a resumed run ending where it began)
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -199,9 +233,36 @@ def load_checkpoint(path: Path) -> Checkpoint:
         state = json.loads((path / _STATE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path / _STATE} is not readable JSON ({err}); the checkpoint is corrupt") from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a dueldqn checkpoint of format {CHECKPOINT_FORMAT}")
+    if not isinstance(state, dict) or state.get("format") not in (1, CHECKPOINT_FORMAT):
+        raise ValueError(f"{path} is not a dueldqn checkpoint (formats 1 and {CHECKPOINT_FORMAT} are read)")
     tensors, _ = load_tensors(path / _TENSORS)
     arrays = _load_npz(path / _ARRAYS)
     replay = _load_npz(path / _REPLAY) if (path / _REPLAY).is_file() else None
-    return Checkpoint(path, tensors, arrays, replay, state)
+    meta = {"config": state["config"], "network": state["network"]}
+    if state["format"] == 1:
+        return Checkpoint(path, state["step"], meta, _components_of_format_1(tensors, arrays, replay, state))
+    states: dict[str, StateDict] = {name: dict(values) for name, values in state["components"].items()}
+    for key, value in [*tensors.items(), *arrays.items()]:
+        component, _, name = key.partition("/")
+        states.setdefault(component, {})[name] = value
+    if replay is not None:
+        states[REPLAY] = replay
+    return Checkpoint(path, state["step"], meta, states)
+
+
+def _components_of_format_1(
+    tensors: dict[str, torch.Tensor],
+    arrays: dict[str, np.ndarray],
+    replay: dict[str, np.ndarray] | None,
+    state: dict[str, Any],
+) -> dict[str, StateDict]:
+    """The component states held by a format-1 checkpoint (flat keys, written before components had names)."""
+    learner: StateDict = {k: v for k, v in tensors.items() if k != "loss_sum"}
+    learner["optimizer_param_groups"] = state["optimizer_param_groups"]
+    loop: StateDict = {**state["loop"], "obs_NO": arrays["obs"], "autoreset_N": arrays["autoreset"],
+                       "loss_sum": tensors["loss_sum"]}  # fmt: skip
+    states = {"learner": learner, "loop": loop, "rng": {"numpy_generator": state["numpy_generator"]},
+              "envs": {"snapshot": state["envs"]}, "logger": {"metrics_bytes": state["metrics_bytes"]}}  # fmt: skip
+    if replay is not None:
+        states[REPLAY] = replay
+    return states

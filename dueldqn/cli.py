@@ -19,6 +19,7 @@ from dueldqn.config import (
     ALGORITHMS,
     BACKENDS,
     DEVICES,
+    EXECUTORS,
     LOSSES,
     PRESETS,
     SCHEDULES,
@@ -32,7 +33,7 @@ from dueldqn.config import (
 ALIASES = {"env_id": ["--env"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
 # Shown in the usage; the Config checks the value and names the choices when it is wrong.
 CHOICES = {"algo": ALGORITHMS, "loss": LOSSES, "target_sync": TARGET_SYNCS, "epsilon_schedule": SCHEDULES,
-           "device": DEVICES, "backend": BACKENDS}  # fmt: skip
+           "device": DEVICES, "backend": BACKENDS, "executor": EXECUTORS}  # fmt: skip
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:

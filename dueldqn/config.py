@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from dueldqn.presets import DEFAULT_PRESETS, PRESETS
+
 # The names each choice accepts. They live here, with no heavy import, so that the command line can
 # build its help without loading torch; targets.py and exploration.py dispatch on the same tuples.
 ALGORITHMS = ("dqn", "double", "sarsa", "expected-sarsa")
@@ -24,6 +26,7 @@ SCHEDULES = ("constant", "linear", "exponential")
 TARGET_SYNCS = ("episodes", "steps", "polyak")
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("gymnasium", "envpool")
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,32 @@ class Config:
     """How many of the newest checkpoints to keep."""
     save_replay: bool = True
     """Put the replay memory in checkpoints; --no-save-replay for big Atari buffers (a resume then refills it)."""
+    augment: bool = False
+    """DrQ augmentation of image batches (Kostrikov et al.): s and s' shifted by up to 4 px and scaled by ~1 +- 0.1."""
+    epsilon_decay_start: int = 0
+    """Env step at which the epsilon schedule starts (epsilon_start until then); Atari 100k: after the warm-up."""
+    executor: str = "local"
+    """Where training runs: local (one process) or ray (Ape-X: env-runner actors, replay shards, a learner)."""
+    num_env_runners: int = 2
+    """Ray: env-runner actors, each stepping envs_per_runner envs with its own Ape-X epsilons."""
+    envs_per_runner: int = 1
+    """Ray: envs each runner steps together (epsilons eps_i = 0.4 ** (1 + 7 i / (N - 1)) over all N envs)."""
+    replay_shards: int = 1
+    """Ray: replay actors; runner r writes to shard r % replay_shards, the learner samples them in turn."""
+    runner_chunk_steps: int = 100
+    """Ray: vector steps a runner collects per chunk pushed to replay (at most 2 chunks in flight per runner)."""
+    weight_sync_every: int = 50
+    """Ray: learner updates between weight publications (one ray.put of a versioned numpy copy)."""
+    runner_sync_steps: int = 400
+    """Ray: env steps a runner takes between looking for newer weights."""
+    max_samples_per_insert: float = 0.0
+    """Ray: cap on sampled transitions per inserted one (the replay ratio); 0 takes the local loop's,
+    batch_size * gradient_steps / (train_frequency * num_envs)."""
+    runner_rate_limit: bool = False
+    """Ray: runners wait while the learner lags the samples-per-insert target by over a chunk per runner
+    (keeps the local loop's replay ratio on a small machine; Ape-X's runners never wait)."""
+    ray_address: str = ""
+    """Ray: cluster address; empty joins a running cluster (ray start / RAY_ADDRESS) if any, else starts a local one."""
 
     def __post_init__(self) -> None:
         # Coerce list-valued input (JSON, CLI) so the frozen config stays hashable and comparable.
@@ -150,18 +179,22 @@ def _validate(c: Config) -> None:
     _one_of("epsilon_schedule", c.epsilon_schedule, SCHEDULES)
     _one_of("device", c.device, DEVICES)
     _one_of("backend", c.backend, BACKENDS)
+    _one_of("executor", c.executor, EXECUTORS)
     for f in fields(c):
         if f.type in (bool, "bool") and not isinstance(getattr(c, f.name), bool):
             raise ValueError(f"{f.name} must be true or false; got {getattr(c, f.name)!r}")
     if not c.env_id or not isinstance(c.env_id, str):
         raise ValueError(f"env_id must be a gymnasium environment id such as 'CartPole-v1'; got {c.env_id!r}")
     positive = ("total_steps", "num_envs", "batch_size", "buffer_size", "train_frequency", "gradient_steps", "n_step",
-                "target_sync_every", "eval_episodes", "log_interval", "keep_checkpoints")  # fmt: skip
+                "target_sync_every", "eval_episodes", "log_interval", "keep_checkpoints", "num_env_runners",
+                "envs_per_runner", "replay_shards", "runner_chunk_steps", "weight_sync_every",
+                "runner_sync_steps")  # fmt: skip
     for name in positive:
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed", "checkpoint_every"):
+    for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed", "checkpoint_every",
+                 "epsilon_decay_start"):  # fmt: skip
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
@@ -189,6 +222,15 @@ def _validate(c: Config) -> None:
         raise ValueError(
             f"batch_size ({c.batch_size}) must not exceed the replay capacity buffer_size ({c.buffer_size})"
         )
+    if not c.max_samples_per_insert >= 0:
+        raise ValueError(
+            f"max_samples_per_insert must be >= 0 (0: the local loop's ratio); got {c.max_samples_per_insert}"
+        )
+    if c.replay_shards > c.num_env_runners:
+        raise ValueError(
+            f"replay_shards ({c.replay_shards}) must not exceed num_env_runners ({c.num_env_runners}): "
+            "a shard without a runner would never be filled"
+        )
     if not c.hidden_sizes or any(h < 1 for h in c.hidden_sizes):
         raise ValueError(f"hidden_sizes must be one or more positive layer sizes; got {list(c.hidden_sizes)}")
 
@@ -208,168 +250,6 @@ def field_docs() -> dict[str, str]:
         ):
             docs[node.target.id] = str(after.value.value)
     return docs
-
-
-# Presets: named sets of overrides on top of the Config defaults. Each tuned preset was measured
-# by benchmarks/bench_learning.py (BENCHMARKS.md has the figures).
-PRESETS: dict[str, dict[str, Any]] = {
-    "cartpole": {
-        "env_id": "CartPole-v1",
-        "algo": "double",
-        "total_steps": 40_000,
-        "hidden_sizes": (64, 64),
-        "learning_rate": 2.3e-3,
-        "lr_final_fraction": 0.0,
-        "batch_size": 256,
-        "buffer_size": 50_000,
-        "learning_starts": 1_000,
-        "train_frequency": 12,
-        "gradient_steps": 5,
-        "target_sync": "steps",
-        "target_sync_every": 128,
-        "epsilon_decay_steps": 5_000,
-        "epsilon_end": 0.04,
-    },
-    # RL-Zoo's DQN settings, with Double Q, the lecture's MSE loss (with Huber, seed 2 ended at
-    # -112.3), gradient clipping, the rate annealed to 0 and a Polyak-averaged target (the final
-    # greedy policy varied least across seeds with these; BENCHMARKS.md has the variants tried).
-    "mountaincar": {
-        "env_id": "MountainCar-v0",
-        "algo": "double",
-        "total_steps": 120_000,
-        "hidden_sizes": (256, 256),
-        "learning_rate": 4e-3,
-        "lr_final_fraction": 0.0,
-        "weight_decay": 0.0,
-        "loss": "mse",
-        "max_grad_norm": 10.0,
-        "batch_size": 128,
-        "buffer_size": 10_000,
-        "learning_starts": 1_000,
-        "gamma": 0.98,
-        "train_frequency": 16,
-        "gradient_steps": 8,
-        "target_sync": "polyak",
-        "tau": 0.01,
-        "epsilon_decay_steps": 24_000,
-        "epsilon_end": 0.07,
-    },
-    "acrobot": {
-        "env_id": "Acrobot-v1",
-        "total_steps": 100_000,
-        "hidden_sizes": (256, 256),
-        "learning_rate": 6.3e-4,
-        "lr_final_fraction": 0.0,
-        "batch_size": 128,
-        "buffer_size": 50_000,
-        "learning_starts": 1_000,
-        "train_frequency": 4,
-        "target_sync": "steps",
-        "target_sync_every": 250,
-        "epsilon_decay_steps": 12_000,
-        "epsilon_end": 0.1,
-    },
-    # The lecture's settings: AdamW lr 1e-4, batch 32, gamma 0.99, constant epsilon 0.2, target
-    # synced every 10 episodes, warm-up of 10 x batch transitions, capacity 1e6, MSE loss.
-    "lecture": {
-        "learning_rate": 1e-4,
-        "batch_size": 32,
-        "gamma": 0.99,
-        "epsilon_schedule": "constant",
-        "epsilon_start": 0.2,
-        "epsilon_end": 0.2,
-        "target_sync": "episodes",
-        "target_sync_every": 10,
-        "learning_starts": 320,
-        "buffer_size": 1_000_000,
-        "loss": "mse",
-        "lr_final_fraction": 1.0,
-    },
-}
-# Toy text: the observation is a state index, one-hot encoded (dueldqn.spaces). Judged over 1,000
-# greedy episodes: slippery FrozenLake's best policy reaches the goal in only ~74-77% of them.
-PRESETS["frozenlake"] = {
-    "env_id": "FrozenLake-v1",
-    "algo": "double",
-    "total_steps": 40_000,
-    "hidden_sizes": (64, 64),
-    "learning_rate": 1e-3,
-    "lr_final_fraction": 0.0,
-    "weight_decay": 0.0,
-    "batch_size": 64,
-    "buffer_size": 20_000,
-    "learning_starts": 1_000,
-    "gamma": 0.99,
-    "train_frequency": 2,
-    "target_sync": "steps",
-    "target_sync_every": 500,
-    "epsilon_decay_steps": 20_000,
-    "epsilon_end": 0.1,
-    "eval_episodes": 1_000,
-}
-# Taxi: 500 states one-hot (2 KB an observation, so a replay of 30k transitions takes 120 MB). The
-# best policy averages 7.86-7.91 over the 1,000-episode evaluations of seeds 0-4 (value iteration on
-# the env's model), so gymnasium's threshold of 8 is out of reach; 100k steps ended at 6.6 on seed 0.
-PRESETS["taxi"] = {
-    "env_id": "Taxi-v4",
-    "algo": "double",
-    "total_steps": 150_000,
-    "hidden_sizes": (64, 64),
-    "learning_rate": 1e-3,
-    "lr_final_fraction": 0.1,
-    "weight_decay": 0.0,
-    "loss": "huber",
-    "batch_size": 64,
-    "buffer_size": 30_000,
-    "learning_starts": 1_000,
-    "gamma": 0.99,
-    "train_frequency": 2,
-    "target_sync": "steps",
-    "target_sync_every": 1_000,
-    "epsilon_decay_steps": 50_000,
-    "epsilon_end": 0.05,
-    "eval_episodes": 1_000,
-}
-# Deep SARSA values the epsilon-greedy policy it follows, not the greedy one it is judged by: 10k
-# more steps (the rate annealed to 0 over them too) make that greedy policy solve every seed tried.
-PRESETS["cartpole-sarsa"] = {**PRESETS["cartpole"], "algo": "sarsa", "total_steps": 50_000}
-
-# Atari: the Nature DQN / Dueling DQN settings as CleanRL's dqn_atari.py runs them (reported
-# ~366 on Breakout after 10M steps): 10M agent steps (40M frames), replay of 1M transitions,
-# 80k warm-up steps, an update every 4 steps on 32 transitions, target synced every 1,000 steps,
-# epsilon 1 -> 0.01 over the first 1M steps, lr 1e-4 with AdamW (weight decay off: Adam).
-# Evaluation as the papers: epsilon 0.05, whole games.
-PRESETS["atari"] = {
-    "total_steps": 10_000_000,
-    "learning_rate": 1e-4,
-    "weight_decay": 0.0,
-    "batch_size": 32,
-    "buffer_size": 1_000_000,
-    "learning_starts": 80_000,
-    "train_frequency": 4,
-    "gamma": 0.99,
-    "target_sync": "steps",
-    "target_sync_every": 1_000,
-    "epsilon_schedule": "linear",
-    "epsilon_start": 1.0,
-    "epsilon_end": 0.01,
-    "epsilon_decay_steps": 1_000_000,
-    "eval_episodes": 10,
-    "eval_epsilon": 0.05,
-    "log_interval": 10_000,
-    "checkpoint_every": 1_000_000,
-}
-PRESETS["breakout"] = {**PRESETS["atari"], "env_id": "ALE/Breakout-v5"}
-
-# The preset used when an env id is given without --preset (any other ALE/ id: "atari").
-DEFAULT_PRESETS = {
-    "CartPole-v1": "cartpole",
-    "MountainCar-v0": "mountaincar",
-    "Acrobot-v1": "acrobot",
-    "ALE/Breakout-v5": "breakout",
-    "FrozenLake-v1": "frozenlake",
-    "Taxi-v4": "taxi",
-}
 
 
 def resolve_config(

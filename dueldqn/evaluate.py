@@ -1,15 +1,22 @@
-"""Evaluation: run a policy for whole episodes on a separate env and report the returns."""
+"""Evaluation: run a policy for whole episodes on separate envs and report the returns.
+
+Shape suffixes: ``B`` the envs still playing at a step (a batch for the network).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 
 from dueldqn.checkpoint import atomic_write, atomic_write_json
+
+if TYPE_CHECKING:
+    from dueldqn.agent import Agent
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,70 @@ def evaluate(
     return EvalResult(returns, lengths)
 
 
+def episode_quotas(episodes: int, num_envs: int) -> list[int]:
+    """How many episodes each of ``num_envs`` envs plays so that they play ``episodes`` in all.
+
+    Env ``i`` plays ``episodes // num_envs`` episodes, one more if ``i < episodes % num_envs``.
+    A fixed quota per env, decided before any episode is played, keeps the evaluation unbiased:
+    taking the first ``episodes`` episodes to *finish* would favour short ones.
+    """
+    if episodes < 1 or num_envs < 1:
+        raise ValueError(f"episodes and num_envs must be positive, got {episodes} and {num_envs}")
+    return [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
+
+
+def evaluate_vector(
+    envs: gym.vector.SyncVectorEnv | Sequence[gym.Env],
+    act_batch: Callable[[np.ndarray], np.ndarray],
+    *,
+    episodes: int,
+    seed: int,
+) -> EvalResult:
+    """Play ``episodes`` whole episodes over ``N`` envs at once, one network call per step for all of them.
+
+    Each env plays a fixed quota of episodes (:func:`episode_quotas`), one after another; at each
+    step the envs that have not finished their quota are stepped, their observations stacked
+    into one batch ``obs_B`` for ``act_batch(obs_B) -> actions_B``. An env that has finished is
+    no longer stepped, so N envs cost the sum of the episode lengths in env steps, as one env
+    would, in about ``1/N`` of the network calls. Env ``i`` is reset with ``seed + i`` once,
+    then continues its own random stream. The result lists env 0's episodes first, then env 1's,
+    ...: the same envs, seed and policy give the same result whatever the episodes' lengths.
+
+    Args:
+        envs: the envs (a ``SyncVectorEnv``'s sub-envs are stepped one by one, bypassing its
+            autoreset).
+        act_batch: actions ``(B,)`` for a batch of observations ``(B, *obs_shape)``.
+        episodes: number of episodes in all.
+        seed: env ``i`` is reset with ``seed + i``.
+    """
+    env_list = list(envs.envs if isinstance(envs, gym.vector.SyncVectorEnv) else envs)
+    quotas = episode_quotas(episodes, len(env_list))
+    per_env: list[list[tuple[float, int]]] = [[] for _ in env_list]
+    obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(env_list)]
+    returns = [0.0] * len(env_list)
+    lengths = [0] * len(env_list)
+    active = [i for i, quota in enumerate(quotas) if quota > 0]
+    while active:
+        actions_B = np.asarray(act_batch(np.stack([obs[i] for i in active])))
+        if actions_B.shape != (len(active),):
+            raise ValueError(f"act_batch returned shape {actions_B.shape}, expected ({len(active)},)")
+        still_active = []
+        for i, action in zip(active, actions_B.tolist(), strict=True):
+            obs[i], reward, terminated, truncated, _ = env_list[i].step(action)
+            returns[i] += float(reward)
+            lengths[i] += 1
+            if terminated or truncated:
+                per_env[i].append((returns[i], lengths[i]))
+                returns[i], lengths[i] = 0.0, 0
+                if len(per_env[i]) == quotas[i]:
+                    continue
+                obs[i], _ = env_list[i].reset()
+            still_active.append(i)
+        active = still_active
+    done = [episode for env_episodes in per_env for episode in env_episodes]
+    return EvalResult([r for r, _ in done], [n for _, n in done])
+
+
 def _write_video(path_stem: Path, frames: list[np.ndarray], fps: int) -> Path:
     """Write ``frames`` as mp4 when imageio with ffmpeg is installed (the video extra), else as a GIF."""
     try:
@@ -99,6 +170,28 @@ def _write_video(path_stem: Path, frames: list[np.ndarray], fps: int) -> Path:
         return path
 
 
+def evaluate_agent(env_id: str, agent: Agent, *, episodes: int, epsilon: float, seed: int) -> EvalResult:
+    """Play ``episodes`` whole episodes of ``env_id`` with ``agent`` (greedy when ``epsilon`` is 0).
+
+    Atari plays whole games (up to 27k steps each) batched over vector envs, one network call per
+    step; other envs one episode after another on one env.
+    """
+    from dueldqn.envs import EVAL_NUM_ENVS, make_eval_env, make_eval_vec_env, stacks_frames
+
+    deterministic = epsilon == 0.0
+    if stacks_frames(env_id):
+        envs = make_eval_vec_env(env_id, min(episodes, EVAL_NUM_ENVS), seed)
+        result = evaluate_vector(envs, lambda obs_B: agent.predict(obs_B, deterministic=deterministic)[0],
+                                 episodes=episodes, seed=seed)  # fmt: skip
+        envs.close()
+        return result
+    env = make_eval_env(env_id, seed=seed)
+    result = evaluate(env, lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]), episodes=episodes,
+                      seed=seed)  # fmt: skip
+    env.close()
+    return result
+
+
 def evaluate_run(
     run_dir: Path,
     *,
@@ -115,7 +208,7 @@ def evaluate_run(
     from dueldqn.agent import Agent
     from dueldqn.config import load_config
     from dueldqn.envs import make_eval_env
-    from dueldqn.training import CONFIG_FILE, resolve_device
+    from dueldqn.executors.session import CONFIG_FILE, resolve_device
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
@@ -127,18 +220,14 @@ def evaluate_run(
     seed = config.seed + 10_000 if seed is None else seed
     agent = Agent.load(run_dir, device=str(resolve_device(device)), epsilon=epsilon, seed=seed)
 
-    def act(obs: np.ndarray) -> int:
-        return int(agent.predict(obs, deterministic=epsilon == 0.0)[0])
-
-    env = make_eval_env(config.env_id, seed=seed)
-    result = evaluate(env, act, episodes=episodes, seed=seed)
-    env.close()
+    result = evaluate_agent(config.env_id, agent, episodes=episodes, epsilon=epsilon, seed=seed)
     written = [run_dir / "eval.json"]
     atomic_write_json(written[0], {"epsilon": epsilon, "seed": seed, **result.to_dict()})
     if video:
         frames: list[np.ndarray] = []
         env = make_eval_env(config.env_id, seed=seed, render_mode="rgb_array")
-        evaluate(env, act, episodes=1, seed=seed, on_frame=frames.append)
+        evaluate(env, lambda obs: int(agent.predict(obs, deterministic=epsilon == 0.0)[0]), episodes=1, seed=seed,
+                 on_frame=frames.append)  # fmt: skip
         fps = int(env.metadata.get("render_fps") or 30)
         env.close()
         written.append(_write_video(run_dir / "video", frames, fps))

@@ -91,8 +91,24 @@ class ExplorationDraws:
         return self._draws_KN[row]
 
 
+def apex_epsilons(num_envs: int, base: float = 0.4, alpha: float = 7.0) -> np.ndarray:
+    """Ape-X's fixed per-env exploration rates ``eps_i = base ** (1 + alpha i / (N - 1))``, ``(N,)`` float64.
+
+    Env ``i`` of ``N`` (counted over all envs of all runners) explores with its own constant
+    epsilon, from ``base`` (0.4) down to ``base ** (1 + alpha)`` (about 0.00066): a spread of
+    behaviour policies instead of one annealed schedule (Horgan et al., 2018, "Distributed
+    Prioritized Experience Replay", section 4.1). One env gets ``base``.
+    """
+    if num_envs < 1:
+        raise ValueError(f"apex_epsilons needs at least one env, got {num_envs}")
+    if num_envs == 1:
+        return np.array([base], dtype=np.float64)
+    i_N = np.arange(num_envs, dtype=np.float64)
+    return base ** (1.0 + alpha * i_N / (num_envs - 1))
+
+
 def epsilon_greedy_actions(
-    greedy: Callable[[], np.ndarray], uniforms_N: np.ndarray, epsilon: float, n_actions: int
+    greedy: Callable[[], np.ndarray], uniforms_N: np.ndarray, epsilon: float | np.ndarray, n_actions: int
 ) -> np.ndarray:
     """Actions ``(N,)`` of the epsilon-greedy behaviour policy, from one uniform draw per env.
 
@@ -100,11 +116,16 @@ def epsilon_greedy_actions(
     epsilon)``: given ``u_i < epsilon``, ``u_i / epsilon`` is uniform on [0, 1), so the random
     action is uniform over the actions and independent of the decision to explore. Otherwise
     it takes ``greedy()[i]``; ``greedy`` is only called when some env exploits, so the network
-    is not run for nothing while epsilon is 1.
+    is not run for nothing while epsilon is 1. ``epsilon`` may be one rate for all envs or an
+    ``(N,)`` array of per-env rates (Ape-X, :func:`apex_epsilons`).
     """
     explore_N = uniforms_N < epsilon
     if not explore_N.any():
         return greedy()
+    if isinstance(epsilon, np.ndarray):  # per-env rates: u_i / eps_i only where env i explores (eps_i > 0 there)
+        scaled_N = uniforms_N * n_actions / np.where(explore_N, epsilon, 1.0)
+        random_N = np.minimum(scaled_N.astype(np.int64), n_actions - 1)
+        return random_N if explore_N.all() else np.where(explore_N, random_N, greedy())
     random_N = np.minimum((uniforms_N * (n_actions / epsilon)).astype(np.int64), n_actions - 1)
     if explore_N.all():
         return random_N

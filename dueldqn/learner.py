@@ -18,10 +18,13 @@ import copy
 
 import torch
 
+from dueldqn.actor import Weights
 from dueldqn.agent import as_network_input, to_device
+from dueldqn.augment import augment
+from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers
-from dueldqn.replay import Batch
+from dueldqn.replay.batch import Batch
 from dueldqn.targets import Update, td_loss, td_target
 
 
@@ -50,9 +53,15 @@ def gradient_step(
     """One AdamW step on the mean TD loss of ``batch``; returns the loss and ``|TD error|`` (detached, on ``device``).
 
     The batch's ``discounts`` (n-step) replace ``gamma``; its ``weights`` (prioritized replay) weight the loss.
+    With ``config.augment`` the network sees DrQ's augmented ``s`` and ``s'`` (:func:`dueldqn.augment.augment`),
+    drawn independently from ``generator``, ``s`` first.
     """
-    obs = as_network_input(batch.obs, device)
-    next_obs = as_network_input(batch.next_obs, device)
+    if config.augment:  # on the device, straight from uint8: the scaling to [0, 1] rides on the intensity factor
+        obs = augment(to_device(batch.obs, device), generator)
+        next_obs = augment(to_device(batch.next_obs, device), generator)
+    else:
+        obs = as_network_input(batch.obs, device)
+        next_obs = as_network_input(batch.next_obs, device)
     actions_B = to_device(batch.actions, device)
     rewards_B = to_device(batch.rewards, device)
     terminated_B = to_device(batch.terminated, device)
@@ -76,14 +85,21 @@ class Learner:
         q_net: the online network, already on ``device`` (the learner trains it in place).
         config: algorithm, loss, gamma, AdamW settings, gradient clipping, ``numpy_mlp``.
         device: where the networks are.
-        generator: draws Deep SARSA's ``A'``.
+        generator: draws Deep SARSA's ``A'`` and the augmentation (saved in checkpoints, so a resume is exact).
+
+    With ``target_sync="polyak"`` and ``tau=1`` (a copy after every gradient step, DrQ's target) the
+    target network *is* the online network: the same values at every update, without the copy.
     """
 
     def __init__(
         self, q_net: torch.nn.Module, config: Config, *, device: torch.device, generator: torch.Generator
     ) -> None:
         self.online = q_net
-        self.target = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
+        if config.augment and not any(isinstance(m, torch.nn.Conv2d) for m in q_net.modules()):
+            raise ValueError("augment (DrQ's image shifts) needs image observations and a convolutional network")
+        self.target = q_net
+        if not (config.target_sync == "polyak" and config.tau == 1.0):
+            self.target = copy.deepcopy(q_net).requires_grad_(False)  # theta_targ <- theta; never touched by SGD
         self.config, self.device, self.generator = config, device, generator
         # The numpy path keeps AdamW's state itself: building a torch optimizer costs seconds of imports.
         self.optimizer: torch.optim.Optimizer | NumpyAdamW
@@ -112,6 +128,7 @@ class Learner:
         """One AdamW step at learning rate ``lr`` on ``batch``; ``epsilon`` is the behaviour policy's (SARSA)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.version += 1  # Ape-X: the weights' version is the number of updates applied
         if self._numpy is not None:
             return self._numpy.step(batch, epsilon=epsilon, generator=self.generator)
         assert isinstance(self.optimizer, torch.optim.Optimizer)
@@ -121,3 +138,51 @@ class Learner:
     def sync_target(self, tau: float = 1.0) -> None:
         """``theta_targ <- tau * theta + (1 - tau) * theta_targ`` (``tau = 1``: a hard copy)."""
         update_target(self.target, self.online, tau)
+
+    def state_dict(self) -> StateDict:
+        """Both networks, AdamW's moments and settings, and the torch generator (Deep SARSA's ``A'``)."""
+        state: StateDict = {f"online.{k}": v for k, v in self.online.state_dict().items()}
+        state |= {f"target.{k}": v for k, v in self.target.state_dict().items()}
+        optim_state = self.optimizer.state_dict()
+        for index, moments in optim_state["state"].items():
+            for name, value in moments.items():
+                state[f"optimizer.{index}.{name}"] = torch.as_tensor(value).clone()  # numpy_mlp shares one buffer
+        state["generator"] = self.generator.get_state()
+        state["optimizer_param_groups"] = optim_state["param_groups"]
+        return state
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Load :meth:`state_dict`'s values; another network's state is a ``ValueError``."""
+        groups: dict[str, dict[str, torch.Tensor]] = {"online": {}, "target": {}}
+        moments: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in state.items():
+            kind, _, name = key.partition(".")
+            if kind in groups:
+                groups[kind][name] = value
+            elif kind == "optimizer":
+                index, _, moment = name.partition(".")
+                moments.setdefault(int(index), {})[moment] = value
+        try:
+            self.online.load_state_dict(groups["online"])
+            self.target.load_state_dict(groups["target"])
+            self.optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer_param_groups"]})
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise ValueError(f"the learner's state does not fit this network or optimizer: {err}") from err
+        if isinstance(self.optimizer, torch.optim.Optimizer):
+            # Loaded moments are contiguous; those of channels_last conv weights were not, and mixed layouts take
+            # another elementwise kernel (other rounding): a resumed conv run drifted. Give them the params' layout.
+            for param, moments_of_param in self.optimizer.state.items():
+                for moment, value in moments_of_param.items():
+                    if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                        moments_of_param[moment] = torch.empty_like(param).copy_(value)
+        self.generator.set_state(state["generator"])
+        self.optimizer_loaded()
+
+    # Ape-X on Ray (dueldqn.executors.ray_apex): versioned numpy copies of the online weights.
+    version: int = 0
+    """Updates applied so far (the version stamped on :meth:`get_weights`)."""
+
+    def get_weights(self) -> Weights:
+        """A CPU numpy copy of the online network's weights, stamped with :attr:`version`."""
+        params = {name: value.detach().cpu().numpy().copy() for name, value in self.online.state_dict().items()}
+        return Weights(self.version, params)

@@ -67,6 +67,18 @@ class RunLogger:
             self._tb.flush()
         return self._file.tell()
 
+    def state_dict(self) -> dict[str, int]:
+        """Where ``metrics.csv`` ends now: a resume truncates it back to this point."""
+        return {"metrics_bytes": self.flush()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Drop the rows written after :meth:`state_dict` was taken (a resumed run logs them again)."""
+        self._file.close()
+        with self.path.open("r+b") as f:
+            f.truncate(state["metrics_bytes"])
+        self._file = self.path.open("a", newline="")
+        self._csv = csv.writer(self._file)
+
     def close(self) -> None:
         """Flush and close the files."""
         self.flush()

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from dueldqn.networks import MLP, DuelingHead, QHead, QNetwork
-from dueldqn.replay import Batch
+from dueldqn.replay.batch import Batch
 from dueldqn.targets import Update, td_loss, td_target
 
 Layer = tuple[np.ndarray, np.ndarray]  # (weight_OI, bias_O): numpy views of an nn.Linear's parameters

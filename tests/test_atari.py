@@ -14,7 +14,7 @@ from dueldqn.envs.atari import is_atari_id, make_atari_env, make_atari_vec_env
 BACKENDS = ["gymnasium", "envpool"]
 
 
-def _vec_env(env_id: str, backend: str, **kwargs: int) -> gym.vector.VectorEnv:
+def _vec_env(env_id: str, backend: str, **kwargs: int | bool) -> gym.vector.VectorEnv:
     if backend == "envpool":
         pytest.importorskip("envpool", reason="the envpool backend needs EnvPool: pip install dueldqn[envpool]")
     return make_atari_vec_env(env_id, seed=0, backend=backend, **kwargs)
@@ -87,8 +87,8 @@ def test_vec_env_truncates_at_the_frame_limit(backend: str) -> None:
             truncated_at = step
             break
     assert not terminated_N[0]
-    assert 0 < truncated_at <= 50  # 200 frames are 50 agent steps, minus the no-op start for gymnasium
-    assert infos["_episode"][0] and infos["episode"]["l"][0] <= 50
+    assert truncated_at == 50  # 200 frames are 50 agent steps, counted after the no-op start on both backends
+    assert infos["_episode"][0] and infos["episode"]["l"][0] == 50
     envs.close()
 
 
@@ -107,7 +107,7 @@ def test_eval_env_plays_whole_games_and_reports_the_raw_score() -> None:
     assert terminated and not truncated and info["lives"] == 0
     assert sorted(set(lives)) == [0, 1, 2, 3, 4, 5]  # five lives lost, one episode
     assert info["episode"]["r"] == sum(rewards) > 0
-    assert info["episode"]["l"] == len(rewards) + 2  # + the FIRE and action-2 steps of the reset
+    assert info["episode"]["l"] == len(rewards)  # the no-op start is not counted (Dopamine's protocol)
 
 
 def test_eval_env_keeps_raw_rewards_and_training_env_clips_them() -> None:
@@ -124,7 +124,7 @@ def test_eval_env_keeps_raw_rewards_and_training_env_clips_them() -> None:
 
 def test_training_env_fires_on_reset_and_goes_on_with_the_game_after_a_lost_life() -> None:
     """Breakout with NOOP only: the ball moves (FIRE on reset), each lost life ends an episode."""
-    env = make_atari_env("ALE/Breakout-v5", seed=0, training=True)
+    env = make_atari_env("ALE/Breakout-v5", seed=0, training=True, fire_reset=True)
     _, info = env.reset()
     assert info["lives"] == 5
     for lives_left in (4, 3):
@@ -141,7 +141,7 @@ def test_training_env_fires_on_reset_and_goes_on_with_the_game_after_a_lost_life
 
 
 def test_eval_env_fires_only_on_reset() -> None:
-    env = make_atari_env("ALE/Breakout-v5", seed=0, training=False)
+    env = make_atari_env("ALE/Breakout-v5", seed=0, training=False, fire_reset=True)
     env.reset()
     lives = [env.step(0)[4]["lives"] for _ in range(250)]
     assert lives[0] == 5 and lives[-1] == 4  # the ball launched on reset is lost; no new one is launched
@@ -166,3 +166,68 @@ def test_unknown_ids_and_backends_are_refused() -> None:
         make_atari_env("ALE/NoSuchGame-v5", seed=0, training=True)
     with pytest.raises(ValueError, match="unknown Atari backend 'jax'"):
         make_atari_vec_env("ALE/Breakout-v5", num_envs=1, seed=0, backend="jax")
+
+
+# --- The Atari 100k protocol (Dopamine's DataEfficientAtariRunner) on both backends -----------------
+
+
+def test_games_start_with_0_to_29_noop_agent_steps_drawn_from_the_env_generator() -> None:
+    from dueldqn.envs.atari_state import find_replay_log
+
+    env = make_atari_env("ALE/Pong-v5", seed=0, training=False)
+    log = find_replay_log(env)
+    assert log is not None
+    frames = []
+    for _ in range(300):
+        env.reset()
+        frames.append(len(log.frame_actions))  # emulator frames since the game's reset: the no-ops only
+        assert set(log.frame_actions) <= {0}
+    noops = np.array(frames) // 4
+    assert (np.array(frames) % 4 == 0).all()  # whole agent steps of 4 frames, not single frames
+    assert noops.min() == 0 and noops.max() == 29 and len(set(noops.tolist())) == 30
+    for noop_max in (0, 1):
+        env = make_atari_env("ALE/Pong-v5", seed=0, training=False, noop_max=noop_max)
+        env.reset()
+        log = find_replay_log(env)
+        assert log is not None and len(log.frame_actions) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("training", [True, False])
+def test_fire_is_left_to_the_agent(backend: str, training: bool) -> None:
+    """Breakout waits for FIRE: with NOOP only the ball is never launched, no life is lost, nothing is scored."""
+    if backend == "envpool" and not training:
+        pytest.skip("evaluation envs are gymnasium envs")
+    envs = _vec_env("ALE/Breakout-v5", backend, num_envs=1, training=training)
+    envs.reset()
+    for _ in range(300):
+        _, reward_N, terminated_N, truncated_N, infos = envs.step(np.zeros(1, dtype=np.int64))
+        assert reward_N[0] == 0 and not terminated_N[0] and not truncated_N[0] and infos["lives"][0] == 5
+    envs.close()
+
+
+@pytest.mark.parametrize("game", ["Breakout", "Pong", "Boxing"])
+def test_both_backends_give_the_same_frames_for_the_same_actions(game: str) -> None:
+    """Until the first lost life, with no random no-ops: EnvPool always plays at least one no-op frame
+    on reset (``noop_max=1``), so the gymnasium env plays that one frame too; from there on every
+    step's newest frame, reward and ``terminated`` are equal."""
+    pytest.importorskip("envpool", reason="the envpool backend needs EnvPool: pip install dueldqn[envpool]")
+    pool = make_atari_vec_env(f"ALE/{game}-v5", num_envs=1, seed=0, backend="envpool", noop_max=1)
+    gym_envs = make_atari_vec_env(f"ALE/{game}-v5", num_envs=1, seed=0, backend="gymnasium", noop_max=0)
+    pool.reset()
+    gym_envs.reset(seed=0)
+    unwrapped = gym_envs.envs[0].unwrapped  # type: ignore[attr-defined]
+    unwrapped.ale.act(unwrapped._action_set[0], 1.0)  # EnvPool's one no-op frame
+    rng = np.random.default_rng(0)
+    n_actions = int(gym_envs.single_action_space.n)  # type: ignore[attr-defined]
+    for step in range(1, 401):
+        actions_N = rng.integers(0, n_actions, 1)
+        obs_p, reward_p, terminated_p, _, _ = pool.step(actions_N)
+        obs_g, reward_g, terminated_g, _, _ = gym_envs.step(actions_N)
+        np.testing.assert_array_equal(obs_p[:, -1], obs_g[:, -1], err_msg=f"step {step}")
+        if step >= 4:  # the whole stack, once the reset frames are out of it
+            np.testing.assert_array_equal(obs_p, obs_g, err_msg=f"step {step}")
+        assert reward_p[0] == reward_g[0] and terminated_p[0] == terminated_g[0]
+        if terminated_p[0]:
+            break
+    assert step > 50

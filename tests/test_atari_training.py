@@ -31,7 +31,8 @@ def test_breakout_trains_end_to_end(tmp_path: Path) -> None:
     assert result.eval.lengths[0] > 100
 
     ckpt = load_checkpoint(list_checkpoints(tmp_path / "run")[0])
-    assert ckpt.state["envs"] is None  # the emulator's state cannot be saved: a resume starts new games
-    assert ckpt.replay is not None and ckpt.replay["frames"].shape[-2:] == (84, 84)
-    assert ckpt.replay["frames"].dtype == np.uint8
-    assert ckpt.arrays["obs"].shape == (1, 4, 84, 84)
+    assert ckpt.states["envs"]["snapshot"]["ale"][0]["game"] == "breakout"  # the emulator is saved: exact resume
+    replay = ckpt.states["replay"]
+    assert replay["frames"].shape[-2:] == (84, 84)
+    assert replay["frames"].dtype == np.uint8
+    assert ckpt.states["loop"]["obs_NO"].shape == (1, 4, 84, 84)

@@ -80,8 +80,9 @@ def test_sigkill_twice_then_resume_equals_an_uninterrupted_run(uninterrupted: Pa
         assert (run_dir / name).read_text() == (uninterrupted / name).read_text()
     # the last checkpoints hold the same state too
     a, b = load_checkpoint(list_checkpoints(run_dir)[0]), load_checkpoint(list_checkpoints(uninterrupted)[0])
-    assert a.state["loop"]["updates"] == b.state["loop"]["updates"]
-    assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in b.tensors)
+    assert a.states["loop"]["updates"] == b.states["loop"]["updates"]
+    learner_a, learner_b = a.states["learner"], b.states["learner"]
+    assert all(torch.equal(learner_a[k], learner_b[k]) for k in learner_b if isinstance(learner_b[k], torch.Tensor))
 
 
 def test_sigint_writes_a_loadable_checkpoint_and_says_how_to_resume(tmp_path: Path) -> None:
@@ -92,10 +93,10 @@ def test_sigint_writes_a_loadable_checkpoint_and_says_how_to_resume(tmp_path: Pa
     message = proc.stderr.read().decode()  # type: ignore[union-attr]
     assert f"Resume with: dueldqn train --resume {run_dir}" in message
     newest = load_checkpoint(list_checkpoints(run_dir)[0])
-    assert newest.state["loop"]["steps"] >= 500 and newest.replay is not None
+    assert newest.states["loop"]["steps"] >= 500 and "replay" in newest.states
     # Every step is stored but the reset steps after episode ends (not yet taken if the last step ended one).
-    loop = newest.state["loop"]
-    assert len(newest.replay["actions"]) == loop["steps"] - loop["episodes"] + newest.arrays["autoreset"].sum()
+    loop = newest.states["loop"]
+    assert len(newest.states["replay"]["actions"]) == loop["steps"] - loop["episodes"] + loop["autoreset_N"].sum()
 
 
 class Payload:
@@ -125,7 +126,7 @@ def test_a_pickle_where_a_checkpoint_file_should_be_is_refused_unrun(
     with pytest.raises(ValueError, match="never loads pickles"):
         load_checkpoint(newest)
     assert not marker.exists()
-    assert load_checkpoint(previous).state["step"] == 2500
+    assert load_checkpoint(previous).step == 2500
 
 
 def test_a_torch_save_pickle_as_model_file_is_refused(run_with_checkpoints: Path, tmp_path: Path) -> None:
@@ -153,7 +154,7 @@ def test_damaged_checkpoints_are_refused_and_the_previous_one_resumes(
         expected = "is incomplete: tensors.safetensors is missing"
     with pytest.raises(ValueError, match=expected):
         load_checkpoint(newest)
-    assert load_checkpoint(previous).state["step"] == 2500
+    assert load_checkpoint(previous).step == 2500
     # resuming skips the damaged checkpoint with a warning and ends where the run had ended
     with pytest.warns(UserWarning, match="skipping damaged checkpoint"):
         result = train(resume=run_with_checkpoints, progress=False, tensorboard=False)
@@ -184,7 +185,7 @@ def test_resume_without_replay_refills_before_learning(tmp_path: Path) -> None:
                     train_frequency=1, eval_episodes=1, save_replay=False)  # fmt: skip
     run_dir = tmp_path / "run"
     train(config.replace(total_steps=600), run_dir=run_dir, progress=False, tensorboard=False)
-    assert load_checkpoint(list_checkpoints(run_dir)[0]).replay is None
+    assert "replay" not in load_checkpoint(list_checkpoints(run_dir)[0]).states
     result = train(resume=run_dir, total_steps=1200, progress=False, tensorboard=False)
     # 301 updates in steps 300..600, then none until the replay is refilled: 600 + 300 .. 1200
     assert result.summary["updates"] == 301 + 301
@@ -211,6 +212,8 @@ def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, monkeypatch: p
     checkpoints = list_checkpoints(run_dir)
     assert [p.name for p in checkpoints] == ["step_000000000200"]
     assert all(
-        torch.isfinite(t).all() for t in load_checkpoint(checkpoints[0]).tensors.values() if t.is_floating_point()
+        torch.isfinite(t).all()
+        for t in load_checkpoint(checkpoints[0]).states["learner"].values()
+        if isinstance(t, torch.Tensor) and t.is_floating_point()
     )
     assert not (run_dir / "model.safetensors").exists()

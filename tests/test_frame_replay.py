@@ -85,6 +85,9 @@ def _assert_batches_equal(got: Batch, want: Batch) -> None:
     np.testing.assert_array_equal(got.rewards, want.rewards)
     np.testing.assert_array_equal(got.next_obs, want.next_obs)
     np.testing.assert_array_equal(got.terminated, want.terminated)
+    assert (got.discounts is None) == (want.discounts is None)
+    if got.discounts is not None:
+        np.testing.assert_array_equal(got.discounts, want.discounts)
     assert got.obs.dtype == np.uint8 and got.next_obs.dtype == np.uint8
     assert got.actions.dtype == np.int64 and got.rewards.dtype == np.float32
     assert got.terminated.dtype == np.float32
@@ -92,6 +95,8 @@ def _assert_batches_equal(got: Batch, want: Batch) -> None:
 
 def _tail(naive: ReplayBuffer, k: int) -> Batch:
     n = len(naive)
+    if naive.n_step > 1:  # the n-step fold of the same transitions
+        return naive.gather(np.arange(n - k, n))
     return Batch(
         naive.obs[n - k : n],
         naive.actions[n - k : n],
@@ -101,11 +106,13 @@ def _tail(naive: ReplayBuffer, k: int) -> Batch:
     )
 
 
-def _fill(num_envs: int, capacity: int, steps: int, seed: int) -> tuple[FrameReplayBuffer, list[ReplayBuffer]]:
+def _fill(
+    num_envs: int, capacity: int, steps: int, seed: int, n_step: int = 1
+) -> tuple[FrameReplayBuffer, list[ReplayBuffer]]:
     """Feed one random stream into a frame replay and a naive replay per env, checking every step."""
     rng = np.random.default_rng(seed)
-    frame = FrameReplayBuffer(capacity, OBS_SHAPE, np.uint8, num_envs=num_envs)
-    naive_per_env = [ReplayBuffer(steps, OBS_SHAPE, np.uint8) for _ in range(num_envs)]  # never wraps
+    frame = FrameReplayBuffer(capacity, OBS_SHAPE, np.uint8, num_envs=num_envs, n_step=n_step, gamma=0.9)
+    naive_per_env = [ReplayBuffer(steps, OBS_SHAPE, np.uint8, n_step=n_step, gamma=0.9) for _ in range(num_envs)]
     slot_log: list[list[bool]] = [[] for _ in range(num_envs)]  # per env: does slot k hold a transition
     window = frame.slots - C
     for args, slots in vector_stream(num_envs, steps, rng):
@@ -132,6 +139,21 @@ def test_rebuilt_transitions_equal_the_naive_ones_at_every_step(num_envs: int) -
     assert all(head > 10 * frame.slots for head in frame.head_N)
     assert len(frame) > 0.5 * capacity
     assert sum(len(naive) for naive in naive_per_env) > 300 * num_envs
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_n_step_batches_equal_the_naive_replays_folds_at_every_step(num_envs: int) -> None:
+    """The naive replay links each env's transitions explicitly; the frame replay reads the ring's order.
+
+    The random streams end episodes by termination and truncation, skip autoreset steps, start
+    streams in every way (lead slots, none for a stack equal to the last one) and wrap the ring.
+    """
+    frame, _ = _fill(num_envs, 30 * num_envs, steps=400, seed=10 + num_envs, n_step=4)
+    assert all(head > 10 * frame.slots for head in frame.head_N)
+    batch = frame.gather(frame.valid_indices())
+    assert batch.discounts is not None
+    # every window length occurs: cut by an episode's end or the newest slot, or all n = 4 folded
+    assert set(np.round(np.log(batch.discounts) / np.log(0.9)).astype(int)) == {1, 2, 3, 4}
 
 
 def test_sampling_is_seeded_uniform_and_returns_stored_transitions() -> None:

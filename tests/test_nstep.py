@@ -141,3 +141,17 @@ def test_links_follow_the_ring_around_and_one_step_keeps_none() -> None:
                  np.zeros(3, bool), np.zeros(3, bool))  # fmt: skip
     batch = one_step.gather(np.array([0, 2]))
     assert batch.discounts is None and batch.weights is None and "next_slot" not in one_step.state_dict()
+
+
+def test_consecutive_windows_fold_up_to_the_first_missing_link() -> None:
+    from dueldqn.replay.nstep import fold_consecutive
+
+    rewards = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], F32)
+    terminated = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], bool)
+    linked = np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], bool)  # the last column is never read
+    fold = fold_consecutive(rewards, terminated, linked, n=3, gamma=0.5)
+    assert fold.returns_B.tolist() == [1 + 0.5 * 2 + 0.25 * 3, 4 + 0.5 * 5, 7]  # row 1 stops at its termination
+    assert fold.last_B.tolist() == [2, 1, 0] and fold.steps_B.tolist() == [3, 2, 1]
+    assert fold.discounts_B.tolist() == [0.125, 0.25, 0.5]
+    with pytest.raises(ValueError, match=r"\(B, n=4\)"):
+        fold_consecutive(rewards, terminated, linked, n=4, gamma=0.5)

@@ -102,7 +102,7 @@ def test_agent_acts_on_raw_discrete_observations(frozenlake_run: Path) -> None:
     assert state is None and np.shape(action) == () and action == greedy_S[obs]
     actions, _ = agent.predict(np.arange(16))
     assert np.array_equal(actions, greedy_S)
-    network = load_checkpoint(list_checkpoints(frozenlake_run)[0]).state["network"]
+    network = load_checkpoint(list_checkpoints(frozenlake_run)[0]).meta["network"]
     assert network["obs_space"] == {"type": "Discrete", "n": 16, "start": 0} and network["obs_shape"] == [16]
 
 
@@ -127,10 +127,10 @@ def test_frozenlake_resumed_from_its_checkpoint_equals_the_uninterrupted_run(
     assert all(torch.equal(resumed[name], straight[name]) for name in straight)
     assert (run_dir / "metrics.csv").read_text().count("\n") == (frozenlake_run / "metrics.csv").read_text().count("\n")
     a, b = load_checkpoint(list_checkpoints(run_dir)[0]), load_checkpoint(list_checkpoints(frozenlake_run)[0])
-    assert np.array_equal(a.arrays["obs"], b.arrays["obs"])
+    assert np.array_equal(a.states["loop"]["obs_NO"], b.states["loop"]["obs_NO"])
     for saved in (a, b):  # RecordEpisodeStatistics keeps the wall-clock start of the episode
-        del saved.state["envs"]["envs"][0][0]["episode_start_time"]
-    assert a.state["envs"] == b.state["envs"]
+        del saved.states["envs"]["snapshot"]["envs"][0][0]["episode_start_time"]
+    assert a.states["envs"] == b.states["envs"]
 
 
 def test_the_encoding_wrapper_holds_no_progress_and_state_round_trips() -> None:

@@ -15,11 +15,13 @@ import torch
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
 from dueldqn.envs import BoxSyncVectorEnv
+from dueldqn.executors.local import env_step
+from dueldqn.executors.session import LoopState, crossed
 from dueldqn.learner import Learner, gradient_step, update_target
 from dueldqn.networks import build_q_network
 from dueldqn.numpy_mlp import NumpyAdamW
 from dueldqn.replay import Batch, ReplayBuffer
-from dueldqn.training import LoopState, crossed, env_step, train
+from dueldqn.training import train
 
 
 class CountEnv(gym.Env):
@@ -207,9 +209,9 @@ def _checkpointed_run(tmp_path: Path, **changes: Any) -> list[tuple[int, int, di
     out = []
     for path in reversed(list_checkpoints(tmp_path / "run")):
         ckpt = load_checkpoint(path)
-        nets = {kind: {k[len(kind) + 1 :]: v for k, v in ckpt.tensors.items() if k.startswith(kind + ".")}
+        nets = {kind: {k[len(kind) + 1 :]: v for k, v in ckpt.states["learner"].items() if k.startswith(kind + ".")}
                 for kind in ("online", "target")}  # fmt: skip
-        out.append((ckpt.state["step"], ckpt.state["loop"]["episodes"], nets["online"], nets["target"]))
+        out.append((ckpt.step, ckpt.states["loop"]["episodes"], nets["online"], nets["target"]))
     return out
 
 

@@ -28,9 +28,8 @@ def per_nstep_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_priorities_follow_the_td_errors_and_links_are_saved(per_nstep_run: Path) -> None:
     ckpt = load_checkpoint(list_checkpoints(per_nstep_run)[0])
-    assert ckpt.state["loop"]["updates"] == 501  # one per env step from step 100 to 600
-    replay = ckpt.replay
-    assert replay is not None
+    assert ckpt.states["loop"]["updates"] == 501  # one per env step from step 100 to 600
+    replay = ckpt.states["replay"]
     size = int(replay["storage/pos_size_capacity"][1])
     priorities = replay["priorities"][:size]
     max_priority = float(replay["max_priority_alpha_eps"][0])
@@ -50,20 +49,16 @@ def test_resume_with_prioritized_n_step_replay_equals_the_uninterrupted_run(
     resumed = tmp_path / "run"
     shutil.copytree(per_nstep_run, resumed)
     shutil.rmtree(list_checkpoints(resumed)[0])  # back to the checkpoint at step 300
-    assert load_checkpoint(list_checkpoints(resumed)[0]).state["step"] == 300
+    assert load_checkpoint(list_checkpoints(resumed)[0]).step == 300
     train(resume=resumed, progress=False, tensorboard=False)
     a, b = load_file(resumed / "model.safetensors"), load_file(per_nstep_run / "model.safetensors")
     assert all(torch.equal(a[name], b[name]) for name in b)
     end_a, end_b = (load_checkpoint(list_checkpoints(d)[0]) for d in (resumed, per_nstep_run))
-    for name, value in end_b.replay.items():  # type: ignore[union-attr]
-        np.testing.assert_array_equal(end_a.replay[name], value, err_msg=name)  # type: ignore[index]
+    for name, value in end_b.states["replay"].items():
+        np.testing.assert_array_equal(end_a.states["replay"][name], value, err_msg=name)
 
 
-def test_n_step_over_atari_frames_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    pytest.importorskip("ale_py")
-    with pytest.raises(ValueError, match="n-step returns over the frame replay"):
-        train(env_id="ALE/Breakout-v5", n_step=3, run_dir=tmp_path / "run", progress=False)
-    assert not (tmp_path / "run").exists()
+# n-step returns over Atari's frame replay (no longer refused): tests/test_atari100k.py trains with them.
 
 
 def test_prioritized_replay_over_atari_frames_trains_and_checkpoints(tmp_path: Path) -> None:
@@ -73,8 +68,7 @@ def test_prioritized_replay_over_atari_frames_trains_and_checkpoints(tmp_path: P
                    batch_size=8, log_interval=100, eval_episodes=1, checkpoint_every=0, run_dir=tmp_path / "run",
                    progress=False, tensorboard=False)  # fmt: skip
     assert result.summary["updates"] == len(range(100, 301, 4))  # the atari preset learns every 4th step
-    replay = load_checkpoint(list_checkpoints(result.run_dir)[0]).replay
-    assert replay is not None
+    replay = load_checkpoint(list_checkpoints(result.run_dir)[0]).states["replay"]
     priorities = replay["priorities"]
     # The frame replay's lead slot of each episode start holds no transition: priority 0; 300 steps hold 299-ish.
     assert 0 < (priorities > 0).sum() < 300 and (priorities[:300] == 0).sum() >= 1
@@ -85,7 +79,7 @@ def test_stop_at_pauses_and_resuming_equals_the_uninterrupted_run(per_nstep_run:
     run_dir = tmp_path / "run"
     paused = train(run_dir=run_dir, prioritized=True, n_step=3, alpha=0.6, beta0=0.4, stop_at=450, **RUN)
     assert not paused.finished and paused.eval is None and not (run_dir / "model.safetensors").exists()
-    assert load_checkpoint(list_checkpoints(run_dir)[0]).state["step"] == 450  # a checkpoint where it paused
+    assert load_checkpoint(list_checkpoints(run_dir)[0]).step == 450  # a checkpoint where it paused
     again = train(resume=run_dir, stop_at=450, progress=False, tensorboard=False)  # nothing left before 450
     assert not again.finished
     done = train(resume=run_dir, progress=False, tensorboard=False)

@@ -13,8 +13,11 @@ each env reports each finished episode's return and length in ``infos["episode"]
 
 from __future__ import annotations
 
+import base64
 import difflib
+import functools
 import os
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
@@ -22,6 +25,7 @@ from typing import Any, cast
 import gymnasium as gym
 import numpy as np
 
+from dueldqn.envs.errors import MissingDependency
 from dueldqn.spaces import EncodeObservation, ObservationEncoder
 
 
@@ -36,10 +40,6 @@ def stacks_frames(env_id: str) -> bool:
     :class:`~dueldqn.replay.FrameReplayBuffer` relies on; other images are not stacks.
     """
     return _is_atari(env_id)
-
-
-class MissingDependency(ImportError):
-    """An optional package an environment needs is not installed; the message says what to install."""
 
 
 @contextmanager
@@ -198,6 +198,19 @@ def make_eval_env(env_id: str, seed: int, render_mode: str | None = None) -> gym
     return env
 
 
+# Atari's evaluation plays 100 whole games (the Atari 100k protocol) batched over this many envs.
+EVAL_NUM_ENVS = 16
+
+
+def make_eval_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` evaluation envs (:func:`make_eval_env`, env ``i`` seeded ``seed + i``) for
+    :func:`dueldqn.evaluate.evaluate_vector`, which steps them one by one."""
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+    thunks = [functools.partial(make_eval_env, env_id, seed + i) for i in range(num_envs)]
+    return gym.vector.SyncVectorEnv(thunks, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+
+
 def obs_spec(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of one observation of a Box space."""
     assert isinstance(space, gym.spaces.Box)
@@ -207,10 +220,15 @@ def obs_spec(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
 # Environment progress for exact resume. gymnasium has no get/set-state API, but its classic
 # control and toy-text envs keep all their progress in plain attributes (the physical state,
 # step counters, the episode statistics, the env's numpy generator), and so do the wrappers
-# around them and SyncVectorEnv's autoreset flags. Those attributes are saved as JSON. Other
-# envs (Atari's emulator, Box2D, MuJoCo) hold state in native objects: they are reset on resume.
+# around them and SyncVectorEnv's autoreset flags. Those attributes are saved as JSON. Atari's
+# emulator is saved by dueldqn.envs.atari_state (its reset state and the frames' actions since,
+# replayed and checked at restore); the Atari wrappers' own state (frame stack, max-pool buffer,
+# lives, no-op generator) is plain attributes like the others. Other envs (Box2D, MuJoCo, EnvPool)
+# hold state in native objects: they are reset on resume.
 _RESTORABLE_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text")
-_SKIP_ATTRIBUTES = {"_saved_kwargs", "render_mode", "screen", "clock", "isopen", "_np_random_seed", "metadata"}
+# time_queue: RecordEpisodeStatistics' wall-clock episode durations, not progress (and never equal across runs)
+_SKIP_ATTRIBUTES = {"_saved_kwargs", "render_mode", "screen", "clock", "isopen", "_np_random_seed", "metadata",
+                    "time_queue"}  # fmt: skip
 
 
 def _layers(env: gym.Env) -> list[Any]:
@@ -223,15 +241,27 @@ def _layers(env: gym.Env) -> list[Any]:
 
 
 def _encode(value: Any) -> Any:
-    """A JSON-ready form of a plain attribute value, or ``_SKIP`` for anything else."""
+    """A JSON-ready form of a plain attribute value, or ``_SKIP`` for anything else.
+
+    ``uint8`` arrays (Atari frames) are stored as base64 of their bytes; lists and deques
+    (a frame stack's queue) element by element, all or nothing.
+    """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
         return {"__ndarray__": [value.item()], "dtype": str(value.dtype), "shape": []}
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8:
+        text = base64.b64encode(value.tobytes()).decode("ascii")
+        return {"__bytes__": text, "dtype": "uint8", "shape": list(value.shape)}
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return {"__ndarray__": value.ravel().tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
     if isinstance(value, np.random.Generator):
         return {"__generator__": value.bit_generator.state}
+    if isinstance(value, (list, deque)):
+        items = [_encode(item) for item in value]
+        if any(item is _SKIP for item in items):
+            return _SKIP
+        return {"__deque__": items, "maxlen": value.maxlen} if isinstance(value, deque) else {"__list__": items}
     return _SKIP
 
 
@@ -239,37 +269,78 @@ def _decode(value: Any, current: Any) -> Any:
     if isinstance(value, dict) and "__ndarray__" in value:
         array = np.array(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
         return array[()] if not value["shape"] else array
+    if isinstance(value, dict) and "__bytes__" in value:
+        return np.frombuffer(base64.b64decode(value["__bytes__"]), dtype=value["dtype"]).reshape(value["shape"]).copy()
     if isinstance(value, dict) and "__generator__" in value:
         generator = current if isinstance(current, np.random.Generator) else np.random.default_rng()
         generator.bit_generator.state = value["__generator__"]
         return generator
+    if isinstance(value, dict) and "__list__" in value:
+        return [_decode(item, None) for item in value["__list__"]]
+    if isinstance(value, dict) and "__deque__" in value:
+        return deque((_decode(item, None) for item in value["__deque__"]), maxlen=value["maxlen"])
     return value
 
 
 _SKIP = object()
 
 
+def _replay_log(env: gym.Env) -> Any:
+    """The Atari emulator's :class:`~dueldqn.envs.atari_state.AleReplayLog` in ``env``, or ``None``."""
+    if not type(env.unwrapped).__module__.startswith("ale_py"):
+        return None
+    from dueldqn.envs.atari_state import find_replay_log
+
+    return find_replay_log(env)
+
+
+def _restorable(env: gym.Env) -> bool:
+    return type(env.unwrapped).__module__.startswith(_RESTORABLE_MODULES) or _replay_log(env) is not None
+
+
 def vector_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
-    """The progress of every sub-env and of the vector env itself, JSON-ready; ``None`` if not restorable."""
-    if not isinstance(envs, gym.vector.SyncVectorEnv) or not all(
-        type(env.unwrapped).__module__.startswith(_RESTORABLE_MODULES) for env in envs.envs
-    ):
+    """The progress of every sub-env and of the vector env itself, JSON-ready; ``None`` if not restorable.
+
+    Atari envs (gymnasium backend) add ``"ale"``: per env, the emulator's state at its game's
+    reset, the frames' actions since, and its current state (:mod:`dueldqn.envs.atari_state`).
+    EnvPool has no state API: ``None``, and a resumed run starts new games.
+    """
+    if not isinstance(envs, gym.vector.SyncVectorEnv) or not all(_restorable(env) for env in envs.envs):
         return None
 
     def attributes(obj: Any) -> dict[str, Any]:
         encoded = {k: _encode(v) for k, v in vars(obj).items() if k not in _SKIP_ATTRIBUTES}
         return {k: v for k, v in encoded.items() if v is not _SKIP}
 
-    return {
+    state: dict[str, Any] = {
         "vector": {"_autoreset_envs": _encode(envs._autoreset_envs)},
         "envs": [[attributes(layer) for layer in _layers(env)] for env in envs.envs],
     }
+    logs = [_replay_log(env) for env in envs.envs]
+    if any(log is not None for log in logs):
+        from dueldqn.envs.atari_state import ale_state
+
+        state["ale"] = [ale_state(log) for log in logs]
+    return state
 
 
 def restore_vector_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
-    """Put back what :func:`vector_env_state` saved, into envs built from the same config."""
+    """Put back what :func:`vector_env_state` saved, into envs built from the same config.
+
+    Raises:
+        ValueError: when the state does not fit these envs, or an Atari emulator cannot be
+            rebuilt exactly (see :func:`dueldqn.envs.atari_state.restore_ale_state`).
+    """
     if not isinstance(envs, gym.vector.SyncVectorEnv) or len(state["envs"]) != len(envs.envs):
         raise ValueError("the saved environment state does not match these environments")
+    logs = [_replay_log(env) for env in envs.envs]
+    if ("ale" in state) != any(log is not None for log in logs):
+        raise ValueError("the saved environment state is not of these environments (Atari and not Atari)")
+    if "ale" in state:
+        from dueldqn.envs.atari_state import restore_ale_state
+
+        for log, saved in zip(logs, state["ale"], strict=True):
+            restore_ale_state(log, saved)
     envs._autoreset_envs = _decode(state["vector"]["_autoreset_envs"], None)
     for env, saved_layers in zip(envs.envs, state["envs"], strict=True):
         layers = _layers(env)

@@ -1,33 +1,40 @@
-"""Atari 2600 environments with the DQN preprocessing (Mnih et al., 2015; Machado et al., 2018).
+"""Atari 2600 environments with the DQN preprocessing and the Atari 100k protocol.
 
 Shape suffixes as in :mod:`dueldqn.networks`: ``N`` parallel envs, ``C`` stacked frames,
 ``H`` / ``W`` frame height and width. Every env here returns ``(4, 84, 84)`` ``uint8`` frames
 (``(N, 4, 84, 84)`` for a vector env), never scaled: the agent scales a sampled batch with
 :func:`dueldqn.networks.preprocess_frames`.
 
-One agent step is four emulator frames with the same action; the observation is the
-pixel-wise maximum of the last two of them (flicker removal), converted to grey, resized to
-84x84 and stacked with the three previous ones. Each game starts with 1-30 random no-ops, and
-with FIRE for the games that need it to start. Training envs also end an "episode" at every
-lost life (the game itself goes on) and clip rewards to their sign; evaluation envs play the
-whole game, unclipped, for at most 108,000 frames (30 minutes at 60 Hz, 27,000 agent steps).
+The protocol is the one Dopamine's ``DataEfficientAtariRunner`` runs for Atari 100k (Kaiser et
+al., 2019; Agarwal et al., 2021), which is also the Nature DQN's (Mnih et al., 2015):
 
-Sticky actions: the Nature DQN and Dueling DQN papers (Mnih et al., 2015; Wang et al., 2016)
-played a deterministic emulator, made stochastic only by the no-op starts; sticky actions
-(repeat the previous action with probability 0.25, the gymnasium ``-v5`` default) came later
-with Machado et al. (2018). The default here is therefore ``repeat_action_probability=0.0``;
-pass ``0.25`` for the Machado et al. protocol (what CleanRL gets from the ``-v5`` defaults).
+* one agent step is four emulator frames with the same action; the observation is the
+  pixel-wise maximum of the last two (flicker removal), grey, 84x84, stacked with the three
+  previous ones;
+* no sticky actions (``repeat_action_probability=0``; gymnasium's ``-v5`` default is 0.25,
+  Machado et al., 2018) and no FIRE on reset: the agent presses FIRE itself, as in Dopamine
+  (``fire_reset=True`` gives OpenAI Baselines' ``FireResetEnv``);
+* every game starts with ``k ~ U{0, ..., noop_max - 1}`` no-op agent steps (Dopamine:
+  ``jax.random.randint(rng, (), 0, max_noops)`` with ``max_noops=30``), not counted in the
+  game's length;
+* a game is truncated after ``max_episode_frames // 4 = 27,000`` agent steps after its no-op
+  start (108,000 frames, 30 minutes at 60 Hz), as Dopamine's ``cum_length`` and EnvPool's
+  ``max_episode_steps`` count;
+* training envs end an "episode" at every lost life (the game goes on) and clip rewards to
+  their sign; evaluation envs play whole games with the raw score.
 
 Every env reports the score of the whole game, as gymnasium's ``RecordEpisodeStatistics``
 does: ``info["episode"] = {"r": return, "l": length, "t": seconds}`` on the step where a game
 (not a life) ends, with the raw, unclipped reward summed over all lives. In a vector env it is
 ``infos["episode"]["r"]`` of shape ``(N,)`` with ``infos["_episode"]`` marking the envs whose
 game ended on this step.
+
+The gymnasium backend's envs can be saved and restored exactly (:mod:`dueldqn.envs.atari_state`);
+EnvPool's cannot (:mod:`dueldqn.envs.envpool_atari`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, SupportsFloat
 
@@ -35,13 +42,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from dueldqn.envs import MissingDependency
+from dueldqn.envs.errors import MissingDependency
 from dueldqn.networks import FRAME_SIZE, FRAME_STACK
 
 FRAME_SKIP = 4
-NOOP_MAX = 30
+NOOP_MAX = 30  # Dopamine's max_noops: 0 to 29 no-op agent steps at the start of a game
 MAX_EPISODE_FRAMES = 108_000  # 30 minutes of play at 60 frames per second
-PAPER_REPEAT_ACTION_PROBABILITY = 0.0  # no sticky actions, as in Mnih et al. (2015) and Wang et al. (2016)
+PAPER_REPEAT_ACTION_PROBABILITY = 0.0  # no sticky actions, as in Mnih et al. (2015) and Dopamine's Atari 100k
+PAPER_FIRE_RESET = False  # Dopamine presses no FIRE for the agent; envpool's default (use_fire_reset=True) differs
 BACKENDS = ("gymnasium", "envpool")
 
 _ATARI_HINT = "expected an ALE id such as 'ALE/Breakout-v5'"
@@ -162,6 +170,35 @@ class FireResetEnv(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
         return obs, info
 
 
+class NoopStartEnv(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
+    """Start every game with ``k ~ U{0, ..., noop_max - 1}`` no-op agent steps (Dopamine's Atari 100k runner).
+
+    Dopamine's ``DataEfficientAtariRunner._initialize_episode`` steps its preprocessed env (four
+    frames a step) with action 0 that many times after each game's reset, skipping the rewards
+    and not counting the steps; a game that ends during them is reset. ``k`` is drawn from the
+    env's own generator (``env.unwrapped.np_random``), which a checkpoint saves. gymnasium's
+    ``AtariPreprocessing(noop_max=n)`` instead plays 1 to ``n`` single frames.
+    """
+
+    def __init__(self, env: gym.Env[np.ndarray, int], noop_max: int) -> None:
+        super().__init__(env)
+        if noop_max < 0:
+            raise ValueError(f"noop_max must be 0 or more, got {noop_max}")
+        self.noop_max = noop_max
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset, then take the random number of no-op steps."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        noops = int(self.env.unwrapped.np_random.integers(0, self.noop_max)) if self.noop_max > 1 else 0
+        for _ in range(noops):
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                obs, info = self.env.reset(options=options)
+        return obs, info
+
+
 def make_atari_env(
     env_id: str,
     *,
@@ -170,55 +207,66 @@ def make_atari_env(
     max_episode_frames: int = MAX_EPISODE_FRAMES,
     noop_max: int = NOOP_MAX,
     repeat_action_probability: float = PAPER_REPEAT_ACTION_PROBABILITY,
+    fire_reset: bool = PAPER_FIRE_RESET,
     render_mode: str | None = None,
 ) -> gym.Env:
-    """One Atari env with the DQN preprocessing; observations ``(4, 84, 84)`` ``uint8``.
+    """One Atari env with the DQN preprocessing and the Atari 100k protocol; observations ``(4, 84, 84)`` ``uint8``.
 
     The wrappers, innermost first (gymnasium's own where it has one):
 
-    1. ``gym.make(env_id, frameskip=1, ...)``: the raw emulator, minimal action set, truncated
-       after ``max_episode_frames`` emulator frames (no-op frames included).
-    2. ``AtariPreprocessing``: 1 to ``noop_max`` random no-ops on reset, 4 frames per step,
-       max over the last two, grey, 84x84 (``cv2.INTER_AREA``), unscaled ``uint8``. Its
-       ``terminal_on_life_loss`` stays off (see :class:`EpisodicLifeEnv` for why).
-    3. ``RecordEpisodeStatistics``: sits below the life and reward wrappers, so ``"r"`` is the
-       raw score of the whole game and ``"l"`` counts every agent step the game took, with the
-       FIRE and no-op steps the wrappers below take at the start of a life.
-    4. :class:`EpisodicLifeEnv` (training only): ``terminated`` at every lost life.
-    5. :class:`FireResetEnv` for games whose action 1 is FIRE.
-    6. ``TransformReward(sign)`` (training only): rewards clipped to {-1, 0, 1}.
-    7. ``FrameStackObservation(4)``: its default ``padding_type="reset"`` fills the stack of a
-       reset with four copies of the first frame.
+    1. ``gym.make(env_id, frameskip=1, ...)``: the raw emulator, minimal action set, no frame limit.
+    2. :class:`~dueldqn.envs.atari_state.AleReplayLog`: keeps the emulator state of the game's
+       reset and the frames' actions since, for exact resume (:mod:`dueldqn.envs.atari_state`).
+    3. ``AtariPreprocessing``: 4 frames per step, max over the last two, grey, 84x84
+       (``cv2.INTER_AREA``), unscaled ``uint8``; its own no-ops and ``terminal_on_life_loss``
+       off (see :class:`NoopStartEnv` and :class:`EpisodicLifeEnv` for why).
+    4. :class:`NoopStartEnv`: 0 to ``noop_max - 1`` no-op agent steps at the start of a game.
+    5. ``TimeLimit(max_episode_frames // 4)``: counts agent steps after the no-op start.
+    6. ``RecordEpisodeStatistics``: sits below the life and reward wrappers, so ``"r"`` is the
+       raw score of the whole game and ``"l"`` counts its agent steps after the no-op start,
+       with the no-op step :class:`EpisodicLifeEnv` takes after a lost life.
+    7. :class:`EpisodicLifeEnv` (training only): ``terminated`` at every lost life.
+    8. :class:`FireResetEnv` (``fire_reset=True`` only) for games whose action 1 is FIRE.
+    9. ``TransformReward(sign)`` (training only): rewards clipped to {-1, 0, 1}.
+    10. ``FrameStackObservation(4)``: its default ``padding_type="reset"`` fills the stack of a
+        reset with four copies of the first frame.
 
     Args:
         env_id: an ale-py id such as ``"ALE/Breakout-v5"``.
         seed: seeds the emulator, the no-op starts and the action space (the env is reset once
             here with it, so the caller's first plain ``reset()`` is reproducible).
         training: life loss ends the episode and rewards are clipped; ``False`` gives the
-            evaluation protocol (whole games, raw score, no-op starts, 108k-frame cap).
-        max_episode_frames: emulator frames after which a game is truncated.
-        noop_max: most random no-ops at the start of a game (0 turns no-op starts off).
+            evaluation protocol (whole games, raw score, no-op starts, 27k-step cap).
+        max_episode_frames: a game is truncated after ``max_episode_frames // 4`` agent steps.
+        noop_max: a game starts with 0 to ``noop_max - 1`` no-op agent steps (0 or 1: none).
         repeat_action_probability: sticky-action probability; 0.0 as in the DQN papers.
+        fire_reset: press FIRE (and action 2) after every reset, as OpenAI Baselines does;
+            ``False`` (the protocol) leaves FIRE to the agent.
         render_mode: passed to ``gym.make`` (``"rgb_array"`` for videos of the full-colour screen).
 
     Raises:
-        ValueError: for an id that ale-py does not register.
+        ValueError: for an id that ale-py does not register, or ``max_episode_frames < 4``.
         ImportError: without ale-py or opencv (``pip install "dueldqn[atari]"``).
     """
+    from dueldqn.envs.atari_state import AleReplayLog
+
     _check_atari_id(env_id)
+    if max_episode_frames < FRAME_SKIP:
+        raise ValueError(f"max_episode_frames must be at least {FRAME_SKIP} (one agent step), got {max_episode_frames}")
     env: gym.Env = gym.make(
         env_id,
         frameskip=1,
         repeat_action_probability=repeat_action_probability,
         full_action_space=False,
-        max_num_frames_per_episode=max_episode_frames,
+        max_num_frames_per_episode=0,  # no limit here: TimeLimit below counts agent steps after the no-ops
         render_mode=render_mode,
     )
     action_meanings: list[str] = env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]
+    env = AleReplayLog(env)
     try:
         env = gym.wrappers.AtariPreprocessing(
             env,
-            noop_max=noop_max,
+            noop_max=0,
             frame_skip=FRAME_SKIP,
             screen_size=FRAME_SIZE,
             terminal_on_life_loss=False,
@@ -229,12 +277,13 @@ def make_atari_env(
         hint = 'Atari preprocessing needs opencv; install it with `pip install "dueldqn[atari]"`'
         raise MissingDependency(hint) from e
     # AtariPreprocessing returns the previous step's frame when the game ends inside a 4-frame
-    # step. Harmless at a game over (not bootstrapped); at the 108k-frame truncation the target
-    # bootstraps from a frame one agent step old.
+    # step. Harmless at a game over (not bootstrapped).
+    env = NoopStartEnv(env, noop_max)
+    env = gym.wrappers.TimeLimit(env, max_episode_frames // FRAME_SKIP)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if training:
         env = EpisodicLifeEnv(env)
-    if len(action_meanings) >= 3 and action_meanings[1] == "FIRE":  # FIRE is 1 whenever a game has it
+    if fire_reset and len(action_meanings) >= 3 and action_meanings[1] == "FIRE":  # FIRE is 1 whenever a game has it
         env = FireResetEnv(env)
     if training:
         env = gym.wrappers.TransformReward(env, _sign_reward)
@@ -253,28 +302,34 @@ def make_atari_vec_env(
     max_episode_frames: int = MAX_EPISODE_FRAMES,
     noop_max: int = NOOP_MAX,
     repeat_action_probability: float = PAPER_REPEAT_ACTION_PROBABILITY,
+    fire_reset: bool = PAPER_FIRE_RESET,
+    training: bool = True,
 ) -> gym.vector.VectorEnv:
-    """``num_envs`` training envs stepped together; observations ``(N, 4, 84, 84)`` ``uint8``.
+    """``num_envs`` Atari envs stepped together; observations ``(N, 4, 84, 84)`` ``uint8``.
 
     Both backends give the gymnasium 1.x vector API with next-step autoreset: the step after an
     env's episode ended (``terminated`` or ``truncated``) only resets it, ignores its action and
-    returns its first observation with reward 0. Rewards are clipped, a lost life terminates
-    the episode, and ``infos["episode"]`` / ``infos["_episode"]`` report the raw score and
-    length of every finished game.
+    returns its first observation with reward 0. ``infos["episode"]`` / ``infos["_episode"]``
+    report the raw score and length of every finished game. Training envs (the default) clip
+    rewards and end an episode at every lost life; ``training=False`` gives evaluation envs
+    (gymnasium backend only).
 
     Args:
         env_id: an ale-py id such as ``"ALE/Breakout-v5"``.
         num_envs: number of parallel envs ``N``.
         seed: env ``i`` is seeded with ``seed + i`` (EnvPool derives its envs' seeds from ``seed``).
-        backend: ``"gymnasium"`` (a ``SyncVectorEnv`` of :func:`make_atari_env`) or
-            ``"envpool"`` (EnvPool's C++ Atari envs behind :class:`EnvPoolAtariVectorEnv`).
-        max_episode_frames: emulator frames after which a game is truncated (EnvPool counts
-            agent steps, ``max_episode_frames // 4``, without the no-op start).
-        noop_max: most random no-ops at the start of a game.
+        backend: ``"gymnasium"`` (a ``SyncVectorEnv`` of :func:`make_atari_env`, exactly
+            resumable) or ``"envpool"`` (EnvPool's C++ Atari envs behind
+            :class:`~dueldqn.envs.envpool_atari.EnvPoolAtariVectorEnv`).
+        max_episode_frames: a game is truncated after ``max_episode_frames // 4`` agent steps.
+        noop_max: gymnasium: 0 to ``noop_max - 1`` no-op agent steps at the start of a game;
+            EnvPool: 1 to ``noop_max`` no-op frames at every reset, lives included (its C++).
         repeat_action_probability: sticky-action probability; 0.0 as in the DQN papers.
+        fire_reset: FIRE after a reset (both backends); ``False`` is the protocol.
+        training: training envs (life loss terminal, clipped rewards) or evaluation envs.
 
     Raises:
-        ValueError: for an unknown id or backend, or ``num_envs < 1``.
+        ValueError: for an unknown id or backend, ``num_envs < 1``, or evaluation envs on EnvPool.
         ImportError: when the backend's package is missing.
     """
     if backend not in BACKENDS:
@@ -283,6 +338,10 @@ def make_atari_vec_env(
         raise ValueError(f"num_envs must be at least 1, got {num_envs}")
     _check_atari_id(env_id)
     if backend == "envpool":
+        if not training:
+            raise ValueError("evaluation envs are gymnasium envs; use backend 'gymnasium' for them")
+        from dueldqn.envs.envpool_atari import EnvPoolAtariVectorEnv
+
         return EnvPoolAtariVectorEnv(
             env_id,
             num_envs=num_envs,
@@ -290,161 +349,20 @@ def make_atari_vec_env(
             max_episode_frames=max_episode_frames,
             noop_max=noop_max,
             repeat_action_probability=repeat_action_probability,
+            fire_reset=fire_reset,
         )
+    settings = {"max_episode_frames": max_episode_frames, "noop_max": noop_max, "fire_reset": fire_reset,
+                "repeat_action_probability": repeat_action_probability, "training": training}  # fmt: skip
     return gym.vector.SyncVectorEnv(
-        [
-            _env_factory(
-                env_id,
-                seed=seed + i,
-                max_episode_frames=max_episode_frames,
-                noop_max=noop_max,
-                repeat_action_probability=repeat_action_probability,
-            )
-            for i in range(num_envs)
-        ],
+        [_env_factory(env_id, seed=seed + i, settings=settings) for i in range(num_envs)],
         autoreset_mode=AutoresetMode.NEXT_STEP,
     )
 
 
-def _env_factory(
-    env_id: str, *, seed: int, max_episode_frames: int, noop_max: int, repeat_action_probability: float
-) -> Callable[[], gym.Env]:
-    """A thunk building one training env, as ``SyncVectorEnv`` wants."""
+def _env_factory(env_id: str, *, seed: int, settings: dict[str, Any]) -> Callable[[], gym.Env]:
+    """A thunk building one env, as ``SyncVectorEnv`` wants."""
 
     def make() -> gym.Env:
-        return make_atari_env(
-            env_id,
-            seed=seed,
-            training=True,
-            max_episode_frames=max_episode_frames,
-            noop_max=noop_max,
-            repeat_action_probability=repeat_action_probability,
-        )
+        return make_atari_env(env_id, seed=seed, **settings)
 
     return make
-
-
-def envpool_task_id(env_id: str) -> str:
-    """EnvPool's name for an ale-py id: ``"ALE/Breakout-v5"`` -> ``"Breakout-v5"``."""
-    _check_atari_id(env_id)
-    return env_id.removeprefix("ALE/")
-
-
-class EnvPoolAtariVectorEnv(gym.vector.VectorEnv):
-    """EnvPool's Atari envs behind the exact gymnasium 1.x ``VectorEnv`` API of ``SyncVectorEnv``.
-
-    EnvPool (Weng et al., 2022) steps the emulators in C++ threads with the same preprocessing
-    (4-frame skip with max-pooling, grey 84x84 ``INTER_AREA``, 1-30 no-ops, FIRE on reset, a
-    terminal at every lost life, sign-clipped rewards, 4 stacked frames). This adapter:
-
-    * returns ``obs (N, 4, 84, 84) uint8``, ``rewards (N,) float64``, ``terminated`` and
-      ``truncated`` ``(N,) bool`` and an ``infos`` dict, with batched ``observation_space`` /
-      ``action_space`` (EnvPool reports the single-env spaces there);
-    * keeps EnvPool's next-step autoreset, the same as ``SyncVectorEnv``'s default;
-    * adds ``infos["episode"]`` (``"r"``, ``"l"``, ``"t"`` with masks ``"_r"``...) and
-      ``infos["_episode"]`` on the step where a game ends, from EnvPool's raw reward
-      (``info["reward"]``) summed over all lives, and its real game over
-      (``info["terminated"]``) or time-limit truncation. ``"l"`` counts agent steps, not the
-      reset steps after a lost life (EnvPool's ``elapsed_step``).
-
-    Differences from the gymnasium backend, inherent to EnvPool: after a lost life the frame
-    stack goes on from the previous frames instead of being refilled with the new first frame,
-    and the time limit counts agent steps without the no-op start. EnvPool derives every env's
-    seed from ``seed`` when the envs are built; ``reset(seed=...)`` cannot reseed them.
-    """
-
-    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012
-
-    def __init__(
-        self,
-        env_id: str,
-        *,
-        num_envs: int,
-        seed: int,
-        max_episode_frames: int = MAX_EPISODE_FRAMES,
-        noop_max: int = NOOP_MAX,
-        repeat_action_probability: float = PAPER_REPEAT_ACTION_PROBABILITY,
-    ) -> None:
-        try:
-            import envpool
-        except ImportError as e:
-            raise MissingDependency(
-                'the envpool backend needs EnvPool; install it with `pip install "dueldqn[envpool]"`'
-            ) from e
-        task_id = envpool_task_id(env_id)
-        if task_id not in envpool.list_all_envs():
-            raise ValueError(f"EnvPool has no Atari task {task_id!r} (for {env_id!r}): {_ATARI_HINT}")
-        self._pool = envpool.make(
-            task_id,
-            env_type="gymnasium",
-            num_envs=num_envs,
-            seed=seed,
-            episodic_life=True,
-            reward_clip=True,
-            stack_num=FRAME_STACK,
-            img_height=FRAME_SIZE,
-            img_width=FRAME_SIZE,
-            gray_scale=True,
-            frame_skip=FRAME_SKIP,
-            noop_max=noop_max,
-            use_fire_reset=True,
-            repeat_action_probability=repeat_action_probability,
-            full_action_space=False,
-            max_episode_steps=max_episode_frames // FRAME_SKIP,
-        )
-        self.num_envs = num_envs
-        self.single_observation_space = gym.spaces.Box(0, 255, (FRAME_STACK, FRAME_SIZE, FRAME_SIZE), dtype=np.uint8)
-        self.single_action_space = gym.spaces.Discrete(int(self._pool.action_space.n))
-        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
-        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
-        self.action_space.seed(seed)
-        self._returns_N = np.zeros(num_envs, dtype=np.float64)
-        self._lengths_N = np.zeros(num_envs, dtype=np.int64)
-        self._starts_N = np.full(num_envs, time.perf_counter())
-        self._autoreset_N = np.zeros(num_envs, dtype=bool)
-
-    def reset(
-        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every env; ``seed`` is ignored (EnvPool's seeds are fixed at construction)."""
-        obs_N, info = self._pool.reset()
-        self._returns_N[:] = 0.0
-        self._lengths_N[:] = 0
-        self._starts_N[:] = time.perf_counter()
-        self._autoreset_N[:] = False
-        return obs_N, self._lives_info(info)
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every env; returns ``(obs_N, rewards_N, terminated_N, truncated_N, infos)``."""
-        obs_N, rewards_N, terminated_N, truncated_N, info = self._pool.step(np.asarray(actions, dtype=np.int32))
-        terminated_N = np.asarray(terminated_N, dtype=bool)
-        truncated_N = np.asarray(truncated_N, dtype=bool)
-        stepped_N = ~self._autoreset_N  # the reset step after a done is not part of a game
-        self._returns_N[stepped_N] += info["reward"][stepped_N]
-        self._lengths_N[stepped_N] += 1
-        game_over_N = (terminated_N & np.asarray(info["terminated"], dtype=bool)) | truncated_N
-        self._autoreset_N = terminated_N | truncated_N
-        infos = self._lives_info(info)
-        if game_over_N.any():
-            now = time.perf_counter()
-            infos["episode"] = {
-                "r": np.where(game_over_N, self._returns_N, 0.0),
-                "l": np.where(game_over_N, self._lengths_N, 0),
-                "t": np.where(game_over_N, np.round(now - self._starts_N, 6), 0.0),
-                "_r": game_over_N.copy(),
-                "_l": game_over_N.copy(),
-                "_t": game_over_N.copy(),
-            }
-            infos["_episode"] = game_over_N
-            self._returns_N[game_over_N] = 0.0
-            self._lengths_N[game_over_N] = 0
-            self._starts_N[game_over_N] = now
-        return obs_N, np.asarray(rewards_N, dtype=np.float64), terminated_N, truncated_N, infos
-
-    def _lives_info(self, info: dict[str, Any]) -> dict[str, Any]:
-        """The per-env ``lives`` in gymnasium's vector-info layout (a value and a ``_`` mask)."""
-        return {"lives": np.asarray(info["lives"], dtype=np.int64), "_lives": np.ones(self.num_envs, dtype=bool)}
-
-    def close_extras(self, **kwargs: Any) -> None:
-        """Stop EnvPool's threads."""
-        self._pool.close()

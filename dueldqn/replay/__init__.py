@@ -19,43 +19,10 @@ rebuilds the :class:`Batch` at given slots (``sample`` is ``gather`` of uniform 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dueldqn.replay.batch import NO_SLOTS, Batch, SlotChanges
+from dueldqn.replay.frames import FrameReplayBuffer
+from dueldqn.replay.prioritized import PrioritizedReplay
+from dueldqn.replay.sum_tree import SumTree
+from dueldqn.replay.uniform import ReplayBuffer
 
-import numpy as np
-
-
-class Batch(NamedTuple):
-    """A batch of ``B`` transitions ``(s, a, r, s', terminated)`` as numpy arrays."""
-
-    obs: np.ndarray  # (B, *obs_shape), the observation dtype
-    actions: np.ndarray  # (B,) int64
-    rewards: np.ndarray  # (B,) float32
-    next_obs: np.ndarray  # (B, *obs_shape), the real next observation, also after a truncation
-    terminated: np.ndarray  # (B,) float32, 1.0 where s' is terminal (no bootstrap)
-    indices: np.ndarray | None = None  # (B,) int64: storage slots, or PrioritizedReplay's tickets
-    weights: np.ndarray | None = None  # (B,) float32 importance-sampling weights; None (all 1) from a storage
-    discounts: np.ndarray | None = None  # (B,) float32, n-step: gamma^k bootstrapping s' after k rewards
-
-
-class SlotChanges(NamedTuple):
-    """The slots one ``add`` changed, as flat slot indices; apply ``cleared`` before ``written``.
-
-    ``cleared`` slots no longer hold a sampleable transition (the frame replay's lead slots, and
-    the slot that left its sampleable window); ``written`` slots now hold a new transition. A slot
-    can be in both (cleared by one write of the call, given a transition by a later one).
-    """
-
-    written: np.ndarray  # (K,) int64
-    cleared: np.ndarray  # (M,) int64
-
-
-NO_SLOTS = np.zeros(0, dtype=np.int64)
-
-
-# After Batch: the storages import it from here.
-from dueldqn.replay.frames import FrameReplayBuffer  # noqa: E402
-from dueldqn.replay.prioritized import PrioritizedReplay  # noqa: E402
-from dueldqn.replay.sum_tree import SumTree  # noqa: E402
-from dueldqn.replay.uniform import ReplayBuffer  # noqa: E402
-
-__all__ = ["Batch", "FrameReplayBuffer", "PrioritizedReplay", "ReplayBuffer", "SlotChanges", "SumTree"]
+__all__ = ["NO_SLOTS", "Batch", "FrameReplayBuffer", "PrioritizedReplay", "ReplayBuffer", "SlotChanges", "SumTree"]

@@ -30,9 +30,16 @@ kept. The next-step autoreset step of a vector env (``valid_N`` False) is never 
 Wrap-around: the ``C`` oldest slots of a full ring are never sampled, so the frames a sampled
 stack reaches back to (at most ``C`` slots) have never been overwritten.
 
+n-step returns (:mod:`dueldqn.replay.nstep`, folded when sampled): a stream's transitions sit
+in consecutive slots of its env's ring, so no links are stored. The transition in slot ``p + 1``
+continues the one in ``p`` when ``p`` is not its env's newest slot, ``p + 1`` holds a transition
+(a lead slot starts a new stream) and ``p``'s did not end its episode (the ``terminated`` and
+``truncated`` flags; the autoreset step is never stored). The window only reads slots newer than
+``p``, which the ring has not overwritten.
+
 Memory for ``(4, 84, 84)`` ``uint8`` observations, per slot: frame ``84 * 84 = 7056`` B, action
-(int16) 2 B, reward (float32) 4 B, depth (uint8) 1 B, flags (uint8: transition, terminated)
-1 B: 7,064 B. Per env: the previous ``s'`` (28,224 B) and three int64 counters. For 1M slots in one
+(int16) 2 B, reward (float32) 4 B, depth (uint8) 1 B, flags (uint8: transition, terminated,
+truncated) 1 B: 7,064 B. Per env: the previous ``s'`` (28,224 B) and three int64 counters. For 1M slots in one
 env that is 7,064.03 B (6.90 KiB) per transition, against 2 * 28,224 + 8 + 4 + 4 = 56,464 B
 for :class:`~dueldqn.replay.ReplayBuffer` (8.0x). Each episode also takes its lead slots (one
 for gymnasium's Atari envs), so an episode of ``T`` steps costs ``7,064 * (T + 1) / T`` B per
@@ -43,11 +50,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from dueldqn.replay import NO_SLOTS, Batch, SlotChanges
+from dueldqn.replay.batch import NO_SLOTS, Batch, SlotChanges
+from dueldqn.replay.nstep import fold_consecutive
 
 _TRANSITION = np.uint8(1)  # flags bit 0: a transition ends in this slot
 _TERMINATED = np.uint8(2)  # flags bit 1: that transition's s' is terminal
+_TRUNCATED = np.uint8(4)  # flags bit 2: that transition's episode was cut by a time limit (s' bootstrapped)
 _ACTION_DTYPE = np.int16
+# Checkpoint key -> attribute: the per-slot arrays (saved up to the slots written so far) and the per-env ones.
+_SLOT_ARRAYS = {"frames": "frames", "actions": "actions_NL", "rewards": "rewards_NL", "depth": "depth_NL",
+                "flags": "flags_NL"}  # fmt: skip
+_ENV_ARRAYS = {"last_next_obs": "last_next_obs_N", "head": "head_N", "stream_start": "stream_start_N", "size": "size_N"}
 
 
 def _rows_equal(a_K: np.ndarray, b_K: np.ndarray) -> np.ndarray:
@@ -68,10 +81,12 @@ class FrameReplayBuffer:
         obs_shape: ``(C, *frame_shape)``, stacked frames along the first axis.
         obs_dtype: dtype of the frames (kept until sampling).
         num_envs: ``N``, the number of parallel envs; :meth:`add` takes one row per env.
+        n_step: fold up to this many transitions into each sampled one (1: one-step transitions).
+        gamma: the discount of the n-step fold.
 
     Raises:
-        ValueError: for a ring of fewer than ``2 * C + 2`` slots per env, or ``obs_shape``
-            with no frame axis.
+        ValueError: for a ring of fewer than ``2 * C + 2`` slots per env, ``obs_shape``
+            with no frame axis, or ``n_step < 1``.
     """
 
     def __init__(
@@ -80,7 +95,12 @@ class FrameReplayBuffer:
         obs_shape: tuple[int, ...] = (4, 84, 84),
         obs_dtype: np.dtype | type = np.uint8,
         num_envs: int = 1,
+        n_step: int = 1,
+        gamma: float = 0.99,
     ) -> None:
+        if n_step < 1:
+            raise ValueError(f"n_step must be a positive number of transitions, got {n_step}")
+        self.n_step, self.gamma = int(n_step), float(gamma)
         if len(obs_shape) < 2 or obs_shape[0] < 1:
             raise ValueError(f"FrameReplayBuffer needs stacked frames (C, *frame_shape), got obs_shape {obs_shape}")
         if num_envs < 1:
@@ -100,7 +120,7 @@ class FrameReplayBuffer:
         self.actions_NL = np.zeros((n, length), dtype=_ACTION_DTYPE)
         self.rewards_NL = np.zeros((n, length), dtype=np.float32)
         self.depth_NL = np.zeros((n, length), dtype=np.uint8)  # min(slots since stream start, C)
-        self.flags_NL = np.zeros((n, length), dtype=np.uint8)  # _TRANSITION | _TERMINATED
+        self.flags_NL = np.zeros((n, length), dtype=np.uint8)  # _TRANSITION | _TERMINATED | _TRUNCATED
         self.last_next_obs_N = np.zeros((n, *self.obs_shape), dtype=obs_dtype)  # each env's previous s'
         self.head_N = np.zeros(n, dtype=np.int64)  # slots written by each env so far (not wrapped)
         self.stream_start_N = np.zeros(n, dtype=np.int64)  # head value at the current stream's first slot
@@ -123,18 +143,7 @@ class FrameReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes of all the arrays this buffer holds (allocated, touched or not)."""
-        arrays = (
-            self.frames,
-            self.actions_NL,
-            self.rewards_NL,
-            self.depth_NL,
-            self.flags_NL,
-            self.last_next_obs_N,
-            self.head_N,
-            self.stream_start_N,
-            self.size_N,
-        )
-        return int(sum(a.nbytes for a in arrays))
+        return int(sum(getattr(self, name).nbytes for name in (*_SLOT_ARRAYS.values(), *_ENV_ARRAYS.values())))
 
     def bytes_per_transition(self) -> float:
         """``nbytes / capacity``: 7,064.03 B for 1M ``(4, 84, 84)`` uint8 slots in one env."""
@@ -233,8 +242,8 @@ class FrameReplayBuffer:
 
         Row ``n`` must always come from env ``n``. ``valid_N`` is False for the step that only
         resets an env after its episode ended (next-step autoreset): it joins two episodes
-        and is never stored. ``truncated_N`` is accepted for the common interface; where
-        episodes start is read off the frames (see the module docstring).
+        and is never stored. Where episodes start is read off the frames (see the module
+        docstring); ``terminated_N`` and ``truncated_N`` mark where they end (n-step windows stop).
 
         Returns the flat slots (``env * L + slot``) changed, for
         :class:`~dueldqn.replay.PrioritizedReplay`: ``written`` now hold this step's transitions;
@@ -276,11 +285,14 @@ class FrameReplayBuffer:
         fresh_V = (self.head_N[env_V] == 0) | ~_rows_equal(obs_V, self.last_next_obs_N[env_V])
         cleared = self._start_streams(env_V[fresh_V], obs_V[fresh_V]) if fresh_V.any() else []
         terminated_V = np.asarray(terminated_N)[env_V].astype(bool)
+        truncated_V = np.asarray(truncated_N)[env_V].astype(bool) & ~terminated_V
         changes = self._push(
             env_V,
             next_obs_V[:, -1],
             np.minimum(self.head_N[env_V] - self.stream_start_N[env_V], self.stack),
-            np.where(terminated_V, _TRANSITION | _TERMINATED, _TRANSITION).astype(np.uint8),
+            (_TRANSITION | np.where(terminated_V, _TERMINATED, 0) | np.where(truncated_V, _TRUNCATED, 0)).astype(
+                np.uint8
+            ),
             actions_V.astype(_ACTION_DTYPE),
             np.asarray(rewards_N, dtype=np.float32)[env_V],
         )
@@ -299,25 +311,46 @@ class FrameReplayBuffer:
             per_env.append(n * self.slots + slot_W)
         return np.concatenate(per_env).astype(np.int64)
 
+    def _stack_slots(self, env_B: np.ndarray, slot_B: np.ndarray, offset_O: np.ndarray) -> np.ndarray:
+        """``(B, O)`` slots ``slot - min(offset, depth)``: the frames of a stack ending ``offset`` before a slot."""
+        depth_B1 = self.depth_NL[env_B, slot_B].astype(np.int64)[:, None]
+        return (slot_B[:, None] - np.minimum(offset_O[None, :], depth_B1)) % self.slots
+
     def gather(self, idx_B: np.ndarray) -> Batch:
         """Rebuild the transitions at flat indices ``idx_B`` (from :meth:`valid_indices`).
 
-        Each needs ``C + 1`` frames: slot ``p - min(o, depth)`` for ``o = C, ..., 0``, where
-        ``s`` takes the first ``C`` and ``s'`` the last ``C``. ``indices`` are the flat slots
-        and ``weights`` stay ``None`` (uniform replay needs no correction).
+        ``s`` is the stack of slots ``p - min(o, depth_p)`` for ``o = C, ..., 1``; ``s'`` that of
+        the window's last slot ``q`` (``q = p`` for one step) for ``o = C - 1, ..., 0``. With
+        ``n_step > 1`` the rewards are the folded returns and ``discounts`` ``gamma^k``
+        (:func:`~dueldqn.replay.nstep.fold_consecutive`). ``indices`` are the flat slots and
+        ``weights`` stay ``None`` (uniform replay needs no correction).
         """
         env_B, slot_B = np.divmod(np.asarray(idx_B, dtype=np.int64), self.slots)
-        depth_B = self.depth_NL[env_B, slot_B].astype(np.int64)
-        offset_O = np.arange(self.stack, -1, -1)
-        slot_BO = (slot_B[:, None] - np.minimum(offset_O[None, :], depth_B[:, None])) % self.slots
+        flags_B = self.flags_NL[env_B, slot_B]
+        rewards_B, last_B, discounts_B = self.rewards_NL[env_B, slot_B], slot_B, None
+        if self.n_step > 1:
+            slot_BK = (slot_B[:, None] + np.arange(self.n_step)) % self.slots  # the slot and the n - 1 after it
+            flags_BK = self.flags_NL[env_B[:, None], slot_BK]
+            newer_B = (self.head_N[env_B] - 1 - slot_B) % self.slots  # slots written after p in its env
+            linked_BK = (
+                (np.arange(self.n_step) < newer_B[:, None])
+                & ((np.roll(flags_BK, -1, axis=1) & _TRANSITION) != 0)
+                & ((flags_BK & (_TERMINATED | _TRUNCATED)) == 0)
+            )
+            fold = fold_consecutive(self.rewards_NL[env_B[:, None], slot_BK], (flags_BK & _TERMINATED) != 0,
+                                    linked_BK, n=self.n_step, gamma=self.gamma)  # fmt: skip
+            rewards_B, discounts_B = fold.returns_B, fold.discounts_B
+            last_B = slot_BK[np.arange(len(slot_B)), fold.last_B]
+            flags_B = self.flags_NL[env_B, last_B]
         env_B1 = env_B[:, None]
         return Batch(
-            obs=self.frames[env_B1, slot_BO[:, :-1]],
+            obs=self.frames[env_B1, self._stack_slots(env_B, slot_B, np.arange(self.stack, 0, -1))],
             actions=self.actions_NL[env_B, slot_B].astype(np.int64),
-            rewards=self.rewards_NL[env_B, slot_B],
-            next_obs=self.frames[env_B1, slot_BO[:, 1:]],
-            terminated=((self.flags_NL[env_B, slot_B] & _TERMINATED) != 0).astype(np.float32),
+            rewards=rewards_B,
+            next_obs=self.frames[env_B1, self._stack_slots(env_B, last_B, np.arange(self.stack - 1, -1, -1))],
+            terminated=((flags_B & _TERMINATED) != 0).astype(np.float32),
             indices=env_B * self.slots + slot_B,
+            discounts=discounts_B,
         )
 
     def sample(self, batch_size: int, rng: np.random.Generator, *, beta: float = 1.0) -> Batch:
@@ -349,18 +382,11 @@ class FrameReplayBuffer:
     def state_dict(self) -> dict[str, np.ndarray]:
         """The stored frames, transitions and counters, as plain arrays (for ``np.save``)."""
         m = int(min(self.slots, self.head_N.max()))  # slots written in any env so far
-        return {
-            "frames": self.frames[:, :m],
-            "actions": self.actions_NL[:, :m],
-            "rewards": self.rewards_NL[:, :m],
-            "depth": self.depth_NL[:, :m],
-            "flags": self.flags_NL[:, :m],
-            "last_next_obs": self.last_next_obs_N,
-            "head": self.head_N,
-            "stream_start": self.stream_start_N,
-            "size": self.size_N,
-            "capacity_num_envs": np.array([self.capacity, self.num_envs], dtype=np.int64),
-        }
+        return (
+            {key: getattr(self, name)[:, :m] for key, name in _SLOT_ARRAYS.items()}
+            | {key: getattr(self, name) for key, name in _ENV_ARRAYS.items()}
+            | {"capacity_num_envs": np.array([self.capacity, self.num_envs], dtype=np.int64)}
+        )
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned; capacity, env count and shapes must match."""
@@ -372,12 +398,7 @@ class FrameReplayBuffer:
                 f"this buffer has capacity {self.capacity}, {self.num_envs} envs and observations {self.obs_shape}"
             )
         m = state["frames"].shape[1]
-        self.frames[:, :m] = state["frames"]
-        self.actions_NL[:, :m] = state["actions"]
-        self.rewards_NL[:, :m] = state["rewards"]
-        self.depth_NL[:, :m] = state["depth"]
-        self.flags_NL[:, :m] = state["flags"]
-        self.last_next_obs_N[:] = state["last_next_obs"]
-        self.head_N[:] = state["head"]
-        self.stream_start_N[:] = state["stream_start"]
-        self.size_N[:] = state["size"]
+        for key, name in _SLOT_ARRAYS.items():
+            getattr(self, name)[:, :m] = state[key]
+        for key, name in _ENV_ARRAYS.items():
+            getattr(self, name)[:] = state[key]

@@ -82,3 +82,28 @@ def fold_n_step(
         steps_B += going_B
         last_B = step_B
     return NStepFold(returns_B.astype(np.float32), last_B, discount_B.astype(np.float32), steps_B)
+
+
+def fold_consecutive(
+    rewards_BK: np.ndarray, terminated_BK: np.ndarray, linked_BK: np.ndarray, *, n: int, gamma: float
+) -> NStepFold:
+    """:func:`fold_n_step` over windows of ``K = n`` consecutive slots, one row per sampled transition.
+
+    For storages whose stream goes on in the next slot (the frame replay's per-env rings): row
+    ``b`` holds the sampled transition (column 0) and the ``n - 1`` slots after it, and
+    ``linked_BK[b, k]`` says whether the transition in column ``k + 1`` continues the one in
+    column ``k`` (the last column is ignored). ``last_B`` of the result is the column where each
+    window ends, ``0 <= last_B < n``.
+    """
+    b, k = rewards_BK.shape
+    if k != n or terminated_BK.shape != (b, k) or linked_BK.shape != (b, k):
+        raise ValueError(
+            f"expected rewards, terminated and links of shape (B, n={n}), got {rewards_BK.shape}, "
+            f"{terminated_BK.shape} and {linked_BK.shape}"
+        )
+    local_BK = np.arange(b * k, dtype=np.int64).reshape(b, k)  # each window's slots, numbered apart
+    next_BK = np.full((b, k), -1, dtype=np.int64)
+    next_BK[:, :-1] = np.where(linked_BK[:, :-1], local_BK[:, 1:], -1)
+    fold = fold_n_step(local_BK[:, 0], rewards_S=rewards_BK.reshape(-1), terminated_S=terminated_BK.reshape(-1),
+                       next_S=next_BK.reshape(-1), n=n, gamma=gamma)  # fmt: skip
+    return fold._replace(last_B=fold.last_B - local_BK[:, 0])

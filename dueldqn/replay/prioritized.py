@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dueldqn.replay import Batch
+from dueldqn.replay.batch import Batch
 from dueldqn.replay.sum_tree import SumTree
 
 if TYPE_CHECKING:
@@ -86,15 +86,32 @@ class PrioritizedReplay:
         terminated_N: np.ndarray,
         truncated_N: np.ndarray,
         valid_N: np.ndarray | None = None,
+        td_abs_N: np.ndarray | None = None,
     ) -> None:
-        """Store one step of ``N`` envs in the storage (same arguments); new transitions get the max priority."""
+        """Store one step of ``N`` envs in the storage (same arguments); new transitions get the max priority.
+
+        ``td_abs_N`` (``(N,)``, optional): initial ``|delta|`` per row, computed by whoever acted
+        (Ape-X's env runners, with their copy of the network); new transitions then get
+        ``(|delta_i| + eps)^alpha`` instead of the max priority. Rows where ``valid_N`` is False
+        are ignored, as by the storage.
+        """
         changes = self.storage.add(obs_N, actions_N, rewards_N, next_obs_N, terminated_N, truncated_N, valid_N)
         written, cleared = changes
         if len(cleared):  # cleared first, so that a slot in both gets its new transition's priority (last wins)
             self._pending.append((cleared, 0.0))
             self.generation_S[cleared] += 1
         if len(written):
-            self._pending.append((written, self.max_priority))
+            priority: float | np.ndarray = self.max_priority
+            if td_abs_N is not None:
+                td_abs_K = np.asarray(td_abs_N, dtype=np.float64)
+                td_abs_K = td_abs_K if valid_N is None else td_abs_K[np.asarray(valid_N, dtype=bool)]
+                if td_abs_K.shape != written.shape or not np.isfinite(td_abs_K).all() or (td_abs_K < 0).any():
+                    raise ValueError(
+                        f"add expects finite |TD errors| >= 0, one per stored row ({len(written)}); got {td_abs_K}"
+                    )
+                priority = (td_abs_K + self.eps) ** self.alpha
+                self.max_priority = max(self.max_priority, float(priority.max()))
+            self._pending.append((written, priority))
             self.generation_S[written] += 1
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dueldqn.replay import NO_SLOTS, Batch, SlotChanges
+from dueldqn.replay.batch import NO_SLOTS, Batch, SlotChanges
 from dueldqn.replay.nstep import fold_n_step
 
 

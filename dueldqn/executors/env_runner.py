@@ -1,0 +1,216 @@
+"""Ape-X's env runner: its own envs, network copy and epsilons; it collects chunks of experience.
+
+An :class:`EnvRunner` is plain Python (no Ray import): :mod:`dueldqn.executors.ray_apex` wraps it
+in an actor, and the tests run it in-process. Runner ``r`` of ``R`` steps ``K`` envs; env ``k``
+of it is env ``i = r K + k`` of all ``N = R K`` and explores with Ape-X's fixed rate
+
+    eps_i = 0.4 ** (1 + 7 i / (N - 1))                       (Horgan et al., 2018)
+
+It acts with a copy of the learner's online network that it replaces when a newer
+:class:`~dueldqn.actor.Weights` arrives, and sends the replay raw one-step rows in stream order
+(one :class:`Chunk` of ``T`` vector steps at a time): the replay shard folds n-step returns at
+sampling time from its per-env stream links, exactly as in the local loop, so nothing is folded
+twice and ``n_step`` stays a setting of the sampler. Each row also carries the runner's initial
+``|delta|`` (:func:`initial_td_errors`), so a new transition enters the prioritized replay with
+its own priority rather than the maximum.
+
+Shape suffixes: ``T`` vector steps of a chunk, ``K`` envs of the runner, ``O`` observation, ``A`` actions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from dueldqn.actor import Actor, Weights
+from dueldqn.config import Config
+from dueldqn.envs import make_vec_env, stacks_frames
+from dueldqn.exploration import ExplorationDraws, apex_epsilons
+from dueldqn.networks import build_q_network
+
+
+class Chunk(NamedTuple):
+    """``T`` consecutive vector steps of one runner's ``K`` envs: raw one-step rows, in stream order."""
+
+    runner: int  # the runner's index r
+    incarnation: int  # 0 for the first life of the runner, another number after each restart
+    seq: int  # chunks sent before this one in this incarnation
+    obs_TKO: np.ndarray
+    actions_TK: np.ndarray  # int64
+    rewards_TK: np.ndarray  # float32
+    next_obs_TKO: np.ndarray  # the real next observation, also after a truncation
+    terminated_TK: np.ndarray  # bool
+    truncated_TK: np.ndarray  # bool
+    valid_TK: np.ndarray  # bool: False on the step that only resets an env (next-step autoreset): not stored
+    td_abs_TK: np.ndarray  # float64 initial |delta| (0 where not valid)
+    ids_TK: np.ndarray  # int64 transition ids, vector step * K + env: unique within the runner's life
+    episodes: list[tuple[int, float, int]]  # (env k, return, length) of episodes finished in the chunk
+    weights_version: int  # the version of the weights that acted (-1: the initial random network)
+
+    @property
+    def transitions(self) -> int:
+        """Rows the replay stores from this chunk (the valid ones)."""
+        return int(self.valid_TK.sum())
+
+
+def runner_seed(seed: int, runner: int, incarnation: int) -> int:
+    """A seed for runner ``runner``'s envs and draws, independent of every other runner and life."""
+    return int(np.random.SeedSequence([seed, 12, runner, incarnation]).generate_state(1)[0])
+
+
+def initial_td_errors(
+    q_obs_TKA: np.ndarray,
+    q_next_TKA: np.ndarray,
+    actions_TK: np.ndarray,
+    rewards_TK: np.ndarray,
+    terminated_TK: np.ndarray,
+    ended_TK: np.ndarray,
+    valid_TK: np.ndarray,
+    *,
+    n_step: int,
+    gamma: float,
+) -> np.ndarray:
+    """Ape-X's actor-side priorities ``|G - Q(s_t, a_t)|``, ``(T, K)`` float64 (0 where not valid).
+
+    ``G = sum_{j<k} gamma^j r_{t+j} + gamma^k (1 - terminated_{t+k-1}) max_a Q(s_{t+k}, a)`` over a
+    window of ``k <= n`` steps of the same env that stops at the episode's end or at the chunk's
+    end (the runner does not wait for the next chunk: the last ``n - 1`` rows of a chunk get a
+    shorter window; the learner's first update of a row replaces the estimate anyway). Both Q's
+    come from the runner's copy of the online network, as in Ape-X (no target network there).
+    """
+    T, K = actions_TK.shape
+    return_TK = np.zeros((T, K))
+    discount_TK = np.ones((T, K))
+    last_TK = np.tile(np.arange(T)[:, None], (1, K))  # the step whose s' the window bootstraps from
+    open_TK = valid_TK.copy()  # windows still taking rewards
+    for j in range(n_step):
+        t_T = np.arange(T) + j
+        inside_T = t_T < T
+        take_TK = open_TK & inside_T[:, None]
+        src_T = np.minimum(t_T, T - 1)
+        take_TK &= valid_TK[src_T]
+        return_TK += np.where(take_TK, discount_TK * rewards_TK[src_T], 0.0)
+        discount_TK = np.where(take_TK, discount_TK * gamma, discount_TK)
+        last_TK = np.where(take_TK, src_T[:, None], last_TK)
+        open_TK = take_TK & ~ended_TK[src_T]
+    env_K = np.arange(K)
+    bootstrap_TK = q_next_TKA[last_TK, env_K].max(axis=-1) * (1.0 - terminated_TK[last_TK, env_K])
+    q_sa_TK = np.take_along_axis(q_obs_TKA, actions_TK[..., None], axis=-1)[..., 0]
+    td_TK = np.abs(return_TK + discount_TK * bootstrap_TK - q_sa_TK)
+    return np.where(valid_TK, td_TK, 0.0)
+
+
+class EnvRunner:
+    """Runner ``index`` of ``num_runners``: ``config.envs_per_runner`` envs, a network copy and an Actor.
+
+    Args:
+        config: the run's config (env, network, n-step, gamma, Ape-X epsilon settings).
+        index: this runner's index ``r`` (its envs are ``r K ... r K + K - 1`` of all envs).
+        num_runners: ``R``, for the epsilons over all ``R K`` envs.
+        incarnation: 0 for a first start; a restarted runner gets another number (fresh envs,
+            draws and transition ids, so nothing it sends repeats what its earlier life sent).
+    """
+
+    def __init__(self, config: Config, *, index: int, num_runners: int, incarnation: int = 0) -> None:
+        self.config, self.index, self.incarnation = config, index, incarnation
+        if not stacks_frames(config.env_id):  # an MLP acts fastest on one thread (a process-wide setting)
+            threadpool_limits(limits=1, user_api="blas")
+            torch.set_num_threads(1)
+        K = self.num_envs = config.envs_per_runner
+        seed = runner_seed(config.seed, index, incarnation)
+        self.envs = make_vec_env(config.env_id, K, seed, config.backend)
+        torch.manual_seed(seed)  # the first weights are the learner's anyway; this only fixes the placeholder
+        self.q_net = build_q_network(
+            self.envs.single_observation_space, self.envs.single_action_space,
+            dueling=config.dueling, hidden_sizes=config.hidden_sizes,
+        )  # fmt: skip
+        self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
+        self.actor = Actor(self.q_net, self.n_actions, draws=ExplorationDraws(seed, K), device=torch.device("cpu"),
+                           fast_numpy=config.numpy_mlp)  # fmt: skip
+        self.epsilons_K = apex_epsilons(num_runners * K)[index * K : (index + 1) * K]
+        self.obs_KO, _ = self.envs.reset(seed=seed)
+        self.autoreset_K = np.zeros(K, dtype=bool)
+        self.episode_return_K = np.zeros(K)
+        self.episode_length_K = np.zeros(K, dtype=np.int64)
+        self.iteration = 0  # vector steps taken in this life
+        self.seq = 0  # chunks made in this life
+        self.version = -1  # weights version acting (-1: not yet any of the learner's)
+        self.steps_since_sync = 0
+
+    def wants_weights(self, version: int) -> bool:
+        """Whether to load weights of ``version``: newer, and ``runner_sync_steps`` env steps since the last load."""
+        newer = version > self.version
+        return newer and (self.version < 0 or self.steps_since_sync >= self.config.runner_sync_steps)
+
+    def set_weights(self, weights: Weights) -> None:
+        """Act with ``weights`` from now on."""
+        self.actor.set_weights(weights)
+        self.version = weights.version
+        self.steps_since_sync = 0
+
+    def collect(self, num_steps: int) -> Chunk:
+        """Step the envs ``num_steps`` times with the behaviour policy and return what happened."""
+        T, K, obs = num_steps, self.num_envs, self.obs_KO
+        obs_TKO = np.empty((T, *obs.shape), dtype=obs.dtype)
+        next_obs_TKO = np.empty_like(obs_TKO)
+        actions_TK = np.empty((T, K), dtype=np.int64)
+        rewards_TK = np.empty((T, K), dtype=np.float32)
+        terminated_TK = np.empty((T, K), dtype=bool)
+        truncated_TK = np.empty((T, K), dtype=bool)
+        valid_TK = np.empty((T, K), dtype=bool)
+        episodes: list[tuple[int, float, int]] = []
+        first_iteration = self.iteration
+        for t in range(T):
+            actions_K = self.actor.act(self.obs_KO, self.epsilons_K, self.iteration)
+            next_obs_KO, rewards_K, terminated_K, truncated_K, _ = self.envs.step(actions_K)
+            obs_TKO[t], next_obs_TKO[t], actions_TK[t], rewards_TK[t] = self.obs_KO, next_obs_KO, actions_K, rewards_K
+            terminated_TK[t], truncated_TK[t], valid_TK[t] = terminated_K, truncated_K, ~self.autoreset_K
+            # Episode statistics from the rows themselves (the env's own episode wrapper may be absent).
+            self.episode_return_K += np.where(self.autoreset_K, 0.0, rewards_K)
+            self.episode_length_K += ~self.autoreset_K
+            self.autoreset_K = terminated_K | truncated_K
+            for k in np.flatnonzero(self.autoreset_K):
+                episodes.append((int(k), float(self.episode_return_K[k]), int(self.episode_length_K[k])))
+                self.episode_return_K[k], self.episode_length_K[k] = 0.0, 0
+            self.obs_KO = next_obs_KO
+            self.iteration += 1
+        self.steps_since_sync += T * K
+        td_abs_TK = self._initial_td_errors(obs_TKO, actions_TK, rewards_TK, next_obs_TKO, terminated_TK,
+                                            truncated_TK, valid_TK)  # fmt: skip
+        ids_TK = (np.arange(first_iteration, self.iteration)[:, None] * K + np.arange(K)).astype(np.int64)
+        chunk = Chunk(self.index, self.incarnation, self.seq, obs_TKO, actions_TK, rewards_TK, next_obs_TKO,
+                      terminated_TK, truncated_TK, valid_TK, td_abs_TK, ids_TK,
+                      episodes, self.version)  # fmt: skip
+        self.seq += 1
+        return chunk
+
+    def _initial_td_errors(
+        self,
+        obs_TKO: np.ndarray,
+        actions_TK: np.ndarray,
+        rewards_TK: np.ndarray,
+        next_obs_TKO: np.ndarray,
+        terminated_TK: np.ndarray,
+        truncated_TK: np.ndarray,
+        valid_TK: np.ndarray,
+    ) -> np.ndarray:
+        if not self.config.prioritized:
+            return np.zeros(actions_TK.shape)
+        T, K = actions_TK.shape
+        q_obs_TKA = self.actor.q_values(obs_TKO.reshape(T * K, *obs_TKO.shape[2:])).reshape(T, K, -1)
+        q_next_TKA = self.actor.q_values(next_obs_TKO.reshape(T * K, *obs_TKO.shape[2:])).reshape(T, K, -1)
+        return initial_td_errors(q_obs_TKA, q_next_TKA, actions_TK, rewards_TK, terminated_TK.astype(np.float64),
+                                 terminated_TK | truncated_TK, valid_TK, n_step=self.config.n_step,
+                                 gamma=self.config.gamma)  # fmt: skip
+
+    def stats(self) -> dict[str, Any]:
+        """What the driver wants to know about this runner (its epsilons, version, life)."""
+        return {"runner": self.index, "incarnation": self.incarnation, "epsilons": self.epsilons_K.tolist(),
+                "version": self.version, "iteration": self.iteration}  # fmt: skip
+
+    def close(self) -> None:
+        """Close the envs."""
+        self.envs.close()

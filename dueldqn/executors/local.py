@@ -1,0 +1,123 @@
+"""The local executor: the lecture's algorithm box in one process, over ``N`` vectorised envs::
+
+    A_t ~ b(S_t)                     epsilon-greedy w.r.t. Q                          (act)
+    S_t+1, R_t+1 <- env(A_t)                                                          (step)
+    B <- B + (S_t, A_t, R_t+1, S_t+1, terminated)                                     (store)
+    K ~ B                            uniformly, or in proportion to priorities        (sample)
+    theta <- theta - alpha grad 1/|K| sum w_i l(y_i - Q(S_i, A_i | theta))           (update)
+    every k episodes / N steps / each update (Polyak): theta_targ <- theta            (sync)
+    every log_interval steps: a metrics row; every checkpoint_every: a checkpoint      (log)
+
+The components (:class:`~dueldqn.actor.Actor`, :class:`~dueldqn.learner.Learner`, the replay) and
+the :class:`~dueldqn.executors.session.Session` do the work; this loop only says when. It calls
+them and they never call it: no hooks, no callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from dueldqn.actor import Actor
+from dueldqn.config import Config
+from dueldqn.executors.session import LoopState, Session, crossed
+from dueldqn.exploration import epsilon_at, linear_schedule
+from dueldqn.learner import Learner
+from dueldqn.replay import FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
+
+Replay = ReplayBuffer | FrameReplayBuffer | PrioritizedReplay
+
+
+class Parts(NamedTuple):
+    """The components the loop drives, and what it needs to drive them."""
+
+    config: Config
+    actor: Actor
+    learner: Learner
+    replay: Replay
+    rng: np.random.Generator  # replay sampling
+    device: torch.device
+
+
+def env_step(envs: gym.vector.VectorEnv, replay: Replay, state: LoopState, actions_N: np.ndarray) -> dict[str, Any]:
+    """Step the envs with ``actions_N``, store the new transitions and advance ``state``.
+
+    An env whose episode ended on the previous step only resets on this one (gymnasium's
+    next-step autoreset): its "transition" joins two episodes and is not stored. A truncated
+    transition keeps its real final observation and ``terminated=False``, so it is bootstrapped.
+    Returns the envs' ``infos``.
+    """
+    next_obs_NO, rewards_N, terminated_N, truncated_N, infos = envs.step(actions_N)
+    replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N)
+    state.autoreset_N = terminated_N | truncated_N
+    state.obs_NO = next_obs_NO
+    state.steps += len(actions_N)
+    state.iteration += 1
+    return infos
+
+
+def finished_episodes(infos: dict[str, Any]) -> Iterator[tuple[float, int]]:
+    """``(return, length)`` of each episode that ended on this step (gymnasium's ``RecordEpisodeStatistics``)."""
+    if "_episode" in infos:
+        for i in np.flatnonzero(infos["_episode"]):
+            yield float(infos["episode"]["r"][i]), int(infos["episode"]["l"][i])
+
+
+@contextmanager
+def thread_limits(config: Config, conv: bool) -> Iterator[None]:
+    """Threads for the loop: one for small MLPs (no fork/join per op), the cores for conv nets.
+
+    The same for numpy's BLAS, where a fixed thread count also keeps results independent of the
+    machine's core count (a multithreaded sgemm may split, and so round, its sums differently).
+    """
+    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not conv else None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.torch_threads or (threads if conv else 1))
+    try:
+        yield
+    finally:
+        if blas_threads is not None:  # first: it restores every thread pool it saw, OpenMP's too
+            blas_threads.restore_original_limits()
+        torch.set_num_threads(threads)
+
+
+def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state: LoopState, end: int) -> float:
+    """Run the loop from ``state`` until ``end`` env steps (or a signal); returns the run's seconds in the loop."""
+    config, actor, learner, replay = parts.config, parts.actor, parts.learner, parts.replay
+    eps = (config.epsilon_schedule, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps)
+    stop = session.start(state)
+    while state.steps < end and stop.signum is None:
+        epsilon = epsilon_at(state.steps - config.epsilon_decay_start, *eps)
+        actions_N = actor.act(state.obs_NO, epsilon, state.iteration)  # act
+        infos = env_step(envs, replay, state, actions_N)  # step, store (an autoreset step stores nothing)
+        for episode_return, length in finished_episodes(infos):
+            state.episodes += 1
+            session.episode(state, episode_return, length, epsilon)
+            if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
+                learner.sync_target()  # sync, every k episodes
+        if (
+            state.steps >= state.learning_starts_at
+            and state.iteration % config.train_frequency == 0
+            and replay.can_sample(config.batch_size)
+        ):
+            lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction, config.total_steps)
+            beta = linear_schedule(state.steps, config.beta0, 1.0, config.total_steps)  # PER's IS exponent -> 1
+            for _ in range(config.gradient_steps):
+                batch = replay.sample(config.batch_size, parts.rng, beta=beta)  # sample
+                update = learner.update(batch, epsilon=epsilon, lr=lr)  # update
+                state.updates += 1
+                session.loss(state, update.loss, parts.device)
+                if isinstance(replay, PrioritizedReplay):  # p_i <- (|delta_i| + eps)^alpha
+                    replay.update_priorities(batch.indices, update.td_abs_B.cpu().numpy())  # type: ignore[arg-type]
+                if config.target_sync == "polyak":
+                    learner.sync_target(config.tau)  # sync, Polyak after each update
+        if config.target_sync == "steps" and crossed(state.steps, config.num_envs, config.target_sync_every):
+            learner.sync_target()  # sync, every N env steps
+        session.tick(state, epsilon)  # log, checkpoint
+    return session.end(state)

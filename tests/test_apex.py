@@ -1,0 +1,298 @@
+"""Ape-X: the Ray-free pieces in-process, then the Ray executor on one shared local Ray instance.
+
+The Ray tests (skipped without ``pip install "dueldqn[ray]"``) share one Ray with fixed CPUs and no
+dashboard; the two-node cluster test runs last, on a cluster of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dueldqn.config import Config
+from dueldqn.executors.env_runner import EnvRunner, initial_td_errors
+from dueldqn.executors.replay_shard import ReplayShard
+from dueldqn.exploration import apex_epsilons, epsilon_greedy_actions
+from dueldqn.replay import PrioritizedReplay, ReplayBuffer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_apex_epsilons_follow_the_formula() -> None:
+    eps_N = apex_epsilons(8)
+    assert np.allclose(eps_N, [0.4 ** (1 + 7 * i / 7) for i in range(8)])
+    assert eps_N[0] == pytest.approx(0.4) and eps_N[-1] == pytest.approx(0.4**8)
+    assert len(set(eps_N.tolist())) == 8
+    assert apex_epsilons(1).tolist() == [0.4]
+
+
+def test_per_env_epsilons_explore_at_their_own_rate() -> None:
+    uniforms_N = np.array([0.1, 0.1, 0.9, 0.3])
+    eps_N = np.array([1.0, 0.0, 0.95, 0.2])
+    actions_N = epsilon_greedy_actions(lambda: np.full(4, 7), uniforms_N, eps_N, n_actions=3)
+    # env 0 explores: floor(3 * 0.1 / 1.0) = 0; env 1 (eps 0) and env 3 (u >= eps) are greedy;
+    # env 2 explores: floor(3 * 0.9 / 0.95) = 2.
+    assert actions_N.tolist() == [0, 7, 2, 7]
+
+
+def test_prioritized_add_takes_initial_priorities() -> None:
+    replay = PrioritizedReplay(ReplayBuffer(8, (1,), np.float32, num_envs=3), alpha=0.5, eps=0.01)
+    obs = np.zeros((3, 1), dtype=np.float32)
+    td_N = np.array([3.0, 99.0, 0.0])
+    valid_N = np.array([True, False, True])  # the middle row is an autoreset step: not stored
+    replay.add(obs, np.zeros(3, np.int64), np.zeros(3), obs, np.zeros(3), np.zeros(3), valid_N, td_abs_N=td_N)
+    leaves = replay.tree.leaves[:2]
+    assert np.allclose(leaves, [(3.0 + 0.01) ** 0.5, 0.01**0.5])
+    assert replay.max_priority == pytest.approx(3.01**0.5)
+    with pytest.raises(ValueError, match="finite"):
+        replay.add(obs, np.zeros(3, np.int64), np.zeros(3), obs, np.zeros(3), np.zeros(3), td_abs_N=-td_N)
+
+
+def _slow_td(q_obs, q_next, actions, rewards, terminated, ended, valid, n, gamma):  # type: ignore[no-untyped-def]
+    T, K = actions.shape
+    out = np.zeros((T, K))
+    for t in range(T):
+        for k in range(K):
+            if not valid[t, k]:
+                continue
+            g, disc, last = 0.0, 1.0, t
+            for j in range(n):
+                u = t + j
+                if u >= T or not valid[u, k]:
+                    break
+                g += disc * rewards[u, k]
+                disc *= gamma
+                last = u
+                if ended[u, k]:
+                    break
+            boot = q_next[last, k].max() * (1.0 - terminated[last, k])
+            out[t, k] = abs(g + disc * boot - q_obs[t, k, actions[t, k]])
+    return out
+
+
+def test_initial_td_errors_match_a_slow_loop() -> None:
+    rng = np.random.default_rng(0)
+    T, K, A = 9, 3, 2
+    q_obs, q_next = rng.normal(size=(T, K, A)), rng.normal(size=(T, K, A))
+    actions = rng.integers(0, A, size=(T, K))
+    rewards = rng.normal(size=(T, K))
+    terminated = np.zeros((T, K))
+    truncated = np.zeros((T, K), dtype=bool)
+    terminated[2, 0], truncated[5, 1] = 1.0, True
+    ended = terminated.astype(bool) | truncated
+    valid = np.ones((T, K), dtype=bool)
+    valid[3, 0], valid[6, 1] = False, False  # the autoreset steps after those ends
+    for n in (1, 3):
+        fast = initial_td_errors(q_obs, q_next, actions, rewards, terminated, ended, valid, n_step=n, gamma=0.9)
+        slow = _slow_td(q_obs, q_next, actions, rewards, terminated, ended, valid, n, 0.9)
+        assert np.allclose(fast, slow)
+
+
+def test_runner_chunks_are_streams_with_unique_ids() -> None:
+    config = Config(num_env_runners=2, envs_per_runner=2, prioritized=True, n_step=3)
+    runner = EnvRunner(config, index=1, num_runners=2, incarnation=5)
+    assert np.allclose(runner.epsilons_K, apex_epsilons(4)[2:])
+    first, second = runner.collect(30), runner.collect(30)
+    assert (first.seq, second.seq) == (0, 1)
+    assert np.array_equal(first.next_obs_TKO[-1], second.obs_TKO[0])  # one stream across chunks
+    ids = np.concatenate([first.ids_TK.ravel(), second.ids_TK.ravel()])
+    assert sorted(ids.tolist()) == list(range(120)) and first.incarnation == 5
+    assert (first.td_abs_TK[first.valid_TK] >= 0).all() and (first.td_abs_TK[~first.valid_TK] == 0).all()
+    # A step after an episode's end only resets the env: not a transition.
+    ended = first.terminated_TK | first.truncated_TK
+    assert (~first.valid_TK[1:][ended[:-1]]).all()
+    runner.close()
+
+
+def test_shard_stores_every_valid_row_once_and_in_order() -> None:
+    config = Config(num_env_runners=2, envs_per_runner=2, n_step=3, prioritized=True, buffer_size=10_000)
+    runners = [EnvRunner(config, index=r, num_runners=2) for r in range(2)]
+    shard = ReplayShard(config, index=0, obs_shape=(4,), obs_dtype=np.float32, record_ids=True)
+    produced = 0
+    for _ in range(3):
+        for runner in runners:
+            chunk = runner.collect(40)
+            produced += shard.add_chunk(chunk)
+    stats = shard.stats()
+    assert stats["ingested"] == produced == len(shard) == len(stats["ids"])
+    assert len(np.unique(stats["ids"], axis=0)) == produced
+    with pytest.raises(ValueError, match="expected 3"):
+        shard.add_chunk(runners[0].collect(5)._replace(seq=7))
+    # A new life of runner 0 cuts its streams: no n-step window joins the two lives.
+    assert isinstance(shard.storage, ReplayBuffer)
+    reborn = EnvRunner(config, index=0, num_runners=2, incarnation=1)
+    before = shard.storage.open_N.copy()
+    shard.add_chunk(reborn.collect(1)._replace(valid_TK=np.zeros((1, 2), dtype=bool)))
+    assert (shard.storage.open_N[:2] == -1).all() and (shard.storage.open_N[2:] == before[2:]).all()
+    batches = shard.sample_many(2, 16, beta=0.4)
+    assert batches is not None and len(batches) == 2 and batches[0].discounts is not None
+
+
+def test_shard_folds_n_step_as_the_local_replay_does() -> None:
+    # One runner's chunks into a shard, and the same rows one vector step at a time into the local
+    # loop's replay: the same slots, the same stream links, the same folded n-step batch.
+    config = Config(num_env_runners=1, envs_per_runner=2, n_step=3, gamma=0.9, buffer_size=500)
+    runner = EnvRunner(config, index=0, num_runners=1)
+    shard = ReplayShard(config, index=0, obs_shape=(4,), obs_dtype=np.float32)
+    local = ReplayBuffer(500, (4,), np.float32, num_envs=2, n_step=3, gamma=0.9)
+    for _ in range(4):
+        chunk = runner.collect(60)
+        shard.add_chunk(chunk)
+        for t in range(60):
+            local.add(chunk.obs_TKO[t], chunk.actions_TK[t], chunk.rewards_TK[t], chunk.next_obs_TKO[t],
+                      chunk.terminated_TK[t], chunk.truncated_TK[t], chunk.valid_TK[t])  # fmt: skip
+    assert isinstance(shard.storage, ReplayBuffer)
+    assert np.array_equal(shard.storage.next_slot, local.next_slot) and len(shard) == len(local)
+    slots = np.arange(len(local))
+    ours, theirs = shard.storage.gather(slots), local.gather(slots)
+    for name in ("obs", "actions", "rewards", "next_obs", "terminated", "discounts"):
+        assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
+    assert (theirs.discounts < 0.9**2 + 1e-6).any()  # some windows really fold 3 steps
+
+
+def test_local_run_never_imports_ray(tmp_path: Path) -> None:
+    code = (
+        "import sys; from dueldqn.training import train; "
+        f"train(env_id='CartPole-v1', total_steps=300, learning_starts=100, eval_episodes=1, "
+        f"run_dir={str(tmp_path / 'run')!r}, progress=False, tensorboard=False); "
+        "assert 'ray' not in sys.modules, 'the local executor imported ray'"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path, timeout=120)
+
+
+# --- the Ray executor ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_local():  # type: ignore[no-untyped-def]
+    ray = pytest.importorskip("ray", reason="the Ray tests need: pip install 'dueldqn[ray]'")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _run(tmp_path: Path, name: str = "run", **overrides):  # type: ignore[no-untyped-def]
+    from dueldqn.executors.apex import apex_network, run_apex
+
+    values = dict(executor="ray", num_env_runners=2, envs_per_runner=2, total_steps=4_000, learning_starts=500,
+                  batch_size=32, prioritized=True, n_step=3, algo="double", runner_chunk_steps=50,
+                  weight_sync_every=10, runner_sync_steps=100, log_interval=1_000, checkpoint_every=0)  # fmt: skip
+    config = Config(**{**values, **overrides})
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    net = apex_network(config, torch.device("cpu"))
+    result = run_apex(config, run_dir, q_net=net.q_net, spec=net.spec, obs_shape=net.obs_shape,
+                      obs_dtype=net.obs_dtype, frames=net.frames, device=torch.device("cpu"), progress=False,
+                      tensorboard=False, record_ids=True, name_prefix=f"{name}-")  # fmt: skip
+    return config, result
+
+
+def test_two_runners_ingest_every_transition_once(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config, result = _run(tmp_path)
+    state = result.state
+    ids = np.concatenate([shard["ids"] for shard in result.shards])
+    assert state.steps >= config.total_steps
+    assert len(ids) == state.transitions == sum(shard["ingested"] for shard in result.shards)
+    assert len(np.unique(ids, axis=0)) == len(ids)  # nothing ingested twice
+    assert state.updates > 0
+    for r in range(2):
+        versions = result.versions[r]
+        assert versions == sorted(versions) and versions[-1] > versions[0] >= 0  # the runners took newer weights
+        assert np.allclose(result.epsilons[r], apex_epsilons(4)[2 * r : 2 * r + 2])
+    assert result.restarts == 0 and all(len(lives) == 1 for lives in result.lives.values())
+    assert (tmp_path / "run" / "apex.csv").read_text().count("\n") >= 4
+    assert any(p.name.startswith("step_") for p in (tmp_path / "run" / "checkpoints").iterdir())
+
+
+def test_a_killed_runner_is_restarted_and_the_run_finishes(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ray = ray_local
+    killed: list[bool] = []
+
+    def kill_runner_0() -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                handle = ray.get_actor("kill-dueldqn-runner-0")
+            except ValueError:
+                time.sleep(0.2)
+                continue
+            if ray.get(handle.flush.remote())["iteration"] < 100:  # not yet delivering chunks
+                time.sleep(0.2)
+                continue
+            ray.kill(handle, no_restart=False)
+            killed.append(True)
+            return
+
+    thread = threading.Thread(target=kill_runner_0)
+    thread.start()
+    config, result = _run(tmp_path, "kill", total_steps=10_000)
+    thread.join()
+    assert killed
+    assert result.restarts >= 1
+    assert len(result.lives[0]) >= 2 and len(result.lives[1]) == 1  # runner 0 came back in a new life
+    assert result.state.steps >= config.total_steps and result.state.updates > 0
+    ids = np.concatenate([shard["ids"] for shard in result.shards])
+    assert len(np.unique(ids, axis=0)) == len(ids)
+
+
+def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dueldqn.training import train
+
+    settings = {"executor": "ray", "num_env_runners": 2, "prioritized": True, "n_step": 3, "learning_starts": 500,
+                "batch_size": 32, "log_interval": 500, "eval_episodes": 1, "runner_chunk_steps": 50}  # fmt: skip
+    first = train(env_id="CartPole-v1", total_steps=2_000, run_dir=tmp_path / "run", progress=False,
+                  tensorboard=False, **settings)  # fmt: skip
+    second = train(resume=tmp_path / "run", total_steps=3_000, progress=False, tensorboard=False)
+    assert second.summary["total_steps"] >= 3_000 and second.summary["updates"] > first.summary["updates"]
+    rows = (tmp_path / "run" / "apex.csv").read_text().splitlines()[1:]
+    steps = [int(row.split(",")[0]) for row in rows]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # continued, no row twice
+    # The replay came back: right after the resume it holds more than the new rows alone.
+    after = next(row.split(",") for row in rows if int(row.split(",")[0]) > 2_000)
+    assert int(after[6]) > int(after[0]) - 2_000
+
+
+def test_apex_learns_cartpole(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The tuned cartpole preset as Ape-X: 2 runners of 2 envs, prioritized 3-step replay, and the
+    # runners held to the local loop's replay ratio (this test runs on 2 shared cores). A Ray run
+    # is not reproducible (chunk arrival order, weight lag); of eight runs of these settings on a
+    # busy 2-core box four reached 475 or more, the others 420, 166, 159 and one unrecorded: 475 is
+    # not reached reliably yet, so the test asks for a policy far above random play (about 20).
+    from dueldqn.config import resolve_config
+    from dueldqn.training import train
+
+    overrides = {"executor": "ray", "num_env_runners": 2, "envs_per_runner": 2, "prioritized": True, "n_step": 3,
+                 "runner_rate_limit": True, "eval_episodes": 10, "checkpoint_every": 0}  # fmt: skip
+    result = train(resolve_config("CartPole-v1", None, overrides), run_dir=tmp_path / "learn", progress=False,
+                   tensorboard=False)  # fmt: skip
+    assert result.summary["eval_mean_return"] >= 100.0, result.summary
+    assert result.summary["executor"] == "ray" and result.summary["runner_restarts"] == 0
+
+
+def test_two_node_cluster_runs_the_same(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ray = ray_local
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # this test needs a cluster of its own (the last Ray test of the module)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=2)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        _, result = _run(tmp_path, "cluster", total_steps=3_000)
+        ids = np.concatenate([shard["ids"] for shard in result.shards])
+        assert len(ids) == result.state.transitions == len(np.unique(ids, axis=0))
+        assert result.state.updates > 0 and result.versions[1][-1] > 0
+        assert len(ray.nodes()) == 2
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
