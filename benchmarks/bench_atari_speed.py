@@ -54,6 +54,7 @@ def run_sb3(seed: int, warmup: int, steps: int, device: str) -> float:
     import gymnasium as gym
     from stable_baselines3 import DQN
     from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecFrameStack
 
     gym.register_envs(ale_py)
@@ -79,6 +80,7 @@ def run_sb3(seed: int, warmup: int, steps: int, device: str) -> float:
         device=device,
         verbose=0,
     )
+    model.set_logger(Logger(None, []))  # SB3's default logger leaves a /tmp/SB3-<time> folder per model
     model.learn(total_timesteps=warmup)
     start = time.perf_counter()
     model.learn(total_timesteps=steps, reset_num_timesteps=False)

@@ -71,6 +71,7 @@ def run_sb3(seed: int, steps: int, threads: int | None) -> float:
     """Env steps/s of Stable-Baselines3's ``DQN.learn`` with the same settings."""
     import gymnasium as gym
     from stable_baselines3 import DQN
+    from stable_baselines3.common.logger import Logger
 
     default_threads = torch.get_num_threads()
     if threads is not None:
@@ -97,6 +98,7 @@ def run_sb3(seed: int, steps: int, threads: int | None) -> float:
             device="cpu",
             verbose=0,
         )
+        model.set_logger(Logger(None, []))  # SB3's default logger leaves a /tmp/SB3-<time> folder per model
         start = time.perf_counter()
         model.learn(total_timesteps=steps)
         return steps / (time.perf_counter() - start)

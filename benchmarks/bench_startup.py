@@ -36,10 +36,12 @@ SB3_JOB = """
 import json, sys, tempfile, time
 from stable_baselines3 import DQN
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import Logger
 model = DQN("MlpPolicy", "CartPole-v1", learning_rate=2.3e-3, batch_size=256, buffer_size=50_000,
             learning_starts=1_000, train_freq=12, gradient_steps=5, target_update_interval=128,
             exploration_fraction=5_000 / 40_000, exploration_final_eps=0.04, gamma=0.99,
             policy_kwargs={"net_arch": [64, 64]}, seed=0, verbose=0)
+model.set_logger(Logger(None, []))  # no /tmp/SB3-<time> folder
 start = time.perf_counter()
 model.learn(total_timesteps=40_000)
 loop = time.perf_counter() - start

@@ -7,6 +7,7 @@ dashboard; the two-node cluster test runs last, on a cluster of its own.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -177,8 +178,27 @@ def ray_local():  # type: ignore[no-untyped-def]
     ray = pytest.importorskip("ray", reason="the Ray tests need: pip install 'dueldqn[ray]'")
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
+    session = _session_dir()
     yield ray
     ray.shutdown()
+    _remove_session(session)
+
+
+def _session_dir() -> Path:
+    """The running Ray's session directory (its logs and sockets under /tmp/ray)."""
+    import ray
+
+    return Path(ray._private.worker._global_node.get_session_dir_path())
+
+
+def _remove_session(session: Path) -> None:
+    """Remove a stopped Ray's session directory, and /tmp/ray's link to it when that is all that is left."""
+    shutil.rmtree(session, ignore_errors=True)
+    latest = session.parent / "session_latest"
+    if latest.is_symlink() and not latest.exists():
+        latest.unlink(missing_ok=True)
+    if session.parent.is_dir() and not any(session.parent.iterdir()):
+        session.parent.rmdir()
 
 
 def _run(tmp_path: Path, name: str = "run", **overrides):  # type: ignore[no-untyped-def]
@@ -286,8 +306,10 @@ def test_two_node_cluster_runs_the_same(ray_local, tmp_path: Path) -> None:  # t
     ray.shutdown()  # this test needs a cluster of its own (the last Ray test of the module)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=2)
+    session = None
     try:
         ray.init(address=cluster.address, log_to_driver=False)
+        session = _session_dir()
         _, result = _run(tmp_path, "cluster", total_steps=3_000)
         ids = np.concatenate([shard["ids"] for shard in result.shards])
         assert len(ids) == result.state.transitions == len(np.unique(ids, axis=0))
@@ -296,3 +318,5 @@ def test_two_node_cluster_runs_the_same(ray_local, tmp_path: Path) -> None:  # t
     finally:
         ray.shutdown()
         cluster.shutdown()
+        if session is not None:
+            _remove_session(session)
