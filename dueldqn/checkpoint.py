@@ -59,19 +59,9 @@ def atomic_write_json(path: Path, value: Any) -> None:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Save ``tensors`` as safetensors at ``path`` atomically (contiguous CPU copies).
-
-    Tensors that share memory (a target network that is the online one) are saved as copies each:
-    safetensors refuses shared tensors.
-    """
+    """Save ``tensors`` as safetensors at ``path`` atomically (contiguous CPU copies)."""
     path = Path(path)
-    cpu: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    for k, v in tensors.items():
-        tensor = v.detach().cpu().contiguous()
-        storage = tensor.untyped_storage().data_ptr()
-        cpu[k] = tensor.clone() if storage in seen else tensor
-        seen.add(storage)
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -113,6 +113,7 @@ class Learner:
             )  # fmt: skip
         self._numpy: NumpyMLPUpdate | None = None
         self.optimizer_loaded()
+        self.version = 0  # updates applied so far (Ape-X stamps the weights it publishes with it)
 
     def optimizer_loaded(self) -> None:
         """Call after loading the optimizer's state (a resume): the numpy update takes over its moments."""
@@ -137,12 +138,14 @@ class Learner:
 
     def sync_target(self, tau: float = 1.0) -> None:
         """``theta_targ <- tau * theta + (1 - tau) * theta_targ`` (``tau = 1``: a hard copy)."""
-        update_target(self.target, self.online, tau)
+        if self.target is not self.online:  # DrQ's target is the online network itself: nothing to copy
+            update_target(self.target, self.online, tau)
 
     def state_dict(self) -> StateDict:
-        """Both networks, AdamW's moments and settings, and the torch generator (Deep SARSA's ``A'``)."""
+        """Both networks (one when the target is the online one), AdamW's moments and settings, the torch generator."""
         state: StateDict = {f"online.{k}": v for k, v in self.online.state_dict().items()}
-        state |= {f"target.{k}": v for k, v in self.target.state_dict().items()}
+        if self.target is not self.online:
+            state |= {f"target.{k}": v for k, v in self.target.state_dict().items()}
         optim_state = self.optimizer.state_dict()
         for index, moments in optim_state["state"].items():
             for name, value in moments.items():
@@ -164,7 +167,8 @@ class Learner:
                 moments.setdefault(int(index), {})[moment] = value
         try:
             self.online.load_state_dict(groups["online"])
-            self.target.load_state_dict(groups["target"])
+            if self.target is not self.online:
+                self.target.load_state_dict(groups["target"])
             self.optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer_param_groups"]})
         except (RuntimeError, KeyError, ValueError) as err:
             raise ValueError(f"the learner's state does not fit this network or optimizer: {err}") from err
@@ -179,9 +183,6 @@ class Learner:
         self.optimizer_loaded()
 
     # Ape-X on Ray (dueldqn.executors.ray_apex): versioned numpy copies of the online weights.
-    version: int = 0
-    """Updates applied so far (the version stamped on :meth:`get_weights`)."""
-
     def get_weights(self) -> Weights:
         """A CPU numpy copy of the online network's weights, stamped with :attr:`version`."""
         params = {name: value.detach().cpu().numpy().copy() for name, value in self.online.state_dict().items()}

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.learner import Learner
@@ -65,9 +64,8 @@ def test_atari100k_trains_with_n_step_augmentation_and_the_online_target(
     learner = ckpt.states["learner"]
     assert "generator" in learner  # draws the augmentation: a resume draws on where it stopped
     assert any(k.startswith("optimizer.") and k.endswith("exp_avg_sq") for k in learner)
-    online = {k[len("online.") :]: v for k, v in learner.items() if k.startswith("online.")}
-    target = {k[len("target.") :]: v for k, v in learner.items() if k.startswith("target.")}
-    assert online.keys() == target.keys() and all(torch.equal(online[k], target[k]) for k in online)
+    assert any(k.startswith("online.") for k in learner)
+    assert not any(k.startswith("target.") for k in learner)  # the target is the online network: saved once
     # The replay comes back with its episode ends, so its n-step windows are the same after a resume.
     saved = ckpt.states["replay"]
     replay = FrameReplayBuffer(1_000, (4, 84, 84), np.uint8, n_step=10, gamma=0.99)

@@ -138,12 +138,16 @@ def test_a_restored_learner_goes_on_bit_exactly() -> None:
         assert torch.equal(p, q)
 
 
-def test_a_checkpoint_of_the_shared_target_saves_each_tensor(tmp_path: Path) -> None:
-    from dueldqn.checkpoint import load_tensors, save_tensors
+def test_the_shared_target_is_saved_once_and_a_checkpoint_of_it_loads(tmp_path: Path) -> None:
+    from dueldqn.checkpoint import load_checkpoint, save_checkpoint
 
     learner = _learner()
-    tensors = {f"online.{k}": v for k, v in learner.online.state_dict().items()}
-    tensors |= {f"target.{k}": v for k, v in learner.target.state_dict().items()}  # the same tensors
-    save_tensors(tmp_path / "t.safetensors", tensors)
-    loaded, _ = load_tensors(tmp_path / "t.safetensors")
-    assert loaded.keys() == tensors.keys() and all(torch.equal(loaded[k], v) for k, v in tensors.items())
+    learner.update(_batch(np.random.default_rng(4)), epsilon=0.01, lr=1e-4)
+    state = learner.state_dict()
+    assert not any(k.startswith("target.") for k in state)  # derivable: the target is the online network
+    path = save_checkpoint(tmp_path, 1, {"learner": state}, meta={"config": {}, "network": {}}, keep=1)
+    other = _learner(seed=5)
+    other.load_state_dict(load_checkpoint(path).states["learner"])
+    assert other.target is other.online
+    for p, q in zip(learner.online.parameters(), other.online.parameters(), strict=True):
+        assert torch.equal(p, q)
