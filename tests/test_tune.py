@@ -266,9 +266,10 @@ def test_jobs_share_one_journal_study(tmp_path: Path) -> None:
     study = optuna.load_study(study_name="tiny", storage=open_storage(f"journal:{tmp_path / 'tiny.journal'}"))
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 3 <= len(done) == len(study.trials) <= 4  # a worker may start one trial as the other ends the budget
-    assert len({t.user_attrs["worker"]["pid"] for t in done}) == 2 and os.getpid() not in {
-        t.user_attrs["worker"]["pid"] for t in done
-    }
+    # Trials ran in the worker processes, never in this one. Whether the second worker gets a trial is a race
+    # (the first may run all three 0.3 s trials while the second still imports torch), so no test counts on it.
+    pids = {t.user_attrs["worker"]["pid"] for t in done}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     assert sorted(p.name for p in (tmp_path / "out" / "trials").iterdir()) == [
         f"trial-{t.number:04d}" for t in sorted(done, key=lambda t: t.number)
     ]
