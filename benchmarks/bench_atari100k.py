@@ -238,10 +238,16 @@ def main(argv: list[str] | None = None) -> None:
     settings = {k: v for k, v in (("total_steps", args.total_steps), ("eval_episodes", args.eval_episodes),
                                   ("backend", args.backend)) if v is not None}  # fmt: skip
     if not args.report_only:
-        for seed in seeds:  # every game once before a second seed: a stopped benchmark covers more games
-            for game in args.games:
-                run_one(game, seed, args.runs_dir, settings,
-                        (args.curve_every, args.curve_episodes) if args.curve else None)  # fmt: skip
+        from dueldqn.training import TrainingInterrupted
+
+        try:
+            for seed in seeds:  # every game once before a second seed: a stopped benchmark covers more games
+                for game in args.games:
+                    run_one(game, seed, args.runs_dir, settings,
+                            (args.curve_every, args.curve_episodes) if args.curve else None)  # fmt: skip
+        except TrainingInterrupted as stopped:  # Ctrl-C or SIGTERM: the run checkpointed; the same command resumes
+            print(f"{stopped}; run the same command again to go on", flush=True)
+            sys.exit(130)
     found = collect(args.runs_dir, args.games, seeds)
     title, body = report(found, wanted=len(args.games) * len(seeds))
     figures = plot_curves(found, args.figures_dir)
