@@ -54,6 +54,7 @@ class RunLogger:
         """Record one log interval of training statistics (``loss`` is NaN before learning starts)."""
         loss_cell = "" if math.isnan(loss) else f"{loss:.6g}"
         self._csv.writerow(("train", step, "", "", "", loss_cell, f"{epsilon:.6g}", f"{steps_per_second:.1f}"))
+        self._file.flush()  # once per interval: `tail -f metrics.csv` and read_metrics see the run as it goes
         if self._tb is not None:
             if not math.isnan(loss):
                 self._tb.add_scalar("losses/td_loss", loss, step)

@@ -20,7 +20,7 @@ from dueldqn.config import Config
 from dueldqn.executors.session import LoopState, NumpyRNG, Session
 from dueldqn.exploration import ExplorationDraws
 from dueldqn.learner import Learner
-from dueldqn.logger import RunLogger
+from dueldqn.logger import RunLogger, read_metrics
 from dueldqn.networks import build_q_network
 from dueldqn.replay import Batch
 
@@ -97,6 +97,15 @@ def test_the_logger_drops_rows_written_after_its_state(tmp_path: Path) -> None:
     logger.close()
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[1] for r in rows[1:]] == ["10", "25"]
+
+
+def test_the_logger_puts_each_train_row_on_disk_before_the_next_checkpoint(tmp_path: Path) -> None:
+    logger = RunLogger(tmp_path, tensorboard=False)
+    logger.episode(10, 1, 5.0, 10)
+    logger.train(1000, 0.25, 0.5, 40.0)  # a log interval: the rows so far are readable from another process
+    assert [r["step"] for r in read_metrics(tmp_path)["episode"]] == [10.0]
+    assert read_metrics(tmp_path)["train"] == [{"step": 1000.0, "loss": 0.25, "epsilon": 0.5, "steps_per_second": 40.0}]
+    logger.close()
 
 
 def test_checkpoints_route_component_states_by_kind_and_load_them_back(tmp_path: Path) -> None:
