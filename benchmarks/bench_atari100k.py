@@ -179,10 +179,12 @@ def report(found: dict[str, list[dict[str, Any]]], wanted: int, reps: int = 50_0
     if len(complete) >= 2 and n_seeds >= 1:
         hns_RG = np.array([[human_normalized(g, found[g][r]["score"]) for g in complete] for r in range(n_seeds)])
         point, low, high = stratified_bootstrap_ci(hns_RG, iqm, reps=reps)
-        lines.append(f"\nIQM of HNS over {n_seeds} seed(s) x {len(complete)} games: **{point:.3f}** [95% CI {low:.3f}, "
-                     f"{high:.3f}] (stratified bootstrap, {reps:,} replicates, rliable's method). DrQ(eps) over 26 "
-                     f"games x 100 runs: {DRQ_EPS_IQM[0]:.3f} [{DRQ_EPS_IQM[1]:.3f}, {DRQ_EPS_IQM[2]:.3f}]; "
-                     "not comparable over a few chosen games.")  # fmt: skip
+        ci = (f"[95% CI {low:.3f}, {high:.3f}] (stratified bootstrap, {reps:,} replicates, rliable's method)"
+              if n_seeds >= 2 else "(no confidence interval: the bootstrap resamples runs within a game, "
+              "and one seed per game leaves it nothing to resample)")  # fmt: skip
+        lines.append(f"\nIQM of HNS over {n_seeds} seed(s) x {len(complete)} games: **{point:.3f}** {ci}. "
+                     f"DrQ(eps) over 26 games x 100 runs: {DRQ_EPS_IQM[0]:.3f} [{DRQ_EPS_IQM[1]:.3f}, "
+                     f"{DRQ_EPS_IQM[2]:.3f}]; not comparable over a few chosen games.")  # fmt: skip
     lines.append("\nProtocol: 100k agent steps (400k frames), then 100 whole games at epsilon 0.001, each capped "
                  "at 27,000 steps; no sticky actions; 0-29 no-op steps at each game start; no FIRE on reset; life "
                  "loss terminal and rewards clipped for training only. Published columns: research/atari-100k.md "

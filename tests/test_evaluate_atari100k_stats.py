@@ -72,5 +72,7 @@ def test_the_report_compares_each_game_with_drq_eps_and_labels_partial_results()
     assert "**0.532**" in body and "give 0.602" in body
     assert "**not met so far, over 2 of 3 games; no verdict until all are run**" in body  # Krull is missing
     _, whole = report({g: rs for g, rs in found.items() if rs}, wanted=4, reps=500)
-    assert "**not met**" in whole
+    assert "**not met**" in whole and "[95% CI" in whole
+    _, one_seed = report({g: rs[:1] for g, rs in found.items() if rs}, wanted=2, reps=500)
+    assert "IQM of HNS over 1 seed(s) x 2 games" in one_seed and "no confidence interval" in one_seed
     assert "IQM of HNS over 2 seed(s) x 2 games" in body
