@@ -159,6 +159,39 @@ def test_shard_folds_n_step_as_the_local_replay_does() -> None:
     assert (theirs.discounts < 0.9**2 + 1e-6).any()  # some windows really fold 3 steps
 
 
+def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_does() -> None:
+    # Breakout: the shard stores each frame once (FrameReplayBuffer) and folds n-step returns with
+    # the config's n and gamma, as the local loop's frame replay fed the same rows does.
+    pytest.importorskip("ale_py")
+    from dueldqn.replay import FrameReplayBuffer
+
+    config = Config(env_id="ALE/Breakout-v5", num_env_runners=1, envs_per_runner=2, n_step=3, gamma=0.9,
+                    buffer_size=400)  # fmt: skip
+    runner = EnvRunner(config, index=0, num_runners=1)
+    shard = ReplayShard(config, index=0, obs_shape=(4, 84, 84), obs_dtype=np.uint8, frames=True)
+    local = FrameReplayBuffer(400, (4, 84, 84), np.uint8, num_envs=2, n_step=3, gamma=0.9)
+    rows = []
+    for _ in range(3):
+        chunk = runner.collect(50)
+        shard.add_chunk(chunk)
+        for t in range(50):
+            local.add(chunk.obs_TKO[t], chunk.actions_TK[t], chunk.rewards_TK[t], chunk.next_obs_TKO[t],
+                      chunk.terminated_TK[t], chunk.truncated_TK[t], chunk.valid_TK[t])  # fmt: skip
+        rows += [(chunk.obs_TKO[t, k], chunk.next_obs_TKO[t, k], chunk.actions_TK[t, k])
+                 for t in range(50) for k in range(2) if chunk.valid_TK[t, k]]  # fmt: skip
+    runner.close()
+    assert isinstance(shard.storage, FrameReplayBuffer) and shard.storage.n_step == 3
+    assert len(shard) == len(local) == len(rows)  # 200 slots per env: nothing overwritten yet
+    idx = local.valid_indices()
+    assert np.array_equal(shard.storage.valid_indices(), idx)
+    ours, theirs = shard.storage.gather(idx), local.gather(idx)
+    for name in ("obs", "actions", "rewards", "next_obs", "terminated", "discounts"):
+        assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
+    assert ours.discounts is not None and (ours.discounts < 0.9**2 + 1e-6).any()  # windows fold 3 steps
+    stored = {(o.tobytes(), int(a)) for o, a in zip(ours.obs, ours.actions, strict=True)}
+    assert stored <= {(o.tobytes(), int(a)) for o, _, a in rows}  # every stack rebuilt is one the runner saw
+
+
 def test_local_run_never_imports_ray(tmp_path: Path) -> None:
     code = (
         "import sys; from dueldqn.training import train; "

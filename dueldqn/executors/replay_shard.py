@@ -57,7 +57,8 @@ class ReplayShard:
         capacity = max(config.buffer_size // config.replay_shards, config.batch_size)
         self.storage: ReplayBuffer | FrameReplayBuffer
         if frames:
-            self.storage = FrameReplayBuffer(capacity, obs_shape, obs_dtype, num_envs=N)
+            self.storage = FrameReplayBuffer(capacity, obs_shape, obs_dtype, num_envs=N, n_step=config.n_step,
+                                             gamma=config.gamma)  # fmt: skip
         else:
             self.storage = ReplayBuffer(capacity, obs_shape, obs_dtype, num_envs=N, n_step=config.n_step,
                                         gamma=config.gamma)  # fmt: skip
