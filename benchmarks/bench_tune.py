@@ -40,10 +40,11 @@ CHUNKS = {"CartPole-v1": 2_000, "Acrobot-v1": 5_000}  # env steps between greedy
 ROOT = Path("runs/bench-tune")
 
 
-def tune_command(env_id: str, trials: int, timeout: float) -> list[str]:
-    """The ``dueldqn tune`` arguments of the benchmark's study for ``env_id``."""
+def tune_command(env_id: str, trials: int, timeout: float, jobs: int = 1) -> list[str]:
+    """The ``dueldqn tune`` arguments of the benchmark's study for ``env_id`` (journal file storage for jobs > 1)."""
+    storage = f"journal:{ROOT}/bench-{env_id}.journal" if jobs > 1 else f"sqlite:///{ROOT}/bench-{env_id}.db"
     return ["tune", "--env", env_id, "--trials", str(trials), "--timeout", str(timeout), "--startup-trials", "8",
-            "--study", f"bench-{env_id}", "--storage", f"sqlite:///{ROOT}/bench-{env_id}.db",
+            "--jobs", str(jobs), "--study", f"bench-{env_id}", "--storage", storage,
             "--out", str(ROOT / env_id), "--no-progress"]  # fmt: skip
 
 
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", choices=list(THRESHOLDS), default=list(THRESHOLDS))
     parser.add_argument("--timeout", type=float, default=1_500.0, help="seconds of tuning per env (default 1500)")
+    parser.add_argument("--jobs", type=int, default=2, help="tune worker processes, one core each (default 2)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 for the comparison (default 5)")
     parser.add_argument("--reuse", action="store_true", help="compare with the existing studies' best configs")
     parser.add_argument("--no-write", action="store_true", help="print, leave BENCHMARKS.md as it is")
@@ -148,8 +150,9 @@ def main(argv: list[str] | None = None) -> None:
         f"train on seeds 0-{args.seeds - 1}, alternating, one run at a time, pausing every 2,000 (CartPole) or "
         "5,000 (Acrobot) env steps for a 10-episode greedy check: the first pause that reaches the threshold gives "
         "the env steps and the training-loop seconds (setup and evaluations excluded). The final greedy return is "
-        "the run's own end-of-training evaluation (20 episodes). The machine is shared with other jobs on the same "
-        "core, so every time here is contended; compare times within a table, not with other sections."
+        "the run's own end-of-training evaluation (20 episodes). The study runs `--jobs` worker processes, one core "
+        "each, so a trial's wall time is that of one core; the load average at the start of each comparison is "
+        "given; compare times within a table, not with other sections."
     )
     sections: list[str] = []
 
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             write_section(name, title, body)
 
     for env_id in args.envs:
-        command = tune_command(env_id, TRIALS[env_id], args.timeout)
+        command = tune_command(env_id, TRIALS[env_id], args.timeout, args.jobs)
         start = time.perf_counter()
         if not args.reuse:
             assert dueldqn_main(command) == 0
