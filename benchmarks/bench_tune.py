@@ -51,7 +51,7 @@ def tune_command(env_id: str, trials: int, timeout: float, jobs: int = 1) -> lis
 def loop_seconds(run_dir: Path) -> float:
     """Seconds the run has spent in its training loop so far (from its newest checkpoint)."""
     state = json.loads((list_checkpoints(run_dir)[0] / "state.json").read_text())
-    return float(state["loop"]["train_seconds"])
+    return float(state["components"]["loop"]["train_seconds"])  # checkpoint format 2
 
 
 def measure(config: Config, run_dir: Path, chunk: int, threshold: float) -> dict[str, Any]:

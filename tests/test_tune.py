@@ -273,3 +273,15 @@ def test_jobs_share_one_journal_study(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out" / "trials").iterdir()) == [
         f"trial-{t.number:04d}" for t in sorted(done, key=lambda t: t.number)
     ]
+
+
+def test_bench_tune_measures_steps_and_loop_seconds_to_the_threshold(tmp_path: Path) -> None:
+    # The benchmark pauses every `chunk` steps (train(stop_at=)) and reads the loop's seconds from the
+    # newest checkpoint: a threshold every policy reaches is met at the first pause, an impossible one never.
+    from benchmarks.bench_tune import measure
+
+    config = Config(total_steps=600, learning_starts=100, eval_episodes=1, log_interval=200)
+    met = measure(config, tmp_path / "met", chunk=200, threshold=-1.0)
+    assert met["steps_to"] == 200 and 0.0 < met["seconds_to"] <= met["loop_seconds"]
+    never = measure(config, tmp_path / "never", chunk=200, threshold=1e9)
+    assert never["steps_to"] is None and never["seconds_to"] is None and never["final"] < 1e9
