@@ -107,6 +107,18 @@ def apex_epsilons(num_envs: int, base: float = 0.4, alpha: float = 7.0) -> np.nd
     return base ** (1.0 + alpha * i_N / (num_envs - 1))
 
 
+def annealed_apex_epsilons(step: int, rates_K: np.ndarray, schedule: str, start: float, duration: int) -> np.ndarray:
+    """Ape-X runners' rates at run step ``step``: each env's from ``start`` down to its own rate ``rates_K``.
+
+    The config's epsilon schedule (``linear`` or ``exponential`` over ``duration`` env steps of the
+    run) ends at each env's Ape-X rate instead of one ``epsilon_end``, so that early data is as
+    random as the local loop's; ``constant`` or ``duration`` 0 gives Ape-X's fixed rates throughout.
+    """
+    if schedule == "constant" or duration <= 0:
+        return rates_K
+    return np.array([epsilon_at(step, schedule, max(start, rate), rate, duration) for rate in rates_K])
+
+
 def epsilon_greedy_actions(
     greedy: Callable[[], np.ndarray], uniforms_N: np.ndarray, epsilon: float | np.ndarray, n_actions: int
 ) -> np.ndarray:

@@ -120,7 +120,7 @@ def run_apex(
         for r in range(config.num_env_runners):
             for _ in range(rx.CALLS_QUEUED):
                 if issued < config.total_steps:
-                    queued[cluster.run(r)] = r
+                    queued[cluster.run(r, state.steps)] = r
                     issued += chunk_steps
         samples: deque[tuple[int, Any]] = deque()
         next_shard = 0
@@ -162,7 +162,7 @@ def run_apex(
             behind = config.runner_rate_limit and state.updates * config.batch_size < target - slack
             while parked and issued < config.total_steps and stop.signum is None and not behind:
                 runner = parked.pop(0)
-                queued[cluster.run(runner)] = runner
+                queued[cluster.run(runner, state.steps)] = runner
                 issued += chunk_steps
             # Learn, while the replay ratio is below its cap.
             warm = state.transitions >= max(config.learning_starts, config.batch_size)

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from dueldqn.actor import Actor, Weights
 from dueldqn.config import Config
 from dueldqn.envs import make_vec_env, stacks_frames
-from dueldqn.exploration import ExplorationDraws, apex_epsilons
+from dueldqn.exploration import ExplorationDraws, annealed_apex_epsilons, apex_epsilons
 from dueldqn.networks import build_q_network
 
 
@@ -151,9 +151,19 @@ class EnvRunner:
         self.version = weights.version
         self.steps_since_sync = 0
 
-    def collect(self, num_steps: int) -> Chunk:
-        """Step the envs ``num_steps`` times with the behaviour policy and return what happened."""
+    def collect(self, num_steps: int, run_step: int | None = None) -> Chunk:
+        """Step the envs ``num_steps`` times with the behaviour policy and return what happened.
+
+        ``run_step``: the run's env steps when the chunk was asked for; the envs' rates are then
+        annealed from ``epsilon_start`` to their Ape-X rates by the config's schedule
+        (:func:`annealed_apex_epsilons`). None: the Ape-X rates.
+        """
         T, K, obs = num_steps, self.num_envs, self.obs_KO
+        epsilons_K = self.epsilons_K
+        if run_step is not None:
+            c = self.config
+            epsilons_K = annealed_apex_epsilons(run_step - c.epsilon_decay_start, epsilons_K, c.epsilon_schedule,
+                                                c.epsilon_start, c.epsilon_decay_steps)  # fmt: skip
         obs_TKO = np.empty((T, *obs.shape), dtype=obs.dtype)
         next_obs_TKO = np.empty_like(obs_TKO)
         actions_TK = np.empty((T, K), dtype=np.int64)
@@ -164,7 +174,7 @@ class EnvRunner:
         episodes: list[tuple[int, float, int]] = []
         first_iteration = self.iteration
         for t in range(T):
-            actions_K = self.actor.act(self.obs_KO, self.epsilons_K, self.iteration)
+            actions_K = self.actor.act(self.obs_KO, epsilons_K, self.iteration)
             next_obs_KO, rewards_K, terminated_K, truncated_K, _ = self.envs.step(actions_K)
             obs_TKO[t], next_obs_TKO[t], actions_TK[t], rewards_TK[t] = self.obs_KO, next_obs_KO, actions_K, rewards_K
             terminated_TK[t], truncated_TK[t], valid_TK[t] = terminated_K, truncated_K, ~self.autoreset_K

@@ -88,12 +88,15 @@ class RunnerActor:
                 time.sleep(0.1)
         self.pushes: list[ray.ObjectRef] = []
 
-    def run(self, num_steps: int, version: int, weights_box: list[ray.ObjectRef]) -> dict[str, Any]:
-        """Take newer weights if due, collect ``num_steps`` vector steps, push them; a summary comes back."""
+    def run(self, num_steps: int, version: int, weights_box: list[ray.ObjectRef], run_step: int) -> dict[str, Any]:
+        """Take newer weights if due, collect ``num_steps`` vector steps, push them; a summary comes back.
+
+        ``run_step``: the run's env steps when the driver asked (the exploration rates anneal on it).
+        """
         if weights_box and self.runner.wants_weights(version):
             weights = ray.get(weights_box[0])
             self.runner.set_weights(Weights(weights.version, weights.params))
-        chunk: Chunk = self.runner.collect(num_steps)
+        chunk: Chunk = self.runner.collect(num_steps, run_step)
         if len(self.pushes) >= MAX_PUSHES_IN_FLIGHT:  # backpressure: wait for the oldest push to land
             ray.get(self.pushes.pop(0))
         self.pushes.append(self.shard.add_chunk.remote(chunk))
@@ -162,9 +165,10 @@ class ApexCluster:
         self.weights_box = [ray.put(weights)]
         self.version = weights.version
 
-    def run(self, runner: int) -> Pending:
-        """Queue one chunk's collection on ``runner``."""
-        return Pending(self.runners[runner].run.remote(self.config.runner_chunk_steps, self.version, self.weights_box))
+    def run(self, runner: int, run_step: int) -> Pending:
+        """Queue one chunk's collection on ``runner``, the run being at env step ``run_step``."""
+        return Pending(self.runners[runner].run.remote(self.config.runner_chunk_steps, self.version, self.weights_box,
+                                                       run_step))  # fmt: skip
 
     def sample(self, shard: int, count: int, beta: float) -> Pending:
         """Ask ``shard`` for ``count`` batches, sending it the ``|delta|`` gathered for it since the last request."""
