@@ -124,7 +124,11 @@ class Config:
     num_env_runners: int = 2
     """Ray: env-runner actors, each stepping envs_per_runner envs with its own Ape-X epsilons."""
     envs_per_runner: int = 1
-    """Ray: envs each runner steps together (epsilons eps_i = 0.4 ** (1 + 7 i / (N - 1)) over all N envs)."""
+    """Ray: envs each runner steps together (epsilons eps_i = base ** (1 + alpha i / (N - 1)) over all N envs)."""
+    apex_epsilon_base: float = 0.4
+    """Ray: the highest of the runners' exploration rates (Ape-X's base, 0.4)."""
+    apex_epsilon_alpha: float = 7.0
+    """Ray: the spread of the runners' rates, from base down to base ** (1 + alpha) (Ape-X's alpha, 7)."""
     replay_shards: int = 1
     """Ray: replay actors; runner r writes to shard r % replay_shards, the learner samples them in turn."""
     runner_chunk_steps: int = 100
@@ -204,6 +208,10 @@ def _validate(c: Config) -> None:
         value = getattr(c, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1]; got {value}")
+    if not 0.0 < c.apex_epsilon_base <= 1.0:
+        raise ValueError(f"apex_epsilon_base must lie in (0, 1]; got {c.apex_epsilon_base}")
+    if not c.apex_epsilon_alpha >= 0.0:
+        raise ValueError(f"apex_epsilon_alpha must be >= 0; got {c.apex_epsilon_alpha}")
     if not 0.0 < c.tau <= 1.0:
         raise ValueError(f"tau must lie in (0, 1]; got {c.tau}")
     for name in ("weight_decay", "max_grad_norm"):

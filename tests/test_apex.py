@@ -33,6 +33,13 @@ def test_apex_epsilons_follow_the_formula() -> None:
     assert eps_N[0] == pytest.approx(0.4) and eps_N[-1] == pytest.approx(0.4**8)
     assert len(set(eps_N.tolist())) == 8
     assert apex_epsilons(1).tolist() == [0.4]
+    assert np.allclose(apex_epsilons(3, base=0.2, alpha=2.0), [0.2, 0.2**2, 0.2**3])  # a narrower spread
+    assert apex_epsilons(3, base=0.05, alpha=0.0).tolist() == [0.05] * 3  # alpha 0: one rate for every env
+    # A runner takes its slice of the run's rates, with the config's base and alpha.
+    config = Config(num_env_runners=2, envs_per_runner=2, apex_epsilon_base=0.2, apex_epsilon_alpha=2.0)
+    runner = EnvRunner(config, index=1, num_runners=2)
+    assert np.allclose(runner.epsilons_K, [0.2 ** (1 + 2 * 2 / 3), 0.2**3])
+    runner.close()
 
 
 def test_per_env_epsilons_explore_at_their_own_rate() -> None:

@@ -100,6 +100,8 @@ def test_agent_predict_follows_the_sb3_convention(run_dir: Path) -> None:
         (["--env", "Pendulum-v1"], "Discrete action space"),
         (["--learning-rate", "-0.1"], "learning_rate must be positive"),
         (["--gamma", "1.5"], "gamma must lie in [0, 1]"),
+        (["--apex-epsilon-base", "0"], "apex_epsilon_base must lie in (0, 1]"),
+        (["--apex-epsilon-alpha", "-1"], "apex_epsilon_alpha must be >= 0"),
         (["--batch-size", "64", "--buffer-size", "32"], "must not exceed the replay capacity"),
         (["--algo", "ppo"], "algo must be one of dqn, double, sarsa, expected-sarsa"),
         (["--target-sync", "sometimes"], "target_sync must be one of episodes, steps, polyak"),

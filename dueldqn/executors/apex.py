@@ -96,7 +96,8 @@ def run_apex(
         session.close()
         raise
     spi_cap = samples_per_insert(config)
-    eps_mean = float(apex_epsilons(config.num_env_runners * config.envs_per_runner).mean())
+    num_envs = config.num_env_runners * config.envs_per_runner
+    eps_mean = float(apex_epsilons(num_envs, config.apex_epsilon_base, config.apex_epsilon_alpha).mean())
     versions: dict[int, list[int]] = {r: [] for r in range(config.num_env_runners)}
     lives: dict[int, set[int]] = {r: set() for r in range(config.num_env_runners)}
     failed, lags = 0, []  # runner calls lost to a death that Ray did not retry

@@ -4,7 +4,9 @@ An :class:`EnvRunner` is plain Python (no Ray import): :mod:`dueldqn.executors.r
 in an actor, and the tests run it in-process. Runner ``r`` of ``R`` steps ``K`` envs; env ``k``
 of it is env ``i = r K + k`` of all ``N = R K`` and explores with Ape-X's fixed rate
 
-    eps_i = 0.4 ** (1 + 7 i / (N - 1))                       (Horgan et al., 2018)
+    eps_i = base ** (1 + alpha i / (N - 1))     base 0.4, alpha 7 (Horgan et al., 2018)
+
+(``apex_epsilon_base`` and ``apex_epsilon_alpha`` of the config; the paper's values by default).
 
 It acts with a copy of the learner's online network that it replaces when a newer
 :class:`~dueldqn.actor.Weights` arrives, and sends the replay raw one-step rows in stream order
@@ -130,7 +132,8 @@ class EnvRunner:
         self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
         self.actor = Actor(self.q_net, self.n_actions, draws=ExplorationDraws(seed, K), device=torch.device("cpu"),
                            fast_numpy=config.numpy_mlp)  # fmt: skip
-        self.epsilons_K = apex_epsilons(num_runners * K)[index * K : (index + 1) * K]
+        rates = apex_epsilons(num_runners * K, config.apex_epsilon_base, config.apex_epsilon_alpha)
+        self.epsilons_K = rates[index * K : (index + 1) * K]
         self.obs_KO, _ = self.envs.reset(seed=seed)
         self.autoreset_K = np.zeros(K, dtype=bool)
         self.episode_return_K = np.zeros(K)
