@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from dueldqn.config import Config
-from dueldqn.executors.env_runner import EnvRunner, initial_td_errors
+from dueldqn.executors.env_runner import Chunk, EnvRunner, FrameChunk, initial_td_errors, pack_frames, unpack_frames
 from dueldqn.executors.replay_shard import ReplayShard
 from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons, epsilon_greedy_actions
 from dueldqn.replay import PrioritizedReplay, ReplayBuffer
@@ -188,6 +188,52 @@ def test_shard_folds_n_step_as_the_local_replay_does() -> None:
     assert (theirs.discounts < 0.9**2 + 1e-6).any()  # some windows really fold 3 steps
 
 
+def _frame_stream_chunk(T: int, K: int, frames: int = 4, seed: int = 0) -> Chunk:
+    """A chunk of K frame-stacked streams (3x5 frames) with episode ends: s' = s shifted by one frame,
+    and the step after an end only resets its env (invalid row, s' a fresh stack)."""
+    rng = np.random.default_rng(seed)
+    obs_KO = rng.integers(0, 255, (K, frames, 3, 5), dtype=np.uint8)
+    obs_TKO = np.empty((T, K, frames, 3, 5), dtype=np.uint8)
+    next_obs_TKO = np.empty_like(obs_TKO)
+    terminated_TK = rng.random((T, K)) < 0.1
+    valid_TK = np.ones((T, K), dtype=bool)
+    valid_TK[1:] = ~terminated_TK[:-1]
+    terminated_TK &= valid_TK
+    for t in range(T):
+        obs_TKO[t] = obs_KO
+        for k in range(K):
+            frame = rng.integers(0, 255, (1, 3, 5), dtype=np.uint8)
+            fresh = rng.integers(0, 255, (frames, 3, 5), dtype=np.uint8)
+            next_obs_TKO[t, k] = np.concatenate([obs_KO[k, 1:], frame]) if valid_TK[t, k] else fresh
+        obs_KO = next_obs_TKO[t].copy()
+    zeros = np.zeros((T, K))
+    return Chunk(0, 0, 0, obs_TKO, rng.integers(0, 4, (T, K)), zeros.astype(np.float32), next_obs_TKO,
+                 terminated_TK, np.zeros((T, K), dtype=bool), valid_TK, zeros, np.arange(T * K).reshape(T, K),
+                 [], 3)  # fmt: skip
+
+
+def test_frame_chunks_send_each_frame_once_and_unpack_to_the_same_chunk() -> None:
+    chunk = _frame_stream_chunk(T=40, K=3)
+    resets = int((~chunk.valid_TK).sum())
+    assert resets > 0  # the chunk crosses episode ends
+    packed = pack_frames(chunk)
+    assert isinstance(packed, FrameChunk)
+    # Each step's new frame once, plus the first stacks and the reset stacks: not two stacks per row.
+    assert packed.frames_TK.shape == (40, 3, 3, 5) and packed.resets_RO.shape == (resets, 4, 3, 5)
+    sent = packed.first_obs_KO.nbytes + packed.frames_TK.nbytes + packed.resets_RO.nbytes
+    assert sent == (3 * 4 + 40 * 3 + resets * 4) * 15 < (chunk.obs_TKO.nbytes + chunk.next_obs_TKO.nbytes) / 4
+    back = unpack_frames(packed)
+    for name in Chunk._fields:
+        ours, theirs = getattr(back, name), getattr(chunk, name)
+        assert np.array_equal(ours, theirs) if isinstance(theirs, np.ndarray) else ours == theirs, name
+    assert unpack_frames(chunk) is chunk  # a plain chunk passes through
+    # Stacks that do not chain by one frame (another wrapper) are sent as they are, never rebuilt wrong.
+    broken = chunk._replace(next_obs_TKO=chunk.next_obs_TKO[:, :, ::-1].copy())
+    assert pack_frames(broken) is broken
+    flat = chunk._replace(obs_TKO=chunk.obs_TKO.reshape(40, 3, -1), next_obs_TKO=chunk.next_obs_TKO.reshape(40, 3, -1))
+    assert pack_frames(flat) is flat  # a vector observation (CartPole) has no frames
+
+
 def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_does() -> None:
     # Breakout: the shard stores each frame once (FrameReplayBuffer) and folds n-step returns with
     # the config's n and gamma, as the local loop's frame replay fed the same rows does.
@@ -198,11 +244,14 @@ def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_
                     buffer_size=400)  # fmt: skip
     runner = EnvRunner(config, index=0, num_runners=1)
     shard = ReplayShard(config, index=0, obs_shape=(4, 84, 84), obs_dtype=np.uint8, frames=True)
+    packed_shard = ReplayShard(config, index=0, obs_shape=(4, 84, 84), obs_dtype=np.uint8, frames=True)
     local = FrameReplayBuffer(400, (4, 84, 84), np.uint8, num_envs=2, n_step=3, gamma=0.9)
     rows = []
     for _ in range(3):
         chunk = runner.collect(50)
         shard.add_chunk(chunk)
+        packed = pack_frames(chunk)  # as a runner actor sends it: each frame once
+        assert isinstance(packed, FrameChunk) and packed_shard.add_chunk(packed) == chunk.transitions
         for t in range(50):
             local.add(chunk.obs_TKO[t], chunk.actions_TK[t], chunk.rewards_TK[t], chunk.next_obs_TKO[t],
                       chunk.terminated_TK[t], chunk.truncated_TK[t], chunk.valid_TK[t])  # fmt: skip
@@ -214,8 +263,12 @@ def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_
     idx = local.valid_indices()
     assert np.array_equal(shard.storage.valid_indices(), idx)
     ours, theirs = shard.storage.gather(idx), local.gather(idx)
+    packed_rows = packed_shard.storage.gather(idx)
+    packed_rows = packed_shard.storage.gather(idx)
     for name in ("obs", "actions", "rewards", "next_obs", "terminated", "discounts"):
         assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
+        assert np.array_equal(getattr(packed_rows, name), getattr(theirs, name)), name
+        assert np.array_equal(getattr(packed_rows, name), getattr(theirs, name)), name
     assert ours.discounts is not None and (ours.discounts < 0.9**2 + 1e-6).any()  # windows fold 3 steps
     stored = {(o.tobytes(), int(a)) for o, a in zip(ours.obs, ours.actions, strict=True)}
     assert stored <= {(o.tobytes(), int(a)) for o, _, a in rows}  # every stack rebuilt is one the runner saw

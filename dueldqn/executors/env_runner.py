@@ -58,6 +58,55 @@ class Chunk(NamedTuple):
         return int(self.valid_TK.sum())
 
 
+class FrameChunk(NamedTuple):
+    """A :class:`Chunk` of stacked frames (Atari) as it travels to its shard: each frame sent once.
+
+    A valid row's ``s'`` is its ``s`` shifted by one frame, and a step's ``s`` is the step before's
+    ``s'``: so the stacks the chunk starts from, the newest frame of every step and the full ``s'``
+    of the steps that only reset an env (the new episode's first stack) give back every stack.
+    About ``1 / (2 F)`` of the chunk's bytes for ``F`` stacked frames (8x less for Atari's 4).
+    """
+
+    chunk: Chunk  # obs_TKO and next_obs_TKO left out (empty arrays)
+    first_obs_KO: np.ndarray  # the stacks the chunk starts from
+    frames_TK: np.ndarray  # (T, K, *frame): next_obs_TKO[:, :, -1], the newest frame of each step
+    resets_RO: np.ndarray  # (R, *O): the next_obs of the R rows that are not valid (T-major order)
+
+
+def pack_frames(chunk: Chunk) -> FrameChunk | Chunk:
+    """The chunk with each frame once (:class:`FrameChunk`); the chunk itself if its stacks do not chain so."""
+    obs_TKO, next_obs_TKO, valid_TK = chunk.obs_TKO, chunk.next_obs_TKO, chunk.valid_TK
+    chained = np.array_equal(obs_TKO[1:], next_obs_TKO[:-1]) and np.array_equal(
+        obs_TKO[valid_TK][:, 1:], next_obs_TKO[valid_TK][:, :-1]
+    )
+    if obs_TKO.ndim < 4 or not chained:
+        return chunk
+    empty = np.empty((0,), dtype=obs_TKO.dtype)
+    return FrameChunk(chunk._replace(obs_TKO=empty, next_obs_TKO=empty), obs_TKO[0].copy(),
+                      np.ascontiguousarray(next_obs_TKO[:, :, -1]), next_obs_TKO[~valid_TK])  # fmt: skip
+
+
+def unpack_frames(packed: FrameChunk | Chunk) -> Chunk:
+    """The :class:`Chunk` that :func:`pack_frames` packed (a plain chunk passes through)."""
+    if isinstance(packed, Chunk):
+        return packed
+    chunk, valid_TK = packed.chunk, packed.chunk.valid_TK
+    T = len(valid_TK)
+    obs_TKO = np.empty((T, *packed.first_obs_KO.shape), dtype=packed.first_obs_KO.dtype)
+    next_obs_TKO = np.empty_like(obs_TKO)
+    obs_TKO[0] = packed.first_obs_KO
+    resets = 0
+    for t in range(T):
+        next_obs_TKO[t, :, :-1] = obs_TKO[t, :, 1:]  # s' = s shifted by one frame, then the new frame
+        next_obs_TKO[t, :, -1] = packed.frames_TK[t]
+        reset_k = np.flatnonzero(~valid_TK[t])
+        next_obs_TKO[t, reset_k] = packed.resets_RO[resets : resets + len(reset_k)]
+        resets += len(reset_k)
+        if t + 1 < T:
+            obs_TKO[t + 1] = next_obs_TKO[t]
+    return chunk._replace(obs_TKO=obs_TKO, next_obs_TKO=next_obs_TKO)
+
+
 def runner_seed(seed: int, runner: int, incarnation: int) -> int:
     """A seed for runner ``runner``'s envs and draws, independent of every other runner and life."""
     return int(np.random.SeedSequence([seed, 12, runner, incarnation]).generate_state(1)[0])

@@ -4,7 +4,8 @@ The only module of dueldqn that imports Ray (``pip install "dueldqn[ray]"``). Th
 
     runner r (actor, x R)   acts with its copy of theta and Ape-X epsilons, makes chunks of T steps,
                             computes their initial |delta|, pushes them to shard r % S itself
-                            (at most 2 pushes in flight: backpressure), picks up newer weights
+                            (at most 2 pushes in flight: backpressure; Atari's frames sent once
+                            each, a FrameChunk), picks up newer weights
     shard s (actor, x S)    prioritized replay of its runners' streams; folds n-step at sampling
     learner (the driver)    keeps 4 sample requests in flight, updates theta, sends |delta| back
                             with the shard's next request, publishes weights every M updates:
@@ -37,7 +38,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from dueldqn.actor import Weights
 from dueldqn.config import Config
-from dueldqn.executors.env_runner import Chunk, EnvRunner
+from dueldqn.envs import stacks_frames
+from dueldqn.executors.env_runner import Chunk, EnvRunner, pack_frames
 from dueldqn.executors.replay_shard import ReplayShard
 from dueldqn.replay import Batch
 
@@ -78,6 +80,7 @@ class RunnerActor:
         restarted = ray.get_runtime_context().was_current_actor_reconstructed
         life = int.from_bytes(os.urandom(3), "little") + 1 if restarted else first_life
         self.runner = EnvRunner(config, index=index, num_runners=config.num_env_runners, incarnation=life)
+        self.frames = stacks_frames(config.env_id)  # Atari: each frame goes to the shard once
         for attempt in range(50):  # by name: a handle argument would pin the restart to the object store
             try:
                 self.shard = ray.get_actor(shard_name)
@@ -99,7 +102,7 @@ class RunnerActor:
         chunk: Chunk = self.runner.collect(num_steps, run_step)
         if len(self.pushes) >= MAX_PUSHES_IN_FLIGHT:  # backpressure: wait for the oldest push to land
             ray.get(self.pushes.pop(0))
-        self.pushes.append(self.shard.add_chunk.remote(chunk))
+        self.pushes.append(self.shard.add_chunk.remote(pack_frames(chunk) if self.frames else chunk))
         return {
             "runner": chunk.runner, "life": chunk.incarnation, "transitions": chunk.transitions,
             "env_steps": chunk.actions_TK.size, "episodes": chunk.episodes, "version": chunk.weights_version,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dueldqn.config import Config
-from dueldqn.executors.env_runner import Chunk
+from dueldqn.executors.env_runner import Chunk, FrameChunk, unpack_frames
 from dueldqn.replay import Batch, FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
 
 
@@ -83,13 +83,17 @@ class ReplayShard:
     def __len__(self) -> int:
         return len(self.replay)
 
-    def add_chunk(self, chunk: Chunk) -> int:
+    def add_chunk(self, chunk: Chunk | FrameChunk) -> int:
         """Store the valid rows of ``chunk`` step by step; returns how many were stored.
+
+        A :class:`~dueldqn.executors.env_runner.FrameChunk` (Atari's frames, each sent once) is
+        unpacked first.
 
         Raises:
             ValueError: for a runner that does not write here, or a chunk out of sequence (a lost
                 or repeated chunk would break the streams' n-step links).
         """
+        chunk = unpack_frames(chunk)
         if chunk.runner not in self.runners:
             raise ValueError(f"runner {chunk.runner} writes to shard {chunk.runner % self.config.replay_shards}, "
                              f"not {self.index}")  # fmt: skip
