@@ -8,9 +8,10 @@ start-up, warm-up), so they are steady-state rates; scaling efficiency is E(N) =
 
 Part 2, time to a score (CartPole only): the ``cartpole`` preset (40k steps) for the local
 executor and for Ape-X with 2 runners of 2 envs and ``--runner-rate-limit`` (the local loop's replay
-ratio), with prioritized 3-step or the preset's uniform 1-step replay, runners near the learner
-(chunks of 25 steps, weights every 10 updates, loaded at every chunk) or at the defaults (100, 50,
-400 steps), on ``--score-seeds`` seeds. Each run
+ratio), runners near the learner (chunks of 25 steps, weights every 10 updates, loaded at every
+chunk): the ``cartpole-apex`` preset (prioritized 1-step), the preset's uniform 1-step replay and
+prioritized 3-step, on ``--score-seeds`` seeds (``benchmarks/bench_apex_seeds.py`` runs one setting
+on many seeds). Each run
 checkpoints every 2,000 steps; after it, each checkpoint's greedy return (10 episodes) gives the
 first step and wall second at a greedy 475, and the run's own final evaluation (20 episodes) its score.
 
@@ -28,6 +29,7 @@ import argparse
 import csv
 import math
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -41,7 +43,7 @@ import torch
 from benchmarks._report import write_section
 from dueldqn.agent import Agent, build_from_spec
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
-from dueldqn.config import Config, resolve_config
+from dueldqn.config import PRESETS, Config, resolve_config
 from dueldqn.envs import make_eval_env
 from dueldqn.evaluate import evaluate
 from dueldqn.spaces import space_from_json
@@ -144,9 +146,9 @@ CLOSE = {"runner_chunk_steps": 25, "weight_sync_every": 10, "runner_sync_steps":
 PER3 = {"prioritized": True, "n_step": 3}
 SCORE_RUNS = {  # name -> overrides of the cartpole preset
     "local": {},
-    "ray: prioritized 3-step, runners near the learner": {**RAY, **PER3, **CLOSE},
+    "ray: preset cartpole-apex (prioritized 1-step, runners near the learner)": dict(PRESETS["cartpole-apex"]),
     "ray: the preset's uniform 1-step replay, runners near the learner": {**RAY, **CLOSE},
-    "ray: prioritized 3-step, default runner settings": {**RAY, **PER3},
+    "ray: prioritized 3-step, runners near the learner": {**RAY, **PER3, **CLOSE},
 }
 
 
@@ -198,7 +200,7 @@ def score_table(scores: list[dict[str, Any]]) -> list[str]:
 def components(env_id: str) -> dict[str, float]:
     """Part 3: shard ingest (transitions/s through Ray), one weight put (ms) and the learner's updates/s."""
     from dueldqn.executors.apex import apex_network
-    from dueldqn.executors.env_runner import EnvRunner
+    from dueldqn.executors.env_runner import EnvRunner, pack_frames
     from dueldqn.executors.replay_shard import ReplayShard
     from dueldqn.learner import Learner
 
@@ -209,12 +211,15 @@ def components(env_id: str) -> dict[str, float]:
     runner = EnvRunner(config, index=0, num_runners=1)
     chunks = [runner.collect(config.runner_chunk_steps) for _ in range(10 if atari else 20)]
     runner.envs.close()
-    chunk_bytes = sum(a.nbytes for c in chunks for a in c if isinstance(a, np.ndarray))
+    # What a runner actor sends: Atari's chunks with each frame once (FrameChunk), CartPole's as they are.
+    sent = [pack_frames(c._replace(seq=i)) if net.frames else c._replace(seq=i) for i, c in enumerate(chunks)]
+    chunk_bytes = sum(_nbytes(c) for c in sent)
+    stack_bytes = sum(_nbytes(c) for c in chunks)  # the same chunks with obs and next_obs stacks
     kwargs: dict[str, Any] = {"index": 0, "obs_shape": net.obs_shape, "obs_dtype": net.obs_dtype, "frames": net.frames}
     shard = ray.remote(ReplayShard).remote(config, **kwargs)
     ray.get(shard.stats.remote())  # the actor is up: time the adds only
     start = time.perf_counter()
-    ray.get([shard.add_chunk.remote(c._replace(seq=i)) for i, c in enumerate(chunks)])
+    ray.get([shard.add_chunk.remote(c) for c in sent])
     ingest = sum(c.transitions for c in chunks) / (time.perf_counter() - start)
     ray.kill(shard)
     learner = Learner(net.q_net, config, device=torch.device("cpu"), generator=torch.Generator())
@@ -237,7 +242,28 @@ def components(env_id: str) -> dict[str, float]:
     transitions = sum(c.transitions for c in chunks)
     return {"ingest": ingest, "put_ms": put * 1e3, "weights_mb": sum(v.nbytes for v in weights.params.values()) / 2**20,
             "ups": ups, "threads": threads if atari else 1, "bytes_per_transition": chunk_bytes / transitions,
+            "stack_bytes_per_transition": stack_bytes / transitions,
             "batch": config.batch_size}  # fmt: skip
+
+
+def start_ray() -> None:
+    """A local Ray of 2 CPUs without a dashboard, for a benchmark."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+
+def stop_ray() -> None:
+    """Stop the benchmark's Ray and remove its session directory (logs and sockets under /tmp/ray)."""
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    ray.shutdown()
+    shutil.rmtree(session, ignore_errors=True)
+    latest = session.parent / "session_latest"
+    if latest.is_symlink() and not latest.exists():
+        latest.unlink(missing_ok=True)
+
+
+def _nbytes(chunk: Any) -> int:
+    """Bytes of a chunk's arrays (a FrameChunk's, and those of the chunk it holds)."""
+    return sum(_nbytes(a) if isinstance(a, tuple) else a.nbytes for a in chunk if isinstance(a, (np.ndarray, tuple)))
 
 
 def _timed(fn: Any) -> float:
@@ -257,14 +283,14 @@ def main() -> None:
     atari = args.env == BREAKOUT
     steps = args.steps or (6_000 if atari else 30_000)
     load_before = os.getloadavg()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_ray()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             rates = throughput(args.env, steps, args.runners, Path(tmp))
             scores = [] if atari else time_to_score(Path(tmp), args.score_seeds)
             parts = components(args.env)
     finally:
-        ray.shutdown()
+        stop_ray()
     load = f"1-minute load average {load_before[0]:.2f} before the run, {os.getloadavg()[0]:.2f} after"
     sps1 = next(r["sps"] for r in rates if r["executor"] == "ray" and r["n"] == 1)
     lines = [f"Throughput: {steps:,} env steps per run; {load}.", "", *rates_table(rates)]
@@ -356,10 +382,10 @@ dedicated core would do more) and one assumption, marked:
 
 - **Replay**: 256 runners at the measured single-runner rate ({sps1:,.0f} agent steps/s) insert
   {rate:,.0f} transitions/s. One frame shard took {parts["ingest"]:,.0f}/s here, so about **{shards} shard(s)**.
-  A chunk carries {parts["bytes_per_transition"]:,.0f} bytes per transition (obs and next_obs stacks of 4
-  frames); the shard stores each frame once, the wire does not: 256 runners send
-  {rate * parts["bytes_per_transition"] / 2**20:,.0f} MB/s to the shards. A frame-deduplicated chunk
-  (one new frame per step) would send about 8x less; it is not built.
+  A chunk carries {parts["bytes_per_transition"]:,.0f} bytes per transition (each frame once: the first
+  stacks, one new frame per step, the stacks of new episodes; with obs and next_obs stacks it would be
+  {parts["stack_bytes_per_transition"]:,.0f}), so 256 runners send
+  {rate * parts["bytes_per_transition"] / 2**20:,.0f} MB/s to the shards.
 - **Weights**: one `ray.put` of the Nature CNN ({parts["weights_mb"]:.1f} MB) took {parts["put_ms"]:.1f} ms.
   Runners pick up a version every 400 steps ({pulls_per_s:.2f} pulls/s each); Ray keeps one copy per
   node, so with {RUNNERS_PER_NODE} runners per node (assumption) the object store moves about
