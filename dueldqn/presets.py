@@ -134,9 +134,9 @@ PRESETS["cartpole-sarsa"] = {**PRESETS["cartpole"], "algo": "sarsa", "total_step
 # Ape-X on CartPole (`--preset cartpole-apex`, needs `pip install "dueldqn[ray]"`): the cartpole
 # preset with prioritized one-step replay, 2 runners of 2 envs whose rates anneal from 1 to Ape-X's,
 # held to the local loop's replay ratio and kept near the learner (chunks of 25 steps, weights
-# published every 10 updates and taken at every chunk). On the 2-core Xeon it ended at a greedy 500
-# on 16 of 16 seeds; the same with uniform replay on 5 of 8, with prioritized 3-step on 2 of 7
-# (BENCHMARKS.md, "Ape-X on Ray").
+# published every 10 updates and taken at every chunk). On the 2-core Xeon it ended at or above a
+# greedy 475 on 17 of 19 runs (439.6 and 471.2 the others); the same with uniform replay on 7 of 11,
+# with prioritized 3-step on 0 of 3 (BENCHMARKS.md, "Ape-X on Ray" and its hand note).
 PRESETS["cartpole-apex"] = {**PRESETS["cartpole"], "executor": "ray", "num_env_runners": 2, "envs_per_runner": 2,
                             "prioritized": True, "runner_rate_limit": True, "runner_chunk_steps": 25,
                             "weight_sync_every": 10, "runner_sync_steps": 1}  # fmt: skip
