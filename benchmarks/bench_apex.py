@@ -29,7 +29,6 @@ import argparse
 import csv
 import math
 import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -253,12 +252,11 @@ def start_ray() -> None:
 
 def stop_ray() -> None:
     """Stop the benchmark's Ray and remove its session directory (logs and sockets under /tmp/ray)."""
-    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    from dueldqn.executors.ray_apex import remove_session, session_dir
+
+    session = session_dir()
     ray.shutdown()
-    shutil.rmtree(session, ignore_errors=True)
-    latest = session.parent / "session_latest"
-    if latest.is_symlink() and not latest.exists():
-        latest.unlink(missing_ok=True)
+    remove_session(session)
 
 
 def _nbytes(chunk: Any) -> int:

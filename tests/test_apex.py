@@ -7,7 +7,6 @@ dashboard; the two-node cluster test runs last, on a cluster of its own.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -264,10 +263,8 @@ def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_
     assert np.array_equal(shard.storage.valid_indices(), idx)
     ours, theirs = shard.storage.gather(idx), local.gather(idx)
     packed_rows = packed_shard.storage.gather(idx)
-    packed_rows = packed_shard.storage.gather(idx)
     for name in ("obs", "actions", "rewards", "next_obs", "terminated", "discounts"):
         assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
-        assert np.array_equal(getattr(packed_rows, name), getattr(theirs, name)), name
         assert np.array_equal(getattr(packed_rows, name), getattr(theirs, name)), name
     assert ours.discounts is not None and (ours.discounts < 0.9**2 + 1e-6).any()  # windows fold 3 steps
     stored = {(o.tobytes(), int(a)) for o, a in zip(ours.obs, ours.actions, strict=True)}
@@ -293,27 +290,12 @@ def ray_local():  # type: ignore[no-untyped-def]
     ray = pytest.importorskip("ray", reason="the Ray tests need: pip install 'dueldqn[ray]'")
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
-    session = _session_dir()
+    from dueldqn.executors.ray_apex import remove_session, session_dir
+
+    session = session_dir()
     yield ray
     ray.shutdown()
-    _remove_session(session)
-
-
-def _session_dir() -> Path:
-    """The running Ray's session directory (its logs and sockets under /tmp/ray)."""
-    import ray
-
-    return Path(ray._private.worker._global_node.get_session_dir_path())
-
-
-def _remove_session(session: Path) -> None:
-    """Remove a stopped Ray's session directory, and /tmp/ray's link to it when that is all that is left."""
-    shutil.rmtree(session, ignore_errors=True)
-    latest = session.parent / "session_latest"
-    if latest.is_symlink() and not latest.exists():
-        latest.unlink(missing_ok=True)
-    if session.parent.is_dir() and not any(session.parent.iterdir()):
-        session.parent.rmdir()
+    remove_session(session)
 
 
 def _run(tmp_path: Path, name: str = "run", **overrides):  # type: ignore[no-untyped-def]
@@ -419,13 +401,15 @@ def test_two_node_cluster_runs_the_same(ray_local, tmp_path: Path) -> None:  # t
     ray = ray_local
     from ray.cluster_utils import Cluster
 
+    from dueldqn.executors import ray_apex as rx
+
     ray.shutdown()  # this test needs a cluster of its own (the last Ray test of the module)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=2)
     session = None
     try:
         ray.init(address=cluster.address, log_to_driver=False)
-        session = _session_dir()
+        session = rx.session_dir()
         _, result = _run(tmp_path, "cluster", total_steps=3_000)
         ids = np.concatenate([shard["ids"] for shard in result.shards])
         assert len(ids) == result.state.transitions == len(np.unique(ids, axis=0))
@@ -435,4 +419,4 @@ def test_two_node_cluster_runs_the_same(ray_local, tmp_path: Path) -> None:  # t
         ray.shutdown()
         cluster.shutdown()
         if session is not None:
-            _remove_session(session)
+            rx.remove_session(session)

@@ -76,10 +76,12 @@ class FrameChunk(NamedTuple):
 def pack_frames(chunk: Chunk) -> FrameChunk | Chunk:
     """The chunk with each frame once (:class:`FrameChunk`); the chunk itself if its stacks do not chain so."""
     obs_TKO, next_obs_TKO, valid_TK = chunk.obs_TKO, chunk.next_obs_TKO, chunk.valid_TK
+    if obs_TKO.ndim < 4:  # a vector observation: no frames
+        return chunk
     chained = np.array_equal(obs_TKO[1:], next_obs_TKO[:-1]) and np.array_equal(
         obs_TKO[valid_TK][:, 1:], next_obs_TKO[valid_TK][:, :-1]
     )
-    if obs_TKO.ndim < 4 or not chained:
+    if not chained:
         return chunk
     empty = np.empty((0,), dtype=obs_TKO.dtype)
     return FrameChunk(chunk._replace(obs_TKO=empty, next_obs_TKO=empty), obs_TKO[0].copy(),

@@ -25,10 +25,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import shutil
 import signal
 import time
 import warnings
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -278,6 +280,27 @@ def shutdown(started: bool, pids: Collection[int] = ()) -> None:
         if _is_runner(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def session_dir() -> Path:
+    """The running Ray's session directory (its logs and sockets under /tmp/ray)."""
+    node = ray._private.worker._global_node
+    if node is None:
+        raise RuntimeError("Ray is not running: no session directory")
+    return Path(node.get_session_dir_path())
+
+
+def remove_session(session: Path) -> None:
+    """Remove a stopped Ray's session directory, and /tmp/ray's link to it when that is all that is left.
+
+    For tests and benchmarks; a user's run keeps Ray's logs (useful after a crash).
+    """
+    shutil.rmtree(session, ignore_errors=True)
+    latest = session.parent / "session_latest"
+    if latest.is_symlink() and not latest.exists():
+        latest.unlink(missing_ok=True)
+    if session.parent.is_dir() and not any(session.parent.iterdir()):
+        session.parent.rmdir()
 
 
 def _is_runner(pid: int) -> bool:
