@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import itertools
 import json
+import math
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
@@ -101,6 +102,10 @@ class Config:
     """Episodes of the evaluation at the end of training."""
     eval_epsilon: float = 0.0
     """Epsilon of the evaluation policy (0 = greedy)."""
+    eval_every: int = 0
+    """Env steps between evaluations during training (eval_episodes each, on their own env seed); 0: none."""
+    stop_return: float | None = None
+    """Stop training once an evaluation during training reaches this mean return (needs eval_every)."""
     log_interval: int = 1_000
     """Env steps between rows of loss, epsilon and steps/s in metrics.csv and TensorBoard."""
     device: str = "auto"
@@ -198,10 +203,15 @@ def _validate(c: Config) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
     for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed", "checkpoint_every",
-                 "epsilon_decay_start"):  # fmt: skip
+                 "epsilon_decay_start", "eval_every"):  # fmt: skip
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+    if c.stop_return is not None:
+        if isinstance(c.stop_return, bool) or not isinstance(c.stop_return, int | float) or math.isnan(c.stop_return):
+            raise ValueError(f"stop_return must be a number (a mean episode return); got {c.stop_return!r}")
+        if not c.eval_every:
+            raise ValueError("stop_return needs evaluations during training: set eval_every (env steps between them)")
     if not c.learning_rate > 0:
         raise ValueError(f"learning_rate must be positive; got {c.learning_rate}")
     for name in ("gamma", "epsilon_start", "epsilon_end", "eval_epsilon", "lr_final_fraction"):

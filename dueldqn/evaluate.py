@@ -5,6 +5,7 @@ Shape suffixes: ``B`` the envs still playing at a step (a batch for the network)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,11 @@ import numpy as np
 from dueldqn.checkpoint import atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
+    import torch
+
     from dueldqn.agent import Agent
+    from dueldqn.config import Config
+    from dueldqn.logger import RunLogger
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,58 @@ def evaluate_agent(env_id: str, agent: Agent, *, episodes: int, epsilon: float, 
                       seed=seed)  # fmt: skip
     env.close()
     return result
+
+
+class TrainingEvaluation:
+    """Evaluations during training, for any executor: every ``config.eval_every`` env steps, play
+    ``config.eval_episodes`` episodes with the network as it is (greedy unless ``eval_epsilon``).
+
+    Each evaluation resets its env with the same seed, ``config.seed + 20_000`` (the final evaluation
+    uses ``seed + 10_000``), so that evaluations compare networks on the same start states and the
+    final one is played on others. It writes an ``eval`` row to ``metrics.csv`` and TensorBoard and
+    touches none of the training's random state: a local run takes the same steps with or without
+    evaluations (and resumes as exactly). With ``stop_return`` set, :attr:`reached` becomes the env
+    step of the first evaluation at or above it, and the loop stops there (RLlib's stop criterion).
+
+    Args:
+        config: the run's config.
+        q_net: the online network (read at each evaluation; its mode is left alone).
+        raw_space: the env's own observation space (the agent encodes it as in training).
+        n_actions: number of discrete actions.
+        logger: the run's logger.
+        step: the env step the loop starts from (0, or a resumed checkpoint's).
+    """
+
+    SEED_OFFSET = 20_000
+
+    def __init__(self, config: Config, q_net: torch.nn.Module, raw_space: gym.Space, n_actions: int,
+                 logger: RunLogger, step: int) -> None:  # fmt: skip
+        self.config, self.q_net, self.raw_space, self.n_actions = config, q_net, raw_space, n_actions
+        self.logger = logger
+        every = config.eval_every
+        self.next_step = (step // every + 1) * every if every else -1
+        self.reached: int | None = None
+        self.seconds = 0.0  # spent evaluating (the loops count it as their own time)
+
+    def due(self, steps: int) -> bool:
+        """Whether an evaluation is due at ``steps`` env steps (the first step at or past a multiple of eval_every)."""
+        return self.next_step > 0 and steps >= self.next_step
+
+    def __call__(self, steps: int) -> EvalResult:
+        """Evaluate now, log the row, and schedule the next one; sets :attr:`reached` at the stop return."""
+        from dueldqn.agent import Agent
+
+        start = time.perf_counter()
+        config = self.config
+        agent = Agent(self.q_net, self.raw_space, self.n_actions, epsilon=config.eval_epsilon, seed=config.seed + 2)
+        result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
+                                seed=config.seed + self.SEED_OFFSET)  # fmt: skip
+        self.logger.evaluation(steps, len(result.returns), result.mean, float(np.mean(result.lengths)))
+        if config.stop_return is not None and self.reached is None and result.mean >= config.stop_return:
+            self.reached = steps
+        self.next_step = (steps // config.eval_every + 1) * config.eval_every
+        self.seconds += time.perf_counter() - start
+        return result
 
 
 def evaluate_run(

@@ -4,7 +4,9 @@
 
 - ``episode``: one per finished episode: ``step, episode, return, length``;
 - ``train``: one per log interval: ``step, loss`` (mean MSE/Huber TD loss over the interval),
-  ``epsilon``, ``steps_per_second``.
+  ``epsilon``, ``steps_per_second``;
+- ``eval``: one per evaluation during training (``eval_every``): ``step``, ``episode`` (the
+  episodes played), ``return`` and ``length`` (their means).
 
 The same scalars go to TensorBoard (``charts/episodic_return``, ``losses/td_loss``, ...).
 """
@@ -49,6 +51,14 @@ class RunLogger:
         if self._tb is not None:
             self._tb.add_scalar("charts/episodic_return", episode_return, step)
             self._tb.add_scalar("charts/episodic_length", length, step)
+
+    def evaluation(self, step: int, episodes: int, mean_return: float, mean_length: float) -> None:
+        """Record one evaluation during training (the policy's mean over ``episodes`` episodes)."""
+        self._csv.writerow(("eval", step, episodes, f"{mean_return:.6g}", f"{mean_length:.6g}", "", "", ""))
+        self._file.flush()
+        if self._tb is not None:
+            self._tb.add_scalar("eval/mean_return", mean_return, step)
+            self._tb.add_scalar("eval/mean_length", mean_length, step)
 
     def train(self, step: int, loss: float, epsilon: float, steps_per_second: float) -> None:
         """Record one log interval of training statistics (``loss`` is NaN before learning starts)."""

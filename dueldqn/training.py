@@ -36,7 +36,7 @@ from dueldqn.envs import (
     stacks_frames,
     vector_env_state,
 )
-from dueldqn.evaluate import EvalResult, evaluate_agent
+from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
 from dueldqn.executors.local import Parts, Replay, run_local, thread_limits
 from dueldqn.executors.session import (
     CONFIG_FILE,
@@ -160,6 +160,10 @@ def train(
     uninterrupted run would (schedules still run over ``total_steps``). Hyperparameter search
     evaluates trials this way without hooks in the loop.
 
+    With ``eval_every`` the loop evaluates the network every that many env steps (``eval`` rows in
+    ``metrics.csv``); with ``stop_return`` too, it ends at the first evaluation whose mean return
+    reaches it, and finishes there as at ``total_steps`` (``summary["stop_return_reached_at"]``).
+
     The run directory receives ``config.json``, ``metrics.csv``, TensorBoard events in ``tb/``,
     ``checkpoints/``, ``model.safetensors``, ``learning_curve.png``, ``eval.json`` and
     ``summary.json``.
@@ -182,6 +186,7 @@ def train(
         return finish(config, run_path, net.q_net, net.spec, net.raw_space, net.n_actions, steps=apex.state.steps,
                       updates=apex.state.updates, train_seconds=apex.seconds,
                       wall_seconds=time.perf_counter() - start,  # the Ape-X counters keep no earlier sittings' time
+                      reached=apex.reached,
                       extra={"executor": "ray", "updates_per_second": apex.state.updates * per_second,
                              "samples_per_insert": apex.samples_per_insert, "weight_lag": apex.lag_mean,
                              "runner_restarts": apex.restarts})  # fmt: skip
@@ -231,7 +236,9 @@ def train(
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
             state.learning_starts_at = state.steps + config.learning_starts
 
-    parts = Parts(config, actor, learner, replay, rng, device)
+    evaluation = (TrainingEvaluation(config, q_net, raw_space, n_actions, session.logger, state.steps)
+                  if config.eval_every else None)  # fmt: skip
+    parts = Parts(config, actor, learner, replay, rng, device, evaluation)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
     try:
         with thread_limits(config, conv):
@@ -240,21 +247,25 @@ def train(
         envs.close()
         session.close()
 
-    if state.steps < config.total_steps:  # paused at stop_at
+    reached = None if evaluation is None else evaluation.reached
+    if state.steps < config.total_steps and reached is None:  # paused at stop_at
         agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
         return TrainResult(run_path, {}, agent, None, finished=False)
     wall_seconds = state.wall_seconds + time.perf_counter() - session.start_time
     return finish(config, run_path, q_net, spec, raw_space, n_actions, steps=state.steps, updates=state.updates,
-                  train_seconds=train_seconds, wall_seconds=wall_seconds)  # fmt: skip
+                  train_seconds=train_seconds, wall_seconds=wall_seconds, reached=reached)  # fmt: skip
 
 
 def finish(
     config: Config, run_path: Path, q_net: torch.nn.Module, spec: dict[str, Any], raw_space: gym.Space,
     n_actions: int, *, steps: int, updates: int, train_seconds: float, wall_seconds: float,
-    extra: dict[str, Any] | None = None,
+    reached: int | None = None, extra: dict[str, Any] | None = None,
 ) -> TrainResult:  # fmt: skip
     """After any executor: evaluate the greedy (or ``eval_epsilon``) policy on separate envs, save the model, plot,
-    and write ``eval.json`` and ``summary.json`` (its time includes the evaluation)."""
+    and write ``eval.json`` and ``summary.json`` (its time includes the evaluation).
+
+    ``reached``: the env step at which an evaluation during training reached ``stop_return`` (the run stopped
+    there), or ``None``; the summary records it as ``stop_return_reached_at``."""
     start = time.perf_counter()
     agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
     result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
@@ -273,6 +284,7 @@ def finish(
         "eval_mean_return": result.mean,
         "eval_std_return": result.std,
         "eval_episodes": len(result.returns),
+        **({} if config.stop_return is None else {"stop_return_reached_at": reached}),
         **(extra or {}),
     }
     atomic_write_json(run_path / SUMMARY_FILE, summary)

@@ -8,7 +8,7 @@
             theta <- theta - lr grad 1/B sum_i w_i l(y_i - Q(S_i, A_i | theta))       (update)
             send |delta| back to the batch's shard                                     (priorities)
             every M updates: ray.put(weights, version)                                (publish)
-            target sync, log, checkpoint on the env-step counter, as in the local loop
+            target sync, log, checkpoint, evaluate on the env-step counter, as in the local loop
 
 A runner's death costs its queued chunks (Ray restarts it); a shard's death, or a signal, ends the
 run after a checkpoint (the signal) or with the last one kept (the shard). The run directory gets
@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from dueldqn.checkpoint import REPLAY, Checkpoint, atomic_write_json, list_checkpoints
 from dueldqn.config import Config
+from dueldqn.evaluate import TrainingEvaluation
 from dueldqn.executors.apex_parts import (
     APEX_CSV,
     ApexCsv,
@@ -59,12 +60,16 @@ def run_apex(
     frames: bool,
     device: torch.device,
     resume: Checkpoint | None = None,
+    evaluate: tuple[Any, int] | None = None,
     progress: bool = True,
     tensorboard: bool = True,
     record_ids: bool = False,
     name_prefix: str = "",
 ) -> ApexResult:
     """Train ``q_net`` with Ape-X on Ray and leave checkpoints, ``metrics.csv`` and ``apex.csv`` in ``run_dir``.
+
+    ``evaluate``: the env's raw observation space and action count, for evaluations during training
+    (``config.eval_every``; they play in the driver, between updates, while the runners go on).
 
     Raises:
         ValueError: for an on-policy algorithm (SARSA: Ape-X's runners follow many policies).
@@ -129,7 +134,10 @@ def run_apex(
         # The session reads steps, wall_seconds and train_seconds of the state: ApexState has them (not a LoopState).
         stop = session.start(state)  # type: ignore[arg-type]  # session.close() restores the signal handlers
         meter = Meter(config, state, logger, apex_file, session.bar, eps_mean)
-        while (queued or resting or state.steps < config.total_steps) and stop.signum is None:
+        evaluation = (TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], logger, state.steps)
+                      if config.eval_every and evaluate is not None else None)  # fmt: skip
+        while ((queued or resting or state.steps < config.total_steps) and stop.signum is None
+               and (evaluation is None or evaluation.reached is None)):  # fmt: skip
             # Finished chunks: count them and queue the runner's next one.
             for ref in rx.wait(list(queued), timeout=0.0):  # finished chunks
                 r = queued.pop(ref)
@@ -199,6 +207,8 @@ def run_apex(
             if config.checkpoint_every and state.steps - last_ckpt >= config.checkpoint_every:
                 session.checkpoint(state)  # type: ignore[arg-type]
                 last_ckpt = state.steps
+            if evaluation is not None and evaluation.due(state.steps):
+                evaluation(state.steps)  # at stop_return, the loop ends here
         flushed = cluster.flush()  # every push has landed: the shards hold everything sent
         shard_stats = cluster.shard_call("stats")
         if meter.step != state.steps:
@@ -226,7 +236,8 @@ def run_apex(
     )
     spi = state.updates * config.batch_size / max(state.transitions, 1)
     lag_mean = float(np.mean(lags)) if lags else math.nan
-    return ApexResult(state, seconds, restarts, versions, lives, epsilons, shard_stats, lag_mean, spi)
+    reached = None if evaluation is None else evaluation.reached
+    return ApexResult(state, seconds, restarts, versions, lives, epsilons, shard_stats, lag_mean, spi, reached)
 
 
 class ApexNetwork(NamedTuple):
@@ -272,6 +283,6 @@ def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, prog
     device = resolve_device(config.device)
     net = apex_network(config, device)
     result = run_apex(config, run_dir, q_net=net.q_net, spec=net.spec, obs_shape=net.obs_shape,
-                      obs_dtype=net.obs_dtype, frames=net.frames, device=device, resume=resume, progress=progress,
-                      tensorboard=tensorboard)  # fmt: skip
+                      obs_dtype=net.obs_dtype, frames=net.frames, device=device, resume=resume,
+                      evaluate=(net.raw_space, net.n_actions), progress=progress, tensorboard=tensorboard)  # fmt: skip
     return net, result

@@ -7,6 +7,7 @@
     theta <- theta - alpha grad 1/|K| sum w_i l(y_i - Q(S_i, A_i | theta))           (update)
     every k episodes / N steps / each update (Polyak): theta_targ <- theta            (sync)
     every log_interval steps: a metrics row; every checkpoint_every: a checkpoint      (log)
+    every eval_every steps: evaluate; stop once the mean return reaches stop_return    (evaluate)
 
 The components (:class:`~dueldqn.actor.Actor`, :class:`~dueldqn.learner.Learner`, the replay) and
 the :class:`~dueldqn.executors.session.Session` do the work; this loop only says when. It calls
@@ -26,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from dueldqn.actor import Actor
 from dueldqn.config import Config
+from dueldqn.evaluate import TrainingEvaluation
 from dueldqn.executors.session import LoopState, Session, crossed
 from dueldqn.exploration import epsilon_at, linear_schedule
 from dueldqn.learner import Learner
@@ -43,6 +45,7 @@ class Parts(NamedTuple):
     replay: Replay
     rng: np.random.Generator  # replay sampling
     device: torch.device
+    evaluation: TrainingEvaluation | None = None  # evaluations during training (eval_every)
 
 
 def env_step(envs: gym.vector.VectorEnv, replay: Replay, state: LoopState, actions_N: np.ndarray) -> dict[str, Any]:
@@ -92,6 +95,7 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
     config, actor, learner, replay = parts.config, parts.actor, parts.learner, parts.replay
     eps = (config.epsilon_schedule, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps)
     stop = session.start(state)
+    evaluation = parts.evaluation
     while state.steps < end and stop.signum is None:
         epsilon = epsilon_at(state.steps - config.epsilon_decay_start, *eps)
         actions_N = actor.act(state.obs_NO, epsilon, state.iteration)  # act
@@ -120,4 +124,8 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
         if config.target_sync == "steps" and crossed(state.steps, config.num_envs, config.target_sync_every):
             learner.sync_target()  # sync, every N env steps
         session.tick(state, epsilon)  # log, checkpoint
+        if evaluation is not None and evaluation.due(state.steps):
+            evaluation(state.steps)  # evaluate
+            if evaluation.reached is not None:
+                break
     return session.end(state)
