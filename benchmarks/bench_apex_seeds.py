@@ -4,11 +4,13 @@ A Ray run is not reproducible (chunk arrival order, weight lag), so a setting is
 share of seeds that end solved, not by one run. Each run is the ``cartpole`` preset with the
 ``--overrides`` (JSON) on top, checkpointed every 2,000 steps; after it the run's own final
 evaluation (20 greedy episodes) and the first checkpoint at a greedy 475 (10 episodes) are printed,
-one line per seed, then a summary line. BENCHMARKS.md's hand note on the Ape-X settings cites the
-commands it ran.
+one line per seed, then a summary line. With ``stop_return`` in the overrides the run stops at its
+first evaluation during training at that return (``eval_every``), and that step is printed instead.
+BENCHMARKS.md's hand notes on the Ape-X settings cite the commands they ran.
 
-    python -m benchmarks.bench_apex_seeds --overrides '{}' --seeds 0-15       # preset cartpole-apex
-    python -m benchmarks.bench_apex_seeds --overrides '{"prioritized": false}' --seeds 0-7
+    python -m benchmarks.bench_apex_seeds --seeds 0-31             # preset cartpole-apex (stops at 475)
+    python -m benchmarks.bench_apex_seeds --seeds 0-15 --no-stop   # its settings for 40k steps, no stop
+    python -m benchmarks.bench_apex_seeds --seeds 0-7 --no-stop --overrides '{"prioritized": false}'
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ def main() -> None:
     parser.add_argument("--overrides", default="{}", help="JSON overrides on top of the preset")
     parser.add_argument("--preset", default="cartpole-apex", help="cartpole-apex, or cartpole (then set executor)")
     parser.add_argument("--seeds", default="0-7", type=seed_range)
+    parser.add_argument("--no-stop", action="store_true", help="the cartpole preset's 40k steps, no stop at 475")
     args = parser.parse_args()
     extra = json.loads(args.overrides)
+    if args.no_stop:
+        extra = {"total_steps": PRESETS["cartpole"]["total_steps"], "eval_every": 0, "stop_return": None, **extra}
     start_ray()
     scores, reached = [], []
     try:
@@ -51,7 +56,10 @@ def main() -> None:
                 run_dir = Path(tmp) / f"seed{seed}"
                 start = time.perf_counter()
                 result = train(config, run_dir=run_dir, progress=False, tensorboard=False)
-                steps_to, _ = first_reach(run_dir, config)
+                if config.stop_return is None:
+                    steps_to, _ = first_reach(run_dir, config)
+                else:  # the run stopped at its first evaluation at stop_return (or ran to the end)
+                    steps_to = result.summary["stop_return_reached_at"]
                 score = float(result.summary["eval_mean_return"])
                 scores.append(score)
                 reached.append(steps_to)

@@ -382,18 +382,26 @@ def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> Non
 def test_apex_learns_cartpole(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The tuned Ape-X settings, preset cartpole-apex: the cartpole preset with prioritized 1-step
     # replay, 2 runners of 2 envs, their rates annealed from 1, held to the local loop's replay ratio
-    # and kept near the learner. A Ray run is not reproducible (chunk arrival order, weight lag): on
-    # the quiet 2-core Xeon it ended at or above 475 on 17 of 19 runs (439.6 and 471.2 the others); the
-    # worst of 55 runs of it and its MSE-loss neighbours (60k steps, less lag, clipped gradients) was 179.8
-    # (BENCHMARKS.md, "Ape-X on Ray"). 475 would fail about one run in ten, so the test asks for a
-    # policy far above random play (~20).
+    # and kept near the learner, stopping (as RLlib's learning tests do) at the first greedy
+    # evaluation of 20 episodes at or above 475, one every 2,000 env steps, within 60k steps. A Ray run
+    # is not reproducible (chunk arrival order, weight lag): BENCHMARKS.md ("Ape-X CartPole: stopping
+    # at a greedy 475") has the runs behind these settings and the margins asked for here.
     from dueldqn.config import resolve_config
+    from dueldqn.logger import read_metrics
     from dueldqn.training import train
 
-    config = resolve_config("CartPole-v1", "cartpole-apex", {"eval_episodes": 10, "checkpoint_every": 0})
-    assert config.executor == "ray" and config.prioritized and config.n_step == 1
+    config = resolve_config("CartPole-v1", "cartpole-apex", {"checkpoint_every": 0})
+    assert config.executor == "ray" and config.prioritized and config.n_step == 1 and config.eval_episodes == 20
+    assert (config.total_steps, config.eval_every, config.stop_return) == (60_000, 2_000, 475.0)
     result = train(config, run_dir=tmp_path / "learn", progress=False, tensorboard=False)
-    assert result.summary["eval_mean_return"] >= 150.0, result.summary
+    reached = result.summary["stop_return_reached_at"]
+    evals = read_metrics(result.run_dir)["eval"]
+    assert reached is not None and reached == evals[-1]["step"] <= 60_000, evals
+    assert evals[-1]["return"] >= 475.0 and all(row["return"] < 475.0 for row in evals[:-1])
+    assert [row["step"] // 2_000 for row in evals] == list(range(1, len(evals) + 1))  # one per 2,000 steps
+    assert result.summary["total_steps"] == reached  # stopped there
+    # The final evaluation plays other start states (seed + 10,000) with the same network.
+    assert result.summary["eval_mean_return"] >= 400.0, result.summary
     assert result.summary["executor"] == "ray" and result.summary["runner_restarts"] == 0
 
 
