@@ -159,6 +159,10 @@ def _train(args: argparse.Namespace) -> None:
         f"+- {s['eval_std_return']:.1f} over {s['eval_episodes']} episodes; {s['total_steps']} steps in "
         f"{s['wall_seconds']:.1f} s ({s['steps_per_second']:,.0f} steps/s). Run: {result.run_dir}"
     )
+    if "stop_return_reached_at" in s:
+        reached = s["stop_return_reached_at"]
+        print(f"stop_return: an evaluation during training reached it at step {reached}, where the run stopped"
+              if reached is not None else "stop_return: no evaluation during training reached it")  # fmt: skip
 
 
 def _eval(args: argparse.Namespace) -> None:

@@ -105,6 +105,9 @@ def test_agent_predict_follows_the_sb3_convention(run_dir: Path) -> None:
         (["--batch-size", "64", "--buffer-size", "32"], "must not exceed the replay capacity"),
         (["--algo", "ppo"], "algo must be one of dqn, double, sarsa, expected-sarsa"),
         (["--target-sync", "sometimes"], "target_sync must be one of episodes, steps, polyak"),
+        (["--stop-return", "475"], "stop_return needs evaluations during training: set eval_every"),
+        (["--eval-every", "-1"], "eval_every must be a non-negative integer"),
+        (["--eval-every", "200", "--stop-return", "nan"], "stop_return must be a number"),
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(
@@ -114,6 +117,13 @@ def test_bad_input_is_refused_before_anything_runs(
     assert main(["train", "--run-dir", str(run), *TINY, *args]) == 2
     assert fragment in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_stop_return_ends_the_run_and_says_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), *TINY, "--eval-every", "200", "--stop-return", "1"]) == 0
+    assert "reached it at step 200, where the run stopped" in capsys.readouterr().out
+    assert json.loads((run / "summary.json").read_text())["stop_return_reached_at"] == 200
 
 
 def test_unknown_preset_and_used_run_dir_are_refused(
