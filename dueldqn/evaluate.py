@@ -206,7 +206,8 @@ class TrainingEvaluation:
     final one is played on others. It writes an ``eval`` row to ``metrics.csv`` and TensorBoard and
     touches none of the training's random state: a local run takes the same steps with or without
     evaluations (and resumes as exactly). With ``stop_return`` set, :attr:`reached` becomes the env
-    step of the first evaluation at or above it, and the loop stops there (RLlib's stop criterion).
+    step of the first evaluation at or above it, and the loop stops there (RLlib's stop criterion);
+    the loop's state keeps that step, so that a resumed run that had stopped stays stopped.
 
     Args:
         config: the run's config.
@@ -215,17 +216,18 @@ class TrainingEvaluation:
         n_actions: number of discrete actions.
         logger: the run's logger.
         step: the env step the loop starts from (0, or a resumed checkpoint's).
+        reached_at: the step at which an earlier sitting reached ``stop_return`` (-1: none).
     """
 
     SEED_OFFSET = 20_000
 
     def __init__(self, config: Config, q_net: torch.nn.Module, raw_space: gym.Space, n_actions: int,
-                 logger: RunLogger, step: int) -> None:  # fmt: skip
+                 logger: RunLogger, step: int, reached_at: int = -1) -> None:  # fmt: skip
         self.config, self.q_net, self.raw_space, self.n_actions = config, q_net, raw_space, n_actions
         self.logger = logger
         every = config.eval_every
         self.next_step = (step // every + 1) * every if every else -1
-        self.reached: int | None = None
+        self.reached: int | None = None if reached_at < 0 else reached_at
         self.seconds = 0.0  # spent evaluating (the loops count it as their own time)
 
     def due(self, steps: int) -> bool:

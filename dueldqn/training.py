@@ -236,8 +236,8 @@ def train(
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
             state.learning_starts_at = state.steps + config.learning_starts
 
-    evaluation = (TrainingEvaluation(config, q_net, raw_space, n_actions, session.logger, state.steps)
-                  if config.eval_every else None)  # fmt: skip
+    evaluation = (TrainingEvaluation(config, q_net, raw_space, n_actions, session.logger, state.steps,
+                                     state.return_reached_at) if config.eval_every else None)  # fmt: skip
     parts = Parts(config, actor, learner, replay, rng, device, evaluation)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
     try:

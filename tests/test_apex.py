@@ -379,6 +379,24 @@ def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> Non
     assert int(after[6]) > int(after[0]) - 2_000
 
 
+def test_a_ray_run_stops_at_its_return_and_a_resume_stays_stopped(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dueldqn.logger import read_metrics
+    from dueldqn.training import train
+
+    # Any policy keeps CartPole's pole up for a step: the first evaluation (at >= 1,000 env steps) reaches 1.
+    settings = {"executor": "ray", "num_env_runners": 2, "learning_starts": 500, "batch_size": 32, "log_interval": 500,
+                "eval_episodes": 2, "runner_chunk_steps": 50, "eval_every": 1_000, "stop_return": 1.0}  # fmt: skip
+    first = train(env_id="CartPole-v1", total_steps=4_000, run_dir=tmp_path / "run", progress=False,
+                  tensorboard=False, **settings)  # fmt: skip
+    reached = first.summary["stop_return_reached_at"]
+    assert reached is not None and 1_000 <= reached < 1_500 and first.summary["total_steps"] == reached
+    assert [row["step"] for row in read_metrics(first.run_dir)["eval"]] == [reached]
+    second = train(resume=tmp_path / "run", total_steps=5_000, progress=False, tensorboard=False)
+    assert second.summary["total_steps"] == reached and second.summary["stop_return_reached_at"] == reached
+    assert second.summary["updates"] == first.summary["updates"]  # nothing trained after the stop
+    assert [row["step"] for row in read_metrics(first.run_dir)["eval"]] == [reached]
+
+
 def test_apex_learns_cartpole(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The tuned Ape-X settings, preset cartpole-apex: the cartpole preset with prioritized 1-step
     # replay, 2 runners of 2 envs, their rates annealed from 1, held to the local loop's replay ratio

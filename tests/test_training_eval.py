@@ -79,6 +79,12 @@ def test_stop_return_ends_the_run_at_the_first_evaluation_that_reaches_it(evalua
     assert load_checkpoint(list_checkpoints(stopped.run_dir)[0]).step == 200
     a, b = _online(stopped.run_dir, 200), _online(evaluated_run, 200)  # where the longer run was at step 200
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # A stopped run stays stopped: a resume (even with more steps) finishes it again without training on.
+    model = (stopped.run_dir / "model.safetensors").read_bytes()
+    again = train(resume=stopped.run_dir, total_steps=800, progress=False, tensorboard=False)
+    assert again.finished and again.summary["total_steps"] == 200 and again.summary["stop_return_reached_at"] == 200
+    assert [row["step"] for row in read_metrics(stopped.run_dir)["eval"]] == [200]
+    assert (stopped.run_dir / "model.safetensors").read_bytes() == model
     # Never reached: the run goes to total_steps and says so.
     never = train(run_dir=tmp_path / "never", eval_every=200, stop_return=1e9, **RUN)
     assert never.summary["total_steps"] == 600 and never.summary["stop_return_reached_at"] is None

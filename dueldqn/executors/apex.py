@@ -134,8 +134,9 @@ def run_apex(
         # The session reads steps, wall_seconds and train_seconds of the state: ApexState has them (not a LoopState).
         stop = session.start(state)  # type: ignore[arg-type]  # session.close() restores the signal handlers
         meter = Meter(config, state, logger, apex_file, session.bar, eps_mean)
-        evaluation = (TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], logger, state.steps)
-                      if config.eval_every and evaluate is not None else None)  # fmt: skip
+        evaluation = (TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], logger, state.steps,
+                                         state.return_reached_at) if config.eval_every and evaluate is not None
+                      else None)  # fmt: skip
         while ((queued or resting or state.steps < config.total_steps) and stop.signum is None
                and (evaluation is None or evaluation.reached is None)):  # fmt: skip
             # Finished chunks: count them and queue the runner's next one.
@@ -202,13 +203,15 @@ def run_apex(
             if config.target_sync == "steps" and state.steps // config.target_sync_every > state.target_syncs:
                 state.target_syncs = state.steps // config.target_sync_every
                 learner.sync_target()
+            if evaluation is not None and evaluation.due(state.steps):
+                evaluation(state.steps)  # at stop_return the loop ends after this step's log and checkpoint
+                if evaluation.reached is not None:
+                    state.return_reached_at = evaluation.reached
             if state.steps - meter.step >= config.log_interval:
                 meter.row(state, learner.version, lags, cluster.shard_call("stats", timeout=30.0), loss_sum)
             if config.checkpoint_every and state.steps - last_ckpt >= config.checkpoint_every:
                 session.checkpoint(state)  # type: ignore[arg-type]
                 last_ckpt = state.steps
-            if evaluation is not None and evaluation.due(state.steps):
-                evaluation(state.steps)  # at stop_return, the loop ends here
         flushed = cluster.flush()  # every push has landed: the shards hold everything sent
         shard_stats = cluster.shard_call("stats")
         if meter.step != state.steps:

@@ -34,6 +34,7 @@ class ApexState:
     updates: int = 0
     episodes: int = 0
     target_syncs: int = 0  # hard syncs done (for target_sync steps / episodes)
+    return_reached_at: int = -1  # step of the evaluation that reached stop_return (-1: none); a resume stays stopped
     wall_seconds: float = 0.0  # earlier sessions of the run
     train_seconds: float = 0.0  # time in the loop in earlier sessions
     runner_episodes: list[int] = field(default_factory=list)

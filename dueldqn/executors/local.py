@@ -6,8 +6,8 @@
     K ~ B                            uniformly, or in proportion to priorities        (sample)
     theta <- theta - alpha grad 1/|K| sum w_i l(y_i - Q(S_i, A_i | theta))           (update)
     every k episodes / N steps / each update (Polyak): theta_targ <- theta            (sync)
-    every log_interval steps: a metrics row; every checkpoint_every: a checkpoint      (log)
     every eval_every steps: evaluate; stop once the mean return reaches stop_return    (evaluate)
+    every log_interval steps: a metrics row; every checkpoint_every: a checkpoint      (log)
 
 The components (:class:`~dueldqn.actor.Actor`, :class:`~dueldqn.learner.Learner`, the replay) and
 the :class:`~dueldqn.executors.session.Session` do the work; this loop only says when. It calls
@@ -96,7 +96,7 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
     eps = (config.epsilon_schedule, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps)
     stop = session.start(state)
     evaluation = parts.evaluation
-    while state.steps < end and stop.signum is None:
+    while state.steps < end and stop.signum is None and (evaluation is None or evaluation.reached is None):
         epsilon = epsilon_at(state.steps - config.epsilon_decay_start, *eps)
         actions_N = actor.act(state.obs_NO, epsilon, state.iteration)  # act
         infos = env_step(envs, replay, state, actions_N)  # step, store (an autoreset step stores nothing)
@@ -123,9 +123,9 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
                     learner.sync_target(config.tau)  # sync, Polyak after each update
         if config.target_sync == "steps" and crossed(state.steps, config.num_envs, config.target_sync_every):
             learner.sync_target()  # sync, every N env steps
-        session.tick(state, epsilon)  # log, checkpoint
         if evaluation is not None and evaluation.due(state.steps):
-            evaluation(state.steps)  # evaluate
+            evaluation(state.steps)  # evaluate; at stop_return the loop ends after this step's log and checkpoint
             if evaluation.reached is not None:
-                break
+                state.return_reached_at = evaluation.reached
+        session.tick(state, epsilon)  # log, checkpoint
     return session.end(state)

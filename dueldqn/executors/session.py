@@ -81,6 +81,7 @@ class LoopState:
     loss_count: int = 0  # gradient steps since the last log row
     log_step: int = 0  # step of the last log row
     learning_starts_at: int = 0  # no updates before this step (moved on when a resume refills the replay)
+    return_reached_at: int = -1  # step of the evaluation that reached stop_return (-1: none); a resume stays stopped
     wall_seconds: float = 0.0  # wall time of earlier sessions of this run (resumes)
     train_seconds: float = 0.0  # time in the training loop in earlier sessions
 
