@@ -5,7 +5,6 @@ Shape suffixes: ``B`` the envs still playing at a step (a batch for the network)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +227,6 @@ class TrainingEvaluation:
         every = config.eval_every
         self.next_step = (step // every + 1) * every if every else -1
         self.reached: int | None = None if reached_at < 0 else reached_at
-        self.seconds = 0.0  # spent evaluating (the loops count it as their own time)
 
     def due(self, steps: int) -> bool:
         """Whether an evaluation is due at ``steps`` env steps (the first step at or past a multiple of eval_every)."""
@@ -238,7 +236,6 @@ class TrainingEvaluation:
         """Evaluate now, log the row, and schedule the next one; sets :attr:`reached` at the stop return."""
         from dueldqn.agent import Agent
 
-        start = time.perf_counter()
         config = self.config
         agent = Agent(self.q_net, self.raw_space, self.n_actions, epsilon=config.eval_epsilon, seed=config.seed + 2)
         result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
@@ -247,7 +244,6 @@ class TrainingEvaluation:
         if config.stop_return is not None and self.reached is None and result.mean >= config.stop_return:
             self.reached = steps
         self.next_step = (steps // config.eval_every + 1) * config.eval_every
-        self.seconds += time.perf_counter() - start
         return result
 
 
