@@ -136,8 +136,8 @@ PRESETS["cartpole-sarsa"] = {**PRESETS["cartpole"], "algo": "sarsa", "total_step
 # held to the local loop's replay ratio and kept near the learner (chunks of 25 steps, weights
 # published every 10 updates and taken at every chunk), run for up to 60k env steps and stopped at
 # the first greedy evaluation (20 episodes, every 2,000 steps) at or above 475. On the 2-core AMD
-# EPYC it stopped there on 32 of 32 seeds (median 21,050 env steps, latest 32,000), and the stopped
-# network's final evaluation on other start states was >= 475 on all 32 (lowest 480.6). Without the
+# EPYC it stopped there on 48 of 48 seeds (median 20,025 env steps, latest 34,000), and the stopped
+# network's final evaluation on other start states was >= 475 on all 48 (lowest 480.6). Without the
 # stop, the same settings for 40k steps ended at or above 475 on 17 of 19 runs on the 2-core Xeon
 # (BENCHMARKS.md, "Ape-X on Ray" and its hand notes).
 PRESETS["cartpole-apex"] = {**PRESETS["cartpole"], "executor": "ray", "num_env_runners": 2, "envs_per_runner": 2,
