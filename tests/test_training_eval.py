@@ -6,6 +6,7 @@ The Ape-X driver runs the same :class:`~dueldqn.evaluate.TrainingEvaluation`: te
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,16 @@ def test_evaluations_change_nothing_of_the_training(plain_run: Path, evaluated_r
         a, b = _online(plain_run, step), _online(evaluated_run, step)
         assert a and all(torch.equal(a[k], b[k]) for k in a)
     assert read_metrics(plain_run).get("eval", []) == []
+
+
+def test_a_run_with_evaluations_resumes_exactly(evaluated_run: Path, tmp_path: Path) -> None:
+    resumed = tmp_path / "run"
+    shutil.copytree(evaluated_run, resumed)
+    shutil.rmtree(list_checkpoints(resumed)[0])  # back to step 400 (its evaluation came before it)
+    assert load_checkpoint(list_checkpoints(resumed)[0]).step == 400
+    train(resume=resumed, progress=False, tensorboard=False)
+    assert _same_file(resumed / "model.safetensors", evaluated_run / "model.safetensors")
+    assert read_metrics(resumed)["eval"] == read_metrics(evaluated_run)["eval"]  # 200 and 400 kept, 600 again
 
 
 def test_each_evaluation_row_is_the_checkpointed_network_played_on_its_own_seed(evaluated_run: Path) -> None:
