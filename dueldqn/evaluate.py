@@ -204,9 +204,9 @@ class TrainingEvaluation:
     uses ``seed + 10_000``), so that evaluations compare networks on the same start states and the
     final one is played on others. It writes an ``eval`` row to ``metrics.csv`` and TensorBoard and
     touches none of the training's random state: a local run takes the same steps with or without
-    evaluations (and resumes as exactly). With ``stop_return`` set, :attr:`reached` becomes the env
-    step of the first evaluation at or above it, and the loop stops there (RLlib's stop criterion);
-    the loop's state keeps that step, so that a resumed run that had stopped stays stopped.
+    evaluations (and resumes as exactly). A call answers whether the mean return reached
+    ``stop_return``; the loop then records the step in its state (``return_reached_at``) and stops
+    there (RLlib's stop criterion), and a resumed run that had stopped stays stopped.
 
     Args:
         config: the run's config.
@@ -215,25 +215,24 @@ class TrainingEvaluation:
         n_actions: number of discrete actions.
         logger: the run's logger.
         step: the env step the loop starts from (0, or a resumed checkpoint's).
-        reached_at: the step at which an earlier sitting reached ``stop_return`` (-1: none).
     """
 
     SEED_OFFSET = 20_000
 
     def __init__(self, config: Config, q_net: torch.nn.Module, raw_space: gym.Space, n_actions: int,
-                 logger: RunLogger, step: int, reached_at: int = -1) -> None:  # fmt: skip
+                 logger: RunLogger, step: int) -> None:  # fmt: skip
+        if config.eval_every < 1:
+            raise ValueError(f"TrainingEvaluation needs eval_every >= 1; got {config.eval_every}")
         self.config, self.q_net, self.raw_space, self.n_actions = config, q_net, raw_space, n_actions
         self.logger = logger
-        every = config.eval_every
-        self.next_step = (step // every + 1) * every if every else -1
-        self.reached: int | None = None if reached_at < 0 else reached_at
+        self.next_step = (step // config.eval_every + 1) * config.eval_every
 
     def due(self, steps: int) -> bool:
         """Whether an evaluation is due at ``steps`` env steps (the first step at or past a multiple of eval_every)."""
-        return self.next_step > 0 and steps >= self.next_step
+        return steps >= self.next_step
 
-    def __call__(self, steps: int) -> EvalResult:
-        """Evaluate now, log the row, and schedule the next one; sets :attr:`reached` at the stop return."""
+    def __call__(self, steps: int) -> bool:
+        """Evaluate now, log the row, schedule the next one; whether the mean return reached ``stop_return``."""
         from dueldqn.agent import Agent
 
         config = self.config
@@ -241,10 +240,8 @@ class TrainingEvaluation:
         result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
                                 seed=config.seed + self.SEED_OFFSET)  # fmt: skip
         self.logger.evaluation(steps, len(result.returns), result.mean, float(np.mean(result.lengths)))
-        if config.stop_return is not None and self.reached is None and result.mean >= config.stop_return:
-            self.reached = steps
         self.next_step = (steps // config.eval_every + 1) * config.eval_every
-        return result
+        return config.stop_return is not None and result.mean >= config.stop_return
 
 
 def evaluate_run(

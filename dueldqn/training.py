@@ -186,7 +186,7 @@ def train(
         return finish(config, run_path, net.q_net, net.spec, net.raw_space, net.n_actions, steps=apex.state.steps,
                       updates=apex.state.updates, train_seconds=apex.seconds,
                       wall_seconds=time.perf_counter() - start,  # the Ape-X counters keep no earlier sittings' time
-                      reached=apex.reached,
+                      reached=apex.state.return_reached_at if apex.state.return_reached_at >= 0 else None,
                       extra={"executor": "ray", "updates_per_second": apex.state.updates * per_second,
                              "samples_per_insert": apex.samples_per_insert, "weight_lag": apex.lag_mean,
                              "runner_restarts": apex.restarts})  # fmt: skip
@@ -236,8 +236,8 @@ def train(
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
             state.learning_starts_at = state.steps + config.learning_starts
 
-    evaluation = (TrainingEvaluation(config, q_net, raw_space, n_actions, session.logger, state.steps,
-                                     state.return_reached_at) if config.eval_every else None)  # fmt: skip
+    evaluation = (TrainingEvaluation(config, q_net, raw_space, n_actions, session.logger, state.steps)
+                  if config.eval_every else None)  # fmt: skip
     parts = Parts(config, actor, learner, replay, rng, device, evaluation)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
     try:
@@ -247,7 +247,7 @@ def train(
         envs.close()
         session.close()
 
-    reached = None if evaluation is None else evaluation.reached
+    reached = state.return_reached_at if state.return_reached_at >= 0 else None
     if state.steps < config.total_steps and reached is None:  # paused at stop_at
         agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
         return TrainResult(run_path, {}, agent, None, finished=False)

@@ -134,11 +134,10 @@ def run_apex(
         # The session reads steps, wall_seconds and train_seconds of the state: ApexState has them (not a LoopState).
         stop = session.start(state)  # type: ignore[arg-type]  # session.close() restores the signal handlers
         meter = Meter(config, state, logger, apex_file, session.bar, eps_mean)
-        evaluation = (TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], logger, state.steps,
-                                         state.return_reached_at) if config.eval_every and evaluate is not None
-                      else None)  # fmt: skip
+        evaluation = (TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], logger, state.steps)
+                      if config.eval_every and evaluate is not None else None)  # fmt: skip
         while ((queued or resting or state.steps < config.total_steps) and stop.signum is None
-               and (evaluation is None or evaluation.reached is None)):  # fmt: skip
+               and state.return_reached_at < 0):  # fmt: skip
             # Finished chunks: count them and queue the runner's next one.
             for ref in rx.wait(list(queued), timeout=0.0):  # finished chunks
                 r = queued.pop(ref)
@@ -203,10 +202,8 @@ def run_apex(
             if config.target_sync == "steps" and state.steps // config.target_sync_every > state.target_syncs:
                 state.target_syncs = state.steps // config.target_sync_every
                 learner.sync_target()
-            if evaluation is not None and evaluation.due(state.steps):
-                evaluation(state.steps)  # at stop_return the loop ends after this step's log and checkpoint
-                if evaluation.reached is not None:
-                    state.return_reached_at = evaluation.reached
+            if evaluation is not None and evaluation.due(state.steps) and evaluation(state.steps):
+                state.return_reached_at = state.steps  # stop_return: the loop ends after this step's log, checkpoint
             if state.steps - meter.step >= config.log_interval:
                 meter.row(state, learner.version, lags, cluster.shard_call("stats", timeout=30.0), loss_sum)
             if config.checkpoint_every and state.steps - last_ckpt >= config.checkpoint_every:
@@ -239,8 +236,7 @@ def run_apex(
     )
     spi = state.updates * config.batch_size / max(state.transitions, 1)
     lag_mean = float(np.mean(lags)) if lags else math.nan
-    reached = None if evaluation is None else evaluation.reached
-    return ApexResult(state, seconds, restarts, versions, lives, epsilons, shard_stats, lag_mean, spi, reached)
+    return ApexResult(state, seconds, restarts, versions, lives, epsilons, shard_stats, lag_mean, spi)
 
 
 class ApexNetwork(NamedTuple):

@@ -62,7 +62,6 @@ class ApexResult:
     shards: list[dict[str, Any]]  # each shard's stats at the end
     lag_mean: float
     samples_per_insert: float
-    reached: int | None = None  # env step of the evaluation that reached stop_return (the run stopped there)
 
 
 class Meter:

@@ -96,7 +96,7 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
     eps = (config.epsilon_schedule, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps)
     stop = session.start(state)
     evaluation = parts.evaluation
-    while state.steps < end and stop.signum is None and (evaluation is None or evaluation.reached is None):
+    while state.steps < end and stop.signum is None and state.return_reached_at < 0:
         epsilon = epsilon_at(state.steps - config.epsilon_decay_start, *eps)
         actions_N = actor.act(state.obs_NO, epsilon, state.iteration)  # act
         infos = env_step(envs, replay, state, actions_N)  # step, store (an autoreset step stores nothing)
@@ -123,9 +123,7 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
                     learner.sync_target(config.tau)  # sync, Polyak after each update
         if config.target_sync == "steps" and crossed(state.steps, config.num_envs, config.target_sync_every):
             learner.sync_target()  # sync, every N env steps
-        if evaluation is not None and evaluation.due(state.steps):
-            evaluation(state.steps)  # evaluate; at stop_return the loop ends after this step's log and checkpoint
-            if evaluation.reached is not None:
-                state.return_reached_at = evaluation.reached
+        if evaluation is not None and evaluation.due(state.steps) and evaluation(state.steps):  # evaluate
+            state.return_reached_at = state.steps  # stop_return: the loop ends after this step's log and checkpoint
         session.tick(state, epsilon)  # log, checkpoint
     return session.end(state)
