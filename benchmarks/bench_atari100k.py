@@ -68,7 +68,7 @@ def _train(game: str, seed: int, run_dir: Path, settings: dict[str, Any], stop_a
     if run_dir.exists():  # killed before its first checkpoint: nothing to resume
         print(f"{run_dir} has no checkpoint; starting it again", flush=True)
         shutil.rmtree(run_dir)
-    extra = {k: v for k, v in settings.items() if k in ("total_steps", "eval_episodes", "backend")}
+    extra = {k: v for k, v in settings.items() if k in ("total_steps", "eval_episodes", "backend", "torch_threads")}
     return train(env_id=f"ALE/{game}-v5", preset=PRESET, seed=seed, run_dir=run_dir, stop_at=stop_at, progress=False,
                  tensorboard=False, checkpoint_every=CHECKPOINT_EVERY, keep_checkpoints=1, **extra)  # fmt: skip
 

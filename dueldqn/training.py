@@ -66,6 +66,8 @@ SUMMARY_FIELDS = (
     "total_steps",
     "updates",
     "wall_seconds",
+    "train_seconds",
+    "eval_seconds",
     "steps_per_second",
     "eval_mean_return",
     "eval_std_return",
@@ -270,6 +272,7 @@ def finish(
     agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
     result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
                             seed=config.seed + 10_000)  # fmt: skip
+    eval_seconds = time.perf_counter() - start
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)
     plot_run(run_path, run_path / "learning_curve.png")
@@ -280,6 +283,8 @@ def finish(
         "total_steps": steps,
         "updates": updates,
         "wall_seconds": wall_seconds + time.perf_counter() - start,
+        "train_seconds": train_seconds,  # the loop's, over every sitting of the run
+        "eval_seconds": eval_seconds,  # the final evaluation's
         "steps_per_second": steps / train_seconds if train_seconds > 0 else 0.0,
         "eval_mean_return": result.mean,
         "eval_std_return": result.std,
