@@ -111,7 +111,8 @@ class Config:
     device: str = "auto"
     """Where the networks run: auto (cuda when available), cpu, or cuda."""
     torch_threads: int = 0
-    """CPU threads for torch (and numpy's BLAS for MLPs); 0 picks 1 for MLPs (faster) and all cores for frames."""
+    """CPU threads for torch (and numpy's BLAS for MLPs); 0 picks 1 for MLPs (faster) and, for conv nets on the CPU,
+    times the loop on 1, 2, 4, ... threads and keeps the fastest, re-checking as it goes (``dueldqn.threads``)."""
     numpy_mlp: bool = True
     """On the CPU, act and learn with MLP Q-networks through numpy: the same maths, updates ~2.5x faster."""
     checkpoint_every: int = 100_000

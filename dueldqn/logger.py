@@ -4,7 +4,8 @@
 
 - ``episode``: one per finished episode: ``step, episode, return, length``;
 - ``train``: one per log interval: ``step, loss`` (mean MSE/Huber TD loss over the interval),
-  ``epsilon``, ``steps_per_second``;
+  ``epsilon``, ``steps_per_second``, ``threads`` (torch's thread count at the row: see
+  :mod:`dueldqn.threads`; runs written before it have no such column and keep none);
 - ``eval``: one per evaluation during training (``eval_every``): ``step``, ``episode`` (the
   episodes played), ``return`` and ``length`` (their means).
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
-COLUMNS = ("kind", "step", "episode", "return", "length", "loss", "epsilon", "steps_per_second")
+COLUMNS = ("kind", "step", "episode", "return", "length", "loss", "epsilon", "steps_per_second", "threads")
 METRICS_CSV = "metrics.csv"
 
 
@@ -37,6 +38,7 @@ class RunLogger:
     def __init__(self, run_dir: Path, *, tensorboard: bool = True, resume_step: int | None = None) -> None:
         self.path = Path(run_dir) / METRICS_CSV
         new = not self.path.exists()
+        self.columns = COLUMNS if new else self._header()  # a resumed older run keeps its own columns
         self._file = self.path.open("a", newline="")
         self._csv = csv.writer(self._file)
         if new:
@@ -45,31 +47,61 @@ class RunLogger:
         if tensorboard:
             self._tb = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=resume_step)
 
+    def _header(self) -> tuple[str, ...]:
+        with self.path.open(newline="") as f:
+            return tuple(next(csv.reader(f), COLUMNS))
+
+    def _row(self, cells: dict[str, Any]) -> None:
+        self._csv.writerow([cells.get(name, "") for name in self.columns])
+
     def episode(self, step: int, episode: int, episode_return: float, length: int) -> None:
         """Record one finished episode."""
-        self._csv.writerow(("episode", step, episode, f"{episode_return:.6g}", length, "", "", ""))
+        self._row(
+            {"kind": "episode", "step": step, "episode": episode, "return": f"{episode_return:.6g}", "length": length}
+        )
         if self._tb is not None:
             self._tb.add_scalar("charts/episodic_return", episode_return, step)
             self._tb.add_scalar("charts/episodic_length", length, step)
 
     def evaluation(self, step: int, episodes: int, mean_return: float, mean_length: float) -> None:
         """Record one evaluation during training (the policy's mean over ``episodes`` episodes)."""
-        self._csv.writerow(("eval", step, episodes, f"{mean_return:.6g}", f"{mean_length:.6g}", "", "", ""))
+        self._row(
+            {
+                "kind": "eval",
+                "step": step,
+                "episode": episodes,
+                "return": f"{mean_return:.6g}",
+                "length": f"{mean_length:.6g}",
+            }
+        )
         self._file.flush()
         if self._tb is not None:
             self._tb.add_scalar("eval/mean_return", mean_return, step)
             self._tb.add_scalar("eval/mean_length", mean_length, step)
 
-    def train(self, step: int, loss: float, epsilon: float, steps_per_second: float) -> None:
+    def train(
+        self, step: int, loss: float, epsilon: float, steps_per_second: float, threads: int | None = None
+    ) -> None:
         """Record one log interval of training statistics (``loss`` is NaN before learning starts)."""
         loss_cell = "" if math.isnan(loss) else f"{loss:.6g}"
-        self._csv.writerow(("train", step, "", "", "", loss_cell, f"{epsilon:.6g}", f"{steps_per_second:.1f}"))
+        self._row(
+            {
+                "kind": "train",
+                "step": step,
+                "loss": loss_cell,
+                "epsilon": f"{epsilon:.6g}",
+                "steps_per_second": f"{steps_per_second:.1f}",
+                "threads": "" if threads is None else threads,
+            }
+        )
         self._file.flush()  # once per interval: `tail -f metrics.csv` and read_metrics see the run as it goes
         if self._tb is not None:
             if not math.isnan(loss):
                 self._tb.add_scalar("losses/td_loss", loss, step)
             self._tb.add_scalar("charts/epsilon", epsilon, step)
             self._tb.add_scalar("charts/steps_per_second", steps_per_second, step)
+            if threads is not None:
+                self._tb.add_scalar("charts/torch_threads", threads, step)
 
     def flush(self) -> int:
         """Write everything out; returns the size of ``metrics.csv`` in bytes (a resume point)."""

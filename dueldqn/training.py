@@ -37,7 +37,7 @@ from dueldqn.envs import (
     vector_env_state,
 )
 from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
-from dueldqn.executors.local import Parts, Replay, run_local, thread_limits
+from dueldqn.executors.local import Parts, Replay, run_local
 from dueldqn.executors.session import (
     CONFIG_FILE,
     LoopState,
@@ -55,6 +55,7 @@ from dueldqn.learner import Learner
 from dueldqn.networks import build_q_network
 from dueldqn.plotting import plot_run
 from dueldqn.replay import FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
+from dueldqn.threads import ThreadPolicy, available_cores
 
 __all__ = ["CONFIG_FILE", "SUMMARY_FIELDS", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
 
@@ -222,6 +223,9 @@ def train(
     actor = Actor(q_net, n_actions, draws=ExplorationDraws(config.seed, config.num_envs), device=device,
                   fast_numpy=config.numpy_mlp)  # fmt: skip
     loss_sum = torch.zeros((), device=device)
+    # torch's thread count: timed and re-chosen for conv nets on the CPU (dueldqn.threads), else fixed.
+    gpu_conv = conv and device.type != "cpu"  # the GPU does the maths: the CPU's cores, as before
+    threads = ThreadPolicy(config.torch_threads or (available_cores() if gpu_conv else 0), conv)
     if ckpt is None:
         obs_NO, _ = envs.reset(seed=config.seed)
         state = LoopState(obs_NO, np.zeros(config.num_envs, dtype=bool), loss_sum,
@@ -229,7 +233,7 @@ def train(
     else:
         state = LoopState(ckpt.states["loop"]["obs_NO"], ckpt.states["loop"]["autoreset_N"], loss_sum)
     session.components = {"learner": learner, "actor": actor, REPLAY: replay, "loop": state, "rng": NumpyRNG(rng),
-                          "envs": VectorEnvState(envs), "logger": session.logger}  # fmt: skip
+                          "envs": VectorEnvState(envs), "logger": session.logger, "threads": threads}  # fmt: skip
     if ckpt is not None:
         session.restore(ckpt.states)
         if ckpt.states["envs"]["snapshot"] is None:  # not saved (EnvPool, Box2D, MuJoCo): new episodes
@@ -240,10 +244,10 @@ def train(
 
     evaluation = (TrainingEvaluation(config, q_net, raw_space, n_actions, session.logger, state.steps)
                   if config.eval_every else None)  # fmt: skip
-    parts = Parts(config, actor, learner, replay, rng, device, evaluation)
+    parts = Parts(config, actor, learner, replay, rng, device, evaluation, threads)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
     try:
-        with thread_limits(config, conv):
+        with threads:
             train_seconds = run_local(parts, envs, session, state, end)
     finally:
         envs.close()

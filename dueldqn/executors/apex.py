@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from dueldqn.checkpoint import REPLAY, Checkpoint, atomic_write_json, list_checkpoints
 from dueldqn.config import Config
@@ -44,6 +43,7 @@ from dueldqn.executors.apex_parts import (
 from dueldqn.executors.session import Session
 from dueldqn.exploration import apex_epsilons, linear_schedule
 from dueldqn.learner import Learner
+from dueldqn.threads import ThreadPolicy
 
 SAMPLES_IN_FLIGHT = 4  # sample requests the learner keeps queued on the shards
 BATCHES_PER_SAMPLE = 8  # batches per request: one actor call costs about a millisecond, an MLP update less
@@ -110,10 +110,10 @@ def run_apex(
     chunk_steps = config.runner_chunk_steps * config.envs_per_runner
     session.components = {"learner": learner, REPLAY: ShardsState(cluster), "loop": state, "logger": logger,
                           "apex_csv": apex_file}  # fmt: skip
-    # As in the local loop: an MLP learns fastest on one thread (and a multithreaded BLAS spins on a busy box).
-    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not frames else None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.torch_threads or (threads if frames else 1))
+    # As in the local loop: an MLP learns on one thread; a conv net's count is timed and re-chosen (dueldqn.threads),
+    # since the runners and shards share the machine's cores with the learner.
+    threads = ThreadPolicy(config.torch_threads, frames).__enter__()
+    session.components["threads"] = threads
     try:
         if resume is not None:
             session.restore(resume.states)  # the learner, every shard's replay, the counters, the metrics files
@@ -191,6 +191,7 @@ def run_apex(
                 for batch in batches or []:
                     update = learner.update(batch, epsilon=eps_mean, lr=lr)
                     state.updates += 1
+                    threads.after_update(state.updates)
                     cluster.update_priorities(shard, batch, update.td_abs_B.cpu().numpy())
                     loss_sum += update.loss
                     if config.target_sync == "polyak":
@@ -220,9 +221,7 @@ def run_apex(
                            + (f"its last checkpoint, {kept[0]}, is kept" if kept else "no checkpoint had been written")
                            ) from err  # fmt: skip
     finally:
-        if blas_threads is not None:
-            blas_threads.restore_original_limits()
-        torch.set_num_threads(threads)
+        threads.__exit__(None, None, None)
         cluster.close()
         rx.shutdown(started, cluster.pids)
         session.close()

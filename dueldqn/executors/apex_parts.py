@@ -88,7 +88,7 @@ class Meter:
         spi = state.updates * self.config.batch_size / max(state.transitions, 1)
         lag = float(np.mean(lags[-100:])) if lags else math.nan
         size = sum(shard["size"] for shard in shards)
-        self.logger.train(state.steps, mean_loss, self.eps_mean, sps)
+        self.logger.train(state.steps, mean_loss, self.eps_mean, sps, torch.get_num_threads())
         self.apex_file.csv.writerow((state.steps, state.updates, f"{sps:.1f}", f"{ups:.1f}", f"{spi:.3g}", f"{lag:.3g}",
                                 size, " ".join(map(str, state.runner_episodes))))  # fmt: skip
         self.bar.update(state.steps - self.bar.n)

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from dueldqn.actor import Actor, Weights
 from dueldqn.config import Config
-from dueldqn.envs import make_vec_env, stacks_frames
+from dueldqn.envs import make_vec_env
 from dueldqn.exploration import ExplorationDraws, annealed_apex_epsilons, apex_epsilons
 from dueldqn.networks import build_q_network
 
@@ -169,9 +169,10 @@ class EnvRunner:
 
     def __init__(self, config: Config, *, index: int, num_runners: int, incarnation: int = 0) -> None:
         self.config, self.index, self.incarnation = config, index, incarnation
-        if not stacks_frames(config.env_id):  # an MLP acts fastest on one thread (a process-wide setting)
-            threadpool_limits(limits=1, user_api="blas")
-            torch.set_num_threads(1)
+        # One thread (a process-wide setting): an MLP acts fastest so, and a conv net acting on K observations
+        # gains little from more, while runners, shards and the learner share the machine's cores.
+        threadpool_limits(limits=1, user_api="blas")
+        torch.set_num_threads(1)
         K = self.num_envs = config.envs_per_runner
         seed = runner_seed(config.seed, index, incarnation)
         self.envs = make_vec_env(config.env_id, K, seed, config.backend)

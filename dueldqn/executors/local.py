@@ -17,13 +17,11 @@ them and they never call it: no hooks, no callbacks.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from dueldqn.actor import Actor
 from dueldqn.config import Config
@@ -32,6 +30,7 @@ from dueldqn.executors.session import LoopState, Session, crossed
 from dueldqn.exploration import epsilon_at, linear_schedule
 from dueldqn.learner import Learner
 from dueldqn.replay import FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
+from dueldqn.threads import ThreadPolicy
 
 Replay = ReplayBuffer | FrameReplayBuffer | PrioritizedReplay
 
@@ -46,6 +45,7 @@ class Parts(NamedTuple):
     rng: np.random.Generator  # replay sampling
     device: torch.device
     evaluation: TrainingEvaluation | None = None  # evaluations during training (eval_every)
+    threads: ThreadPolicy | None = None  # torch's thread count, re-chosen between updates when auto
 
 
 def env_step(envs: gym.vector.VectorEnv, replay: Replay, state: LoopState, actions_N: np.ndarray) -> dict[str, Any]:
@@ -70,24 +70,6 @@ def finished_episodes(infos: dict[str, Any]) -> Iterator[tuple[float, int]]:
     if "_episode" in infos:
         for i in np.flatnonzero(infos["_episode"]):
             yield float(infos["episode"]["r"][i]), int(infos["episode"]["l"][i])
-
-
-@contextmanager
-def thread_limits(config: Config, conv: bool) -> Iterator[None]:
-    """Threads for the loop: one for small MLPs (no fork/join per op), the cores for conv nets.
-
-    The same for numpy's BLAS, where a fixed thread count also keeps results independent of the
-    machine's core count (a multithreaded sgemm may split, and so round, its sums differently).
-    """
-    blas_threads = threadpool_limits(limits=config.torch_threads or 1, user_api="blas") if not conv else None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.torch_threads or (threads if conv else 1))
-    try:
-        yield
-    finally:
-        if blas_threads is not None:  # first: it restores every thread pool it saw, OpenMP's too
-            blas_threads.restore_original_limits()
-        torch.set_num_threads(threads)
 
 
 def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state: LoopState, end: int) -> float:
@@ -116,6 +98,8 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
                 batch = replay.sample(config.batch_size, parts.rng, beta=beta)  # sample
                 update = learner.update(batch, epsilon=epsilon, lr=lr)  # update
                 state.updates += 1
+                if parts.threads is not None:
+                    parts.threads.after_update(state.updates)  # auto: time the update, re-choose the count when due
                 session.loss(state, update.loss, parts.device)
                 if isinstance(replay, PrioritizedReplay):  # p_i <- (|delta_i| + eps)^alpha
                     replay.update_priorities(batch.indices, update.td_abs_B.cpu().numpy())  # type: ignore[arg-type]

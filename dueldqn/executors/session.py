@@ -250,9 +250,10 @@ class Session:
             mean_loss = state.loss_sum.item() / state.loss_count if state.loss_count else math.nan
             if state.loss_count and not math.isfinite(mean_loss):
                 raise self.diverged(state, mean_loss)
-            self.logger.train(state.steps, mean_loss, epsilon, sps)
+            threads = torch.get_num_threads()  # the loop's count (dueldqn.threads may change it)
+            self.logger.train(state.steps, mean_loss, epsilon, sps, threads)
             self.bar.update(state.steps - self.bar.n)
-            self.bar.set_description_str(f"loss {mean_loss:.3g}, {sps:,.0f} steps/s", refresh=False)
+            self.bar.set_description_str(f"loss {mean_loss:.3g}, {sps:,.0f} steps/s, {threads} thr", refresh=False)
             state.loss_sum.zero_()
             state.loss_count = 0
             self.log_time, state.log_step = now, state.steps
