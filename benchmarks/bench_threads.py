@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,20 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "window": (2_400, 4_000),
     },
     "cartpole": {"env_id": "CartPole-v1", "preset": "cartpole", "window": (2_000, 10_000)},
+    # Ape-X on one machine: 2 runner actors (1 thread each) and a replay shard share the cores with the learner,
+    # whose count is the setting; runs to the window's end (the ray executor has no stop_at) and plays 1 game.
+    "apex-breakout": {
+        "env_id": "ALE/Breakout-v5",
+        "preset": "breakout",
+        "executor": "ray",
+        "num_env_runners": 2,
+        "learning_starts": 1_600,
+        "buffer_size": 100_000,
+        "epsilon_decay_steps": 5_000,
+        "eval_episodes": 1,
+        "eval_epsilon": 1.0,
+        "window": (3_000, 8_000),
+    },
 }
 SETTINGS: dict[str, tuple[int, dict[str, str]]] = {  # name: (torch_threads, extra environment)
     "1 thread": (1, {}),
@@ -58,6 +73,7 @@ PLAN = [  # (workload, settings): CartPole's MLP path runs one thread whatever t
     ("breakout", ["1 thread", "2 threads", "auto (default)"]),
     ("cartpole", ["auto (default)"]),
     ("atari100k", ["2 threads, OMP_WAIT_POLICY=PASSIVE", "2 threads, GOMP_SPINCOUNT=0"]),
+    ("apex-breakout", ["1 thread", "2 threads", "auto (default)"]),
 ]
 
 
@@ -69,23 +85,31 @@ def measure_here(workload: str, threads: int, run_dir: Path) -> dict[str, Any]:
     spec = dict(WORKLOADS[workload])
     start, end = spec.pop("window")
     env_id, preset = spec.pop("env_id"), spec.pop("preset")
-    train(
-        env_id=env_id,
-        preset=preset,
-        seed=0,
-        torch_threads=threads,
-        run_dir=run_dir,
-        stop_at=end,
-        log_interval=200,
-        checkpoint_every=0,
-        progress=False,
-        tensorboard=False,
-        **spec,
-    )
-    rows = [r for r in read_metrics(run_dir)["train"] if start < r["step"] <= end]
-    seconds = sum(200 / r["steps_per_second"] for r in rows)
-    counts = [int(r["threads"]) for r in rows if "threads" in r]
-    return {"steps_per_second": (end - start) / seconds, "threads": counts, "window": [start, end]}
+    apex = spec.get("executor") == "ray"
+    stop: dict[str, Any] = {"total_steps": end} if apex else {"stop_at": end}  # the ray executor has no stop_at
+    common: dict[str, Any] = {
+        "seed": 0,
+        "torch_threads": threads,
+        "log_interval": 200,
+        "checkpoint_every": 0,
+        "progress": False,
+    }
+    train(env_id=env_id, preset=preset, run_dir=run_dir, tensorboard=False, **common, **stop, **spec)
+    rows = read_metrics(run_dir)["train"]
+    spans = [(row, row["step"] - before["step"]) for before, row in pairwise(rows)]
+    spans = [(row, span) for row, span in spans if start < row["step"] <= end]  # each row: steps since the last
+    seconds = sum(span / row["steps_per_second"] for row, span in spans)
+    counts = [int(row.get("threads", 0)) for row, _ in spans]
+    result = {"steps_per_second": sum(span for _, span in spans) / seconds, "threads": counts, "window": [start, end]}
+    first = int(spans[0][0]["step"] - spans[0][1])  # where the window's first row began
+    if apex:  # the learner's updates over the same rows (apex.csv: step, updates, ...)
+        with (run_dir / "apex.csv").open() as f:
+            table = [line.split(",") for line in f.read().splitlines()[1:]]
+        marks = {int(r[0]): int(r[1]) for r in table}
+        last = int(spans[-1][0]["step"])
+        if first in marks and last in marks:
+            result["updates_per_second"] = (marks[last] - marks[first]) / seconds
+    return result
 
 
 def _cpu_seconds(pids: list[int]) -> float:

@@ -96,9 +96,10 @@ def run_apex(
     try:
         cluster = rx.ApexCluster(config, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames,
                                  first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix)  # fmt: skip
-    except BaseException:
-        rx.shutdown(started, cluster.pids)
+    except BaseException:  # the real error goes up; the cluster closed its actors, the Ray we started stops
+        rx.shutdown(started)
         session.close()
+        apex_file.close()
         raise
     spi_cap = samples_per_insert(config)
     num_envs = config.num_env_runners * config.envs_per_runner

@@ -132,6 +132,9 @@ def runner_cpus(config: Config) -> float:
     return total / wanted
 
 
+STARTUP_SECONDS = 600  # how long the actors may take to start (a cluster may first have to add nodes)
+
+
 class ApexCluster:
     """The run's actors: ``S`` shards (on the driver's node) and ``R`` runners; stops them all on :meth:`close`."""
 
@@ -162,8 +165,13 @@ class ApexCluster:
         self.weights_box: list[ray.ObjectRef] = []
         self._priorities: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in self.shards]
         self.version = -1
+        self.pids: set[int] = set()
         # Wait until every actor is up (their start-up is not the run's), noting the runners' processes.
-        self.pids = set(ray.get([runner.pid.remote() for runner in self.runners], timeout=600))
+        try:
+            self.pids = set(ray.get([runner.pid.remote() for runner in self.runners], timeout=STARTUP_SECONDS))
+        except BaseException:  # a placement that never comes, an actor that fails to start: none is left running
+            self.close()
+            raise
 
     def publish(self, weights: Weights) -> None:
         """One ``ray.put`` of the weights; runners receive the reference with their next call."""
