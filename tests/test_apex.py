@@ -6,6 +6,7 @@ dashboard; the two-node cluster test runs last, on a cluster of its own.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -280,6 +281,59 @@ def test_local_run_never_imports_ray(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path, timeout=120)
+
+
+STARTUP_FAILS = """
+import json, sys
+from pathlib import Path
+import ray, torch
+from dueldqn.config import Config
+from dueldqn.executors import ray_apex as rx
+from dueldqn.executors.apex import apex_network, run_apex
+
+real_get, real_kill, real_connect = ray.get, ray.kill, rx.connect
+seen = {"killed": 0, "session": None}
+
+def get(refs, *args, timeout=None, **kwargs):  # the actors' start-up wait fails, as a placement that never comes
+    if timeout == rx.STARTUP_SECONDS:
+        raise ray.exceptions.GetTimeoutError("the actors did not start")
+    return real_get(refs, *args, timeout=timeout, **kwargs)
+
+def kill(actor, no_restart=True):
+    seen["killed"] += 1
+    real_kill(actor, no_restart=no_restart)
+
+def connect(config, **kwargs):
+    started = real_connect(config, num_cpus=2)
+    seen["session"] = str(rx.session_dir())
+    return started
+
+ray.get, ray.kill, rx.connect = get, kill, connect
+config = Config(executor="ray", num_env_runners=2, envs_per_runner=1, total_steps=1_000, learning_starts=100,
+                checkpoint_every=0, log_interval=500)
+net = apex_network(config, torch.device("cpu"))
+run_dir = Path(sys.argv[1])
+run_dir.mkdir()
+try:
+    run_apex(config, run_dir, q_net=net.q_net, spec=net.spec, obs_shape=net.obs_shape, obs_dtype=net.obs_dtype,
+             frames=net.frames, device=torch.device("cpu"), progress=False, tensorboard=False)
+    error = None
+except Exception as err:
+    error = type(err).__name__
+running = ray.is_initialized()
+rx.remove_session(Path(seen["session"]))
+print(json.dumps({"error": error, "killed": seen["killed"], "ray_running": running}))
+"""
+
+
+def test_a_failed_start_up_gives_the_real_error_and_leaves_nothing_running(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the Ray tests need: pip install 'dueldqn[ray]'")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", STARTUP_FAILS, str(tmp_path / "run")], check=True, env=env,
+                         cwd=tmp_path, timeout=300, capture_output=True, text=True)  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # the error that happened (not an UnboundLocalError); the 2 runners and the shard killed; the Ray it started, gone
+    assert result == {"error": "GetTimeoutError", "killed": 3, "ray_running": False}
 
 
 # --- the Ray executor ---------------------------------------------------------------------------
