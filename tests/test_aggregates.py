@@ -101,9 +101,9 @@ def test_the_reference_data_give_the_hand_copied_means_and_percentiles() -> None
             (reference_runs("SPR", game).mean(), spr),
         ]:
             assert _printed_as(computed, copied), (game, computed, copied)
-    for game, copied in HAND_COPIED_DRQ_EPS_PERCENTILES.items():
-        computed = np.percentile(reference_runs("DrQ(eps)", game), [10, 50, 90])
-        assert all(_printed_as(c, h) for c, h in zip(computed, copied, strict=True)), (game, computed, copied)
+    for game, percentiles in HAND_COPIED_DRQ_EPS_PERCENTILES.items():
+        ours = np.percentile(reference_runs("DrQ(eps)", game), [10, 50, 90])
+        assert all(_printed_as(c, h) for c, h in zip(ours, percentiles, strict=True)), (game, ours, percentiles)
     with pytest.raises(ValueError, match="'Tetris' is not an Atari 100k game"):
         human_normalized("Tetris", 1.0)
     with pytest.raises(ValueError, match="no reference runs for 'DQN'"):
