@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -407,7 +408,7 @@ def report(campaign: Campaign) -> tuple[str, str]:
         "steps at each game start; life loss terminal and rewards clipped for training only. std over seeds with "
         "ddof 1; HNS of the mean over seeds."
     )
-    return title, "\n".join(lines)
+    return title, re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
 
 
 def plot_campaign(campaign: Campaign, path: Path) -> Path:
@@ -518,8 +519,9 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as error:
             parser.error(str(error))
         title, body = report(campaign)
-        figure = plot_campaign(campaign, args.figures_dir / FIGURE_NAME)
-        body += f"\n\nFigure: `{figure.name}` in `{args.figures_dir}`."
+        figure = plot_campaign(campaign, args.figures_dir / FIGURE_NAME).resolve()
+        root = Path(__file__).resolve().parent.parent
+        body += f"\n\nFigure: `{figure.relative_to(root) if figure.is_relative_to(root) else figure}`."
         print(f"## {title}\n\n{body}")
         if not args.no_write:
             write_section("atari100k", title, body)
