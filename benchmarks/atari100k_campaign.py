@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...` from a checkout
 
-from benchmarks.atari100k_stats import PUBLISHED
+from dueldqn.atari100k import GAMES
 
 CORE_GAMES = ("Alien", "Amidar", "Boxing", "Breakout", "Krull", "RoadRunner")
 SEEDS = (0, 1, 2)
@@ -47,7 +47,7 @@ NOTE_SUFFIX = ".commits.json"  # beside the run directory: the commits the run r
 def plan() -> list[tuple[str, int]]:
     """Every run of the campaign, in the order they are started."""
     core = [(game, seed) for seed in SEEDS for game in CORE_GAMES]
-    rest = [(game, seed) for game in sorted(PUBLISHED) if game not in CORE_GAMES for seed in SEEDS]
+    rest = [(game, seed) for game in sorted(GAMES) if game not in CORE_GAMES for seed in SEEDS]
     return core + rest
 
 
@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     smoke = {k: v for k, v in (("total_steps", args.total_steps), ("eval_episodes", args.eval_episodes)) if v}
     if args.one:
         game, seed = args.one[0], int(args.one[1])
-        if game not in PUBLISHED:
-            parser.error(f"unknown game {game!r}; expected one of {sorted(PUBLISHED)}")
+        if game not in GAMES:
+            parser.error(f"unknown game {game!r}; expected one of {sorted(GAMES)}")
         sys.exit(run_single(game, seed, args.runs_dir, args.results_dir, args.jobs, smoke))
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in smoke.items()]
     sys.exit(campaign(args.runs_dir, args.results_dir, args.jobs, args.limit, flags))
