@@ -20,8 +20,9 @@ encoder would raise.
 
 The JSON beside the model says the observation space and its encoding, each input's name, shape and
 dtype, the outputs, the action count, the ONNX opset, the versions that wrote it and the SHA-256 of
-the weights it came from. Both files are written to temporary names and renamed. Nothing here
-executes the exported file; the tests run it with onnxruntime.
+the weights it came from. It is strict JSON: infinite bounds are the strings ``"inf"`` / ``"-inf"``.
+Both files are written to temporary names and renamed. Nothing here executes the exported file; the
+tests run it with onnxruntime.
 
 ONNX needs the optional extra ``dueldqn[export]`` (onnx, and onnxscript for torch's ``torch.export``
 based exporter); the rest of the package never imports it. TorchScript is not offered: ``torch.jit``
@@ -36,7 +37,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import logging
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dueldqn.checkpoint import MODEL_FILE, atomic_write, atomic_write_json
+from dueldqn.checkpoint import MODEL_FILE, atomic_write, atomic_write_text
 from dueldqn.spaces import ObservationEncoder, space_to_json
 
 FORMATS = ("onnx",)
@@ -227,6 +230,7 @@ def _quiet_exporter() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*axis name.*will not be used")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated", category=FutureWarning)
             yield
     finally:
         registration.setLevel(level)
@@ -299,8 +303,23 @@ def export_onnx(
         "source": source or {},
     }
     atomic_write(path, lambda f: f.write(proto.SerializeToString()))
-    atomic_write_json(description_path(path), description)
+    atomic_write_text(description_path(path), json.dumps(strict_json(description), indent=2, allow_nan=False) + "\n")
     return description
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every infinite or NaN float as the string ``"inf"``, ``"-inf"`` or ``"nan"``: strict JSON.
+
+    Python writes ``Infinity`` by default, which JSON parsers of other languages (a browser's ``JSON.parse``)
+    refuse; a ``Box`` such as CartPole's has infinite bounds.
+    """
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "inf", "-inf", "nan"
+    return value
 
 
 def description_path(model_path: Path) -> Path:

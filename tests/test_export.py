@@ -254,10 +254,15 @@ def test_description_json_and_no_temporary_files_left(cartpole_run: Path, tmp_pa
     out = tmp_path / "policy.onnx"
     assert main(["export", str(cartpole_run), "--format", "onnx", "--output", str(out)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.onnx", "policy.onnx.json"]
-    description = json.loads((tmp_path / "policy.onnx.json").read_text())
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not strict JSON")
+
+    description = json.loads((tmp_path / "policy.onnx.json").read_text(), parse_constant=refuse)
     assert description["format"] == "onnx" and description["file"] == "policy.onnx" and description["opset"] == OPSET
     assert description["n_actions"] == 2 and description["encoding"] == "identity"
-    assert description["observation_space"]["type"] == "Box" and description["observation_space"]["shape"] == [4]
+    space = description["observation_space"]
+    assert space["type"] == "Box" and space["shape"] == [4] and space["high"][1] == "inf" and space["low"][1] == "-inf"
     assert [o["name"] for o in description["outputs"]] == ["q_values", "action"]
     assert description["outputs"][0]["shape"] == ["batch", 2] and description["outputs"][1]["dtype"] == "int64"
     assert description["versions"]["torch"] == metadata.version("torch")
