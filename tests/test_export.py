@@ -311,3 +311,16 @@ def test_q_values_of_passes_q_and_refuses_a_distribution() -> None:
     assert q_values_of(net, q_BA) is q_BA
     with pytest.raises(ValueError, match=r"returned shape \(2, 3, 51\).*distributional head"):
         q_values_of(net, torch.zeros(2, 3, 51))
+
+
+def test_training_and_acting_import_no_export_dependency() -> None:
+    # The export extra stays optional: only dueldqn.export's functions import onnx, and only when called.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dueldqn, dueldqn.cli, dueldqn.training, dueldqn.agent, dueldqn.export\n"
+        "print(sorted({'onnx', 'onnxscript', 'onnxruntime'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
