@@ -67,12 +67,21 @@ def command() -> str:
     return " ".join(shlex.quote(a) for a in ["python", *sys.argv])
 
 
-def write_section(name: str, title: str, body: str) -> None:
-    """Replace (or append) section ``name`` of BENCHMARKS.md with ``body`` under ``title``."""
+def write_section(
+    name: str, title: str, body: str, *, command_line: str | None = None, machine_line: str | None = None
+) -> None:
+    """Replace (or append) section ``name`` of BENCHMARKS.md with ``body`` under ``title``.
+
+    ``command_line`` and ``machine_line`` default to this process's; a result measured elsewhere (on a
+    lent GPU machine) passes those it recorded there.
+    """
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command_line = command() if command_line is None else command_line
+    machine_line = machine() if machine_line is None else machine_line
     section = (
         f"<!-- begin {name} -->\n## {title}\n\n"
-        f"Command: `{command()}`  \nMachine: {machine()}  \nDate: {stamp}\n\n{body.strip()}\n<!-- end {name} -->"
+        f"Command: `{command_line}`  \nMachine: {machine_line}  \nDate: {stamp}\n\n{body.strip()}\n"
+        f"<!-- end {name} -->"
     )
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n\n"
     pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)

@@ -1,4 +1,4 @@
-"""The ``dueldqn`` command line: ``train``, ``eval``, ``plot`` and ``tune``.
+"""The ``dueldqn`` command line: ``train``, ``eval``, ``plot``, ``tune`` and ``export``.
 
 Every :class:`~dueldqn.config.Config` field is an option of ``train`` (``--learning-rate 3e-4``,
 ``--hidden-sizes 128 128``, ``--no-dueling``); only the options given override the preset.
@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", type=Path, nargs="+")
     plot.add_argument("-o", "--output", type=Path, default=Path("learning_curves.png"))
     _add_tune_parser(sub)
+
+    export = sub.add_parser(
+        "export", help="write a run's network as ONNX (needs: pip install 'dueldqn[export]')", allow_abbrev=False
+    )
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--format", dest="fmt", default="onnx", metavar="{onnx}", help="file format (default onnx)")
+    export.add_argument("-o", "--output", type=Path, help="the model file (default RUN_DIR/model.FORMAT)")
     return parser
 
 
@@ -241,13 +248,20 @@ def _tune(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _export(args: argparse.Namespace) -> None:
+    from dueldqn.export import description_path, export_run
+
+    path = export_run(args.run_dir, fmt=args.fmt, output=args.output)
+    print(f"wrote {path} and {description_path(path)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dueldqn`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     from dueldqn.training import TrainingDiverged, TrainingInterrupted
 
     try:
-        {"train": _train, "eval": _eval, "plot": _plot, "tune": _tune}[args.command](args)
+        {"train": _train, "eval": _eval, "plot": _plot, "tune": _tune, "export": _export}[args.command](args)
     except ValueError as err:
         print(f"dueldqn {args.command}: error: {err}", file=sys.stderr)
         return 2
