@@ -9,6 +9,7 @@ the clock), then each other count after SETTLE untimed updates.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -171,8 +172,21 @@ def test_a_breakout_run_logs_its_thread_count_and_checkpoints_the_schedule(tmp_p
     assert rows[-1]["threads"] == state["threads"]  # the last row was logged at the checkpoint's step
 
 
-def test_a_fixed_count_is_the_threads_column(tmp_path: Path) -> None:
+def test_a_fixed_count_is_the_threads_column_and_the_evaluations_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("ale_py")
+    import dueldqn.training
+
+    seen: list[int] = []
+    evaluate_agent = dueldqn.training.evaluate_agent
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return evaluate_agent(*args, **kwargs)
+
+    monkeypatch.setattr(dueldqn.training, "evaluate_agent", spy)
+    torch.set_num_threads(2)  # what a process on 2 cores starts with
     train(
         env_id="ALE/Breakout-v5",
         total_steps=200,
@@ -189,3 +203,5 @@ def test_a_fixed_count_is_the_threads_column(tmp_path: Path) -> None:
         tensorboard=False,
     )
     assert [row["threads"] for row in read_metrics(tmp_path / "run")["train"]] == [1.0, 1.0]
+    assert seen == [1]  # the final evaluation ran on the loop's count too
+    assert torch.get_num_threads() == 2  # and the process's count came back
