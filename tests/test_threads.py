@@ -142,23 +142,24 @@ def test_a_negative_count_is_refused() -> None:
         ThreadPolicy(-1, conv=True)
 
 
-def test_a_breakout_run_logs_its_thread_count_and_checkpoints_the_schedule(tmp_path: Path) -> None:
-    pytest.importorskip("ale_py")
-    run_dir = tmp_path / "run"
-    result = train(
+def tiny_breakout(run_dir: Path, **changes: Any) -> Any:
+    """A few hundred steps of Breakout with updates from step 100 (a random policy ends its evaluation game soon)."""
+    settings = dict(learning_starts=100, buffer_size=1_000, batch_size=8, log_interval=100, eval_episodes=1)
+    return train(
         env_id="ALE/Breakout-v5",
-        total_steps=300,
-        learning_starts=100,
-        buffer_size=1_000,
-        batch_size=8,
-        log_interval=100,
-        eval_episodes=1,
         eval_epsilon=1.0,
-        checkpoint_every=300,
         run_dir=run_dir,
         progress=False,
         tensorboard=False,
+        **settings,
+        **changes,
     )
+
+
+def test_a_breakout_run_logs_its_thread_count_and_checkpoints_the_schedule(tmp_path: Path) -> None:
+    pytest.importorskip("ale_py")
+    run_dir = tmp_path / "run"
+    result = tiny_breakout(run_dir, total_steps=300, checkpoint_every=300)
     assert result.summary["updates"] > 0
     rows = read_metrics(run_dir)["train"]
     assert [row["step"] for row in rows] == [100, 200, 300]
@@ -187,21 +188,7 @@ def test_a_fixed_count_is_the_threads_column_and_the_evaluations_count(
 
     monkeypatch.setattr(dueldqn.training, "evaluate_agent", spy)
     torch.set_num_threads(2)  # what a process on 2 cores starts with
-    train(
-        env_id="ALE/Breakout-v5",
-        total_steps=200,
-        learning_starts=100,
-        buffer_size=1_000,
-        batch_size=8,
-        log_interval=100,
-        eval_episodes=1,
-        eval_epsilon=1.0,
-        checkpoint_every=0,
-        torch_threads=1,
-        run_dir=tmp_path / "run",
-        progress=False,
-        tensorboard=False,
-    )
+    tiny_breakout(tmp_path / "run", total_steps=200, checkpoint_every=0, torch_threads=1)
     assert [row["threads"] for row in read_metrics(tmp_path / "run")["train"]] == [1.0, 1.0]
     assert seen == [1]  # the final evaluation ran on the loop's count too
     assert torch.get_num_threads() == 2  # and the process's count came back
