@@ -11,7 +11,7 @@ OpenMP's waits made passive (``OMP_WAIT_POLICY=PASSIVE``) or spin-free (``GOMP_S
 "Other load" is the CPU the rest of the machine used during the window (cores), from ``/proc/stat``
 less this benchmark's processes: a row measured while something else ran says so.
 
-    python -m benchmarks.bench_threads                      # everything, into BENCHMARKS.md (~30 min on 2 cores)
+    python -m benchmarks.bench_threads                      # everything, into BENCHMARKS.md (~25 min on 2 cores)
     python -m benchmarks.bench_threads --only atari100k --busy 1 --no-write
 """
 
@@ -36,7 +36,7 @@ from dueldqn.checkpoint import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_threads.json"
 WORKLOADS: dict[str, dict[str, Any]] = {
-    "atari100k": {"env_id": "ALE/Breakout-v5", "preset": "atari100k", "window": (2_000, 2_800)},
+    "atari100k": {"env_id": "ALE/Breakout-v5", "preset": "atari100k", "window": (1_900, 2_500)},
     "breakout": {
         "env_id": "ALE/Breakout-v5",
         "preset": "breakout",
@@ -58,7 +58,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "epsilon_decay_steps": 5_000,
         "eval_episodes": 1,
         "eval_epsilon": 1.0,
-        "window": (3_000, 8_000),
+        "window": (3_000, 6_000),
     },
 }
 SETTINGS: dict[str, tuple[int, dict[str, str]]] = {  # name: (torch_threads, extra environment)
