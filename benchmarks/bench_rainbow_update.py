@@ -27,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...` from a checkout
 
@@ -119,12 +120,13 @@ def main() -> None:
         for name, (preset, overrides) in ATARI_VARIANTS.items()
     }
     atari_ms = bench(atari, _batches(8), args.updates, args.repeats)
-    torch.set_num_threads(1)  # MLPs: one thread, as the training loop runs them
-    mlp = {
-        name: _learner(resolve_config(preset="cartpole", overrides=overrides), CARTPOLE, 2, conv=False)
-        for name, overrides in MLP_VARIANTS.items()
-    }
-    mlp_ms = bench(mlp, _mlp_batches(8), args.mlp_updates, args.repeats)
+    torch.set_num_threads(1)  # MLPs: one thread for torch and numpy's BLAS, as the training loop runs them
+    with threadpool_limits(limits=1, user_api="blas"):
+        mlp = {
+            name: _learner(resolve_config(preset="cartpole", overrides=overrides), CARTPOLE, 2, conv=False)
+            for name, overrides in MLP_VARIANTS.items()
+        }
+        mlp_ms = bench(mlp, _mlp_batches(8), args.mlp_updates, args.repeats)
     torch.set_num_threads(threads)
     der_ms, dqn_ms = atari_ms["atari100k-der (C51 + noisy, double)"][0], atari_ms["atari100k (DuelDQN)"][0]
     rainbow_steps, rainbow_updates = 50_000_000, 50_000_000 // 4
