@@ -245,8 +245,10 @@ def categorical_projection(
     atoms = support_Z.shape[0]
     v_min, v_max = float(support_Z[0]), float(support_Z[-1])
     dz = (v_max - v_min) / (atoms - 1)
-    scale_B = gamma * (1.0 - terminated_B.to(next_probs_BZ.dtype))
-    tz_BZ = rewards_B.to(next_probs_BZ.dtype)[:, None] + scale_B[:, None] * support_Z[None, :]
+    dtype = next_probs_BZ.dtype  # one dtype throughout, whatever the rewards' and discounts' (scatter_add_ needs it)
+    discount = gamma.to(dtype) if isinstance(gamma, torch.Tensor) else gamma
+    scale_B = discount * (1.0 - terminated_B.to(dtype))
+    tz_BZ = rewards_B.to(dtype)[:, None] + scale_B[:, None] * support_Z.to(dtype)[None, :]
     b_BZ = ((tz_BZ.clamp(v_min, v_max) - v_min) / dz).clamp(0, atoms - 1)  # rounding must not leave [0, Z - 1]
     lower_BZ, upper_BZ = b_BZ.floor(), b_BZ.ceil()
     on_point_BZ = (lower_BZ == upper_BZ).to(b_BZ.dtype)

@@ -85,6 +85,16 @@ def test_per_transition_n_step_discounts() -> None:
         torch.tensor([1.0, 0.25]),
     )
     torch.testing.assert_close(m_BZ, torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0, 0.0]]))
+    # float64 discounts and rewards (numpy's) project float32 distributions without a dtype clash.
+    mixed_BZ = categorical_projection(
+        torch.zeros(2, dtype=torch.float64),
+        torch.zeros(2),
+        one_hot(2).repeat(2, 1),
+        SUPPORT,
+        torch.tensor([1.0, 0.25], dtype=torch.float64),
+    )
+    assert mixed_BZ.dtype == torch.float32
+    torch.testing.assert_close(mixed_BZ, m_BZ)
 
 
 def _slow_projection(rewards, terminated, probs, support, discounts):  # type: ignore[no-untyped-def]
