@@ -98,11 +98,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", choices=list(ENVS), default=list(ENVS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed; seeds are consecutive from it")
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave BENCHMARKS.md as it is")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the final evaluation runs outside the loop's thread limit; one core per run here
     intro = (
-        f"Seeds 0-{args.seeds - 1} of each learner, one run at a time, torch on one thread. C51: the preset with "
+        f"Seeds {args.first_seed}-{args.first_seed + args.seeds - 1} of each learner, one run at a time, torch on "
+        "one thread. C51: the preset with "
         "`distributional` (51 atoms on [0, 100] for CartPole, [-100, 0] for Acrobot). Rainbow: dueling, double, "
         "prioritized (alpha 0.5, beta 0.4 -> 1), 3-step, C51 and noisy nets (sigma0 0.5, epsilon as the preset). "
         "Final greedy return as in the learning section; steps to threshold from the training episodes; "
@@ -116,7 +118,7 @@ def main() -> None:
             results: dict[str, list[dict[str, Any]]] = {}
             for name, (preset, overrides) in learners.items():
                 results[name] = []
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     row = run(preset, overrides, seed, threshold, Path(tmp))
                     results[name].append(row)
                     print(
@@ -133,10 +135,12 @@ def main() -> None:
                 ]
             )
             print(body)
-            if not args.no_write:
+            if not args.no_write:  # more seeds of an env (--first-seed) get a section of their own
+                seeds = f"-s{args.first_seed}" if args.first_seed else ""
                 write_section(
-                    f"rainbow-{env_id.split('-')[0].lower()}",
-                    f"C51 and Rainbow against the DQN presets: {env_id}",
+                    f"rainbow-{env_id.split('-')[0].lower()}{seeds}",
+                    f"C51 and Rainbow against the DQN presets: {env_id}"
+                    + (f", seeds from {args.first_seed}" if args.first_seed else ""),
                     body,
                 )
 
