@@ -7,7 +7,9 @@ the numbers are a function of the seed and the step alone (:class:`~dueldqn.expl
 so a resumed run explores as the uninterrupted one did with nothing saved. A small MLP on the CPU
 acts through numpy (:func:`dueldqn.numpy_mlp.numpy_greedy`, views of the same weights); any other
 network through torch. The network is shared with the :class:`~dueldqn.learner.Learner` in one
-process: the actor always acts with the newest weights.
+process: the actor always acts with the newest weights. A noisy network
+(:class:`~dueldqn.networks.NoisyLinear`) gets new noise each time the actor runs it (each act step on
+which some env exploits), drawn from the generator it is given.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from dueldqn.agent import as_network_input
 from dueldqn.checkpoint import StateDict
 from dueldqn.exploration import ExplorationDraws, epsilon_greedy_actions
+from dueldqn.networks import reset_noise
 from dueldqn.numpy_mlp import numpy_greedy
 
 
@@ -38,7 +41,8 @@ class Actor:
         n_actions: the number of discrete actions.
         draws: the exploration draws, one uniform per env and vector step.
         device: where ``q_net`` is.
-        fast_numpy: act through numpy where the network allows it (a CPU float32 MLP).
+        fast_numpy: act through numpy where the network allows it (a CPU float32 MLP with a plain head).
+        noise: a noisy network's noise generator: new noise before each greedy action (``None``: none drawn).
     """
 
     def __init__(
@@ -49,14 +53,18 @@ class Actor:
         draws: ExplorationDraws,
         device: torch.device,
         fast_numpy: bool = True,
+        noise: torch.Generator | None = None,
     ) -> None:
         self.q_net, self.n_actions, self.draws, self.device = q_net, n_actions, draws, device
+        self.noise = noise
         self._numpy_greedy = numpy_greedy(q_net) if fast_numpy else None
 
     def greedy(self, obs_NO: np.ndarray) -> np.ndarray:
         """``argmax_a Q(s, a)`` for each row of ``obs_NO``: ``(N,)`` int64."""
         if self._numpy_greedy is not None:
             return self._numpy_greedy(obs_NO)
+        if self.noise is not None:
+            reset_noise(self.q_net, self.noise)
         with torch.inference_mode():
             return self.q_net(as_network_input(obs_NO, self.device)).argmax(dim=1).cpu().numpy()
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dueldqn.checkpoint import MODEL_FILE, load_model_spec
+from dueldqn.config import Config
 from dueldqn.networks import QNetwork, build_q_network, preprocess_frames
 from dueldqn.numpy_mlp import numpy_greedy
 from dueldqn.spaces import ObservationEncoder, space_from_json, space_to_json
@@ -46,13 +47,15 @@ def network_spec(
     dueling: bool,
     hidden_sizes: tuple[int, ...],
     raw_observation_space: gym.Space | None = None,
+    head: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What :meth:`Agent.load` needs to rebuild a network: spaces and architecture, JSON-ready.
 
     ``observation_space`` is the network's input (``obs_shape``, ``obs_dtype``);
     ``raw_observation_space`` (``obs_space``, default the same) the env's, before
     :mod:`dueldqn.spaces` encoded it. Specs written before ``obs_space`` existed still load:
-    their raw space is the network's input.
+    their raw space is the network's input. ``head``: the entries of :func:`head_spec` (a
+    distributional or noisy head); a plain head adds none, so earlier specs stay equal.
     """
     raw = observation_space if raw_observation_space is None else raw_observation_space
     return {
@@ -62,7 +65,45 @@ def network_spec(
         "dueling": bool(dueling),
         "hidden_sizes": list(hidden_sizes),
         "obs_space": space_to_json(raw),
+        **(head or {}),
     }
+
+
+def head_spec(config: Config) -> dict[str, Any]:
+    """The spec entries of a distributional (``atoms``, ``v_min``, ``v_max``) or noisy (``sigma0``) head."""
+    spec: dict[str, Any] = {}
+    if config.distributional:
+        spec["distributional"] = {"atoms": config.atoms, "v_min": config.v_min, "v_max": config.v_max}
+    if config.noisy:
+        spec["noisy"] = {"sigma0": config.noisy_sigma0}
+    return spec
+
+
+def head_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
+    """:func:`~dueldqn.networks.build_q_network`'s head arguments for a spec (or :func:`head_spec`)."""
+    kwargs: dict[str, Any] = {}
+    if "distributional" in spec:
+        dist = spec["distributional"]
+        kwargs |= {"atoms": int(dist["atoms"]), "v_min": float(dist["v_min"]), "v_max": float(dist["v_max"])}
+    if "noisy" in spec:
+        kwargs["noisy_sigma0"] = float(spec["noisy"]["sigma0"])
+    return kwargs
+
+
+NOISE_SEED = 7  # the noise generators' stream, apart from the other generators of the seed
+
+
+def noise_generator(config: Config, device: torch.device, *stream: int) -> torch.Generator | None:
+    """A noisy network's noise generator (``None`` without ``config.noisy``), seeded by (seed, 7, ``stream``)."""
+    if not config.noisy:
+        return None
+    seed = int(np.random.SeedSequence([config.seed, NOISE_SEED, *stream]).generate_state(1)[0])
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def network_kwargs(config: Config) -> dict[str, Any]:
+    """Every :func:`~dueldqn.networks.build_q_network` argument that ``config`` sets, for all executors."""
+    return {"dueling": config.dueling, "hidden_sizes": config.hidden_sizes, **head_kwargs(head_spec(config))}
 
 
 def same_network(saved: dict[str, Any], spec: dict[str, Any]) -> bool:
@@ -159,4 +200,5 @@ def build_from_spec(spec: dict[str, Any]) -> QNetwork:
         gym.spaces.Discrete(int(spec["n_actions"])),
         dueling=bool(spec["dueling"]),
         hidden_sizes=tuple(spec["hidden_sizes"]),
+        **head_kwargs(spec),
     )

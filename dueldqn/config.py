@@ -48,6 +48,20 @@ class Config:
     """Environment backend: gymnasium, or envpool (vectorised C++ Atari envs)."""
     dueling: bool = True
     """Dueling head Q = V + (A - mean A); --no-dueling gives the plain Q-network."""
+    distributional: bool = False
+    """C51 (Bellemare et al., 2017): learn the return's distribution on atoms points of [v_min, v_max] by
+    cross-entropy (loss stays mse, unused); act by its expected Q; prioritized replay's priority is the loss."""
+    atoms: int = 51
+    """Distributional: support points of the return distribution (C51's 51; at least 2)."""
+    v_min: float = -10.0
+    """Distributional: the support's lowest return (targets below it are clipped to it)."""
+    v_max: float = 10.0
+    """Distributional: the support's highest return (targets above it are clipped to it)."""
+    noisy: bool = False
+    """Noisy nets (Fortunato et al., 2018): factorised Gaussian NoisyLinear head layers, new noise per update
+    (online and target) and per act step; evaluation uses the mean weights. epsilon may then be 0."""
+    noisy_sigma0: float = 0.5
+    """Noisy nets: initial noise scale sigma0 (sigma starts at sigma0 / sqrt(fan-in); the paper's 0.5)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the MLP encoder for vector observations."""
     learning_rate: float = 1e-3
@@ -114,7 +128,8 @@ class Config:
     """CPU threads for torch (and numpy's BLAS for MLPs); 0 picks 1 for MLPs (faster) and, for conv nets on the CPU,
     times the loop on 1, 2, 4, ... threads and keeps the fastest, re-checking as it goes (``dueldqn.threads``)."""
     numpy_mlp: bool = True
-    """On the CPU, act and learn with MLP Q-networks through numpy: the same maths, updates ~2.5x faster."""
+    """On the CPU, act and learn with MLP Q-networks through numpy: the same maths, updates ~2.5x faster
+    (plain heads only: distributional and noisy networks always run on torch)."""
     checkpoint_every: int = 100_000
     """Env steps between full-state checkpoints (one is always written at the end); 0: only at the end."""
     keep_checkpoints: int = 2
@@ -250,8 +265,30 @@ def _validate(c: Config) -> None:
             f"replay_shards ({c.replay_shards}) must not exceed num_env_runners ({c.num_env_runners}): "
             "a shard without a runner would never be filled"
         )
+    _validate_rainbow(c)
     if not c.hidden_sizes or any(h < 1 for h in c.hidden_sizes):
         raise ValueError(f"hidden_sizes must be one or more positive layer sizes; got {list(c.hidden_sizes)}")
+
+
+def _validate_rainbow(c: Config) -> None:
+    """The distributional and noisy fields, and the options they cannot honour."""
+    if not isinstance(c.atoms, int) or isinstance(c.atoms, bool) or c.atoms < 2:
+        raise ValueError(f"atoms must be an integer >= 2 (support points of the return distribution); got {c.atoms!r}")
+    for name in ("v_min", "v_max", "noisy_sigma0"):
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number; got {value!r}")
+    if not c.v_min < c.v_max:
+        raise ValueError(
+            f"v_min must be below v_max (the support [v_min, v_max]); got v_min={c.v_min}, v_max={c.v_max}"
+        )
+    if not c.noisy_sigma0 > 0:
+        raise ValueError(f"noisy_sigma0 must be positive (the initial noise scale); got {c.noisy_sigma0}")
+    if c.distributional and c.loss != "mse":
+        raise ValueError(
+            f"loss={c.loss!r} cannot apply with distributional: the C51 learner minimises the cross-entropy; "
+            "leave loss at its default 'mse' (unused)"
+        )
 
 
 @cache

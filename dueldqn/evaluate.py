@@ -210,7 +210,8 @@ class TrainingEvaluation:
 
     Args:
         config: the run's config.
-        q_net: the online network (read at each evaluation; its mode is left alone).
+        q_net: the online network (read at each evaluation in eval mode, so a noisy one plays with its mean
+            weights; its mode is restored after).
         raw_space: the env's own observation space (the agent encodes it as in training).
         n_actions: number of discrete actions.
         logger: the run's logger.
@@ -237,8 +238,18 @@ class TrainingEvaluation:
 
         config = self.config
         agent = Agent(self.q_net, self.raw_space, self.n_actions, epsilon=config.eval_epsilon, seed=config.seed + 2)
-        result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
-                                seed=config.seed + self.SEED_OFFSET)  # fmt: skip
+        training = self.q_net.training
+        self.q_net.eval()  # NoisyLinear layers: the mean weights
+        try:
+            result = evaluate_agent(
+                config.env_id,
+                agent,
+                episodes=config.eval_episodes,
+                epsilon=config.eval_epsilon,
+                seed=config.seed + self.SEED_OFFSET,
+            )
+        finally:
+            self.q_net.train(training)
         self.logger.evaluation(steps, len(result.returns), result.mean, float(np.mean(result.lengths)))
         self.next_step = (steps // config.eval_every + 1) * config.eval_every
         return config.stop_return is not None and result.mean >= config.stop_return

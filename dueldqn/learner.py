@@ -4,7 +4,11 @@
     theta_targ <- tau theta + (1 - tau) theta_targ                               (sync)
 
 with the targets ``y`` of :mod:`dueldqn.targets` and ``w_i`` prioritized replay's importance
-weights (1 without it). :class:`Learner` owns what changes the networks and nothing else: the
+weights (1 without it). A :class:`~dueldqn.networks.DistributionalQNetwork` learns C51's
+cross-entropy ``-sum_j m_j log p_j(S_i, A_i)`` towards the projected target distribution ``m``
+instead, and a noisy network gets new noise, online and target, before each update.
+
+:class:`Learner` owns what changes the networks and nothing else: the
 loop decides when to update and sync, the :class:`~dueldqn.actor` side only reads the online
 network. On the CPU a small MLP learns through :mod:`dueldqn.numpy_mlp` (the same maths, about
 2.5x faster) with :class:`~dueldqn.numpy_mlp.NumpyAdamW`, which spares the seconds a torch
@@ -23,9 +27,10 @@ from dueldqn.agent import as_network_input, to_device
 from dueldqn.augment import augment
 from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
+from dueldqn.networks import DistributionalQNetwork, reset_noise
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers
 from dueldqn.replay.batch import Batch
-from dueldqn.targets import Update, td_loss, td_target
+from dueldqn.targets import Update, categorical_loss, categorical_td_target, td_loss, td_target
 
 
 @torch.no_grad()
@@ -66,16 +71,37 @@ def gradient_step(
     rewards_B = to_device(batch.rewards, device)
     terminated_B = to_device(batch.terminated, device)
     gamma = config.gamma if batch.discounts is None else to_device(batch.discounts, device)
-    target_B = td_target(config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, gamma, epsilon, generator)
-    q_sa_B = q_net(obs).gather(1, actions_B.unsqueeze(1)).squeeze(1)
     weights_B = None if batch.weights is None else to_device(batch.weights, device)
-    loss = td_loss(q_sa_B, target_B, config.loss, weights_B)
+    if isinstance(q_net, DistributionalQNetwork):  # C51: the priority is each transition's cross-entropy
+        assert isinstance(target_net, DistributionalQNetwork)
+        target_BZ = categorical_td_target(
+            config.algo,
+            rewards_B,
+            terminated_B,
+            next_obs,
+            q_net.log_probs,
+            target_net.log_probs,
+            q_net.support_Z,
+            gamma,
+            epsilon,
+            generator,
+        )
+        log_probs_BAZ = q_net.log_probs(obs)
+        log_probs_sa_BZ = log_probs_BAZ[torch.arange(len(actions_B), device=device), actions_B]
+        loss, priority_B = categorical_loss(log_probs_sa_BZ, target_BZ, weights_B)
+    else:
+        target_B = td_target(
+            config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, gamma, epsilon, generator
+        )
+        q_sa_B = q_net(obs).gather(1, actions_B.unsqueeze(1)).squeeze(1)
+        loss = td_loss(q_sa_B, target_B, config.loss, weights_B)
+        priority_B = (q_sa_B.detach() - target_B).abs()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
     optimizer.step()
-    return Update(loss.detach(), (q_sa_B.detach() - target_B).abs())
+    return Update(loss.detach(), priority_B)
 
 
 class Learner:
@@ -86,14 +112,25 @@ class Learner:
         config: algorithm, loss, gamma, AdamW settings, gradient clipping, ``numpy_mlp``.
         device: where the networks are.
         generator: draws Deep SARSA's ``A'`` and the augmentation (saved in checkpoints, so a resume is exact).
+        noise_generator: a noisy network's noise (``config.noisy``); saved in checkpoints too. The actor
+            may draw from the same generator: one process takes its draws in one order.
 
     With ``target_sync="polyak"`` and ``tau=1`` (a copy after every gradient step, DrQ's target) the
     target network *is* the online network: the same values at every update, without the copy.
     """
 
     def __init__(
-        self, q_net: torch.nn.Module, config: Config, *, device: torch.device, generator: torch.Generator
+        self,
+        q_net: torch.nn.Module,
+        config: Config,
+        *,
+        device: torch.device,
+        generator: torch.Generator,
+        noise_generator: torch.Generator | None = None,
     ) -> None:
+        if config.noisy and noise_generator is None:
+            raise ValueError("a noisy network (config.noisy) needs a noise_generator for the learner")
+        self.noise_generator = noise_generator if config.noisy else None
         self.online = q_net
         if config.augment and not any(isinstance(m, torch.nn.Conv2d) for m in q_net.modules()):
             raise ValueError("augment (DrQ's image shifts) needs image observations and a convolutional network")
@@ -130,6 +167,10 @@ class Learner:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.version += 1  # Ape-X: the weights' version is the number of updates applied
+        if self.noise_generator is not None:  # new noise per update, online first, then target (Dopamine's order)
+            reset_noise(self.online, self.noise_generator)
+            if self.target is not self.online:
+                reset_noise(self.target, self.noise_generator)
         if self._numpy is not None:
             return self._numpy.step(batch, epsilon=epsilon, generator=self.generator)
         assert isinstance(self.optimizer, torch.optim.Optimizer)
@@ -151,6 +192,8 @@ class Learner:
             for name, value in moments.items():
                 state[f"optimizer.{index}.{name}"] = torch.as_tensor(value).clone()  # numpy_mlp shares one buffer
         state["generator"] = self.generator.get_state()
+        if self.noise_generator is not None:
+            state["noise_generator"] = self.noise_generator.get_state()
         state["optimizer_param_groups"] = optim_state["param_groups"]
         return state
 
@@ -180,6 +223,10 @@ class Learner:
                     if isinstance(value, torch.Tensor) and value.shape == param.shape:
                         moments_of_param[moment] = torch.empty_like(param).copy_(value)
         self.generator.set_state(state["generator"])
+        if self.noise_generator is not None:
+            if "noise_generator" not in state:
+                raise ValueError("the learner's state holds no noise generator, which this noisy network needs")
+            self.noise_generator.set_state(state["noise_generator"])
         self.optimizer_loaded()
 
     # Ape-X on Ray (dueldqn.executors.ray_apex): versioned numpy copies of the online weights.

@@ -11,15 +11,21 @@ advantage stream ``A(s, a)`` and recombines them as
     Q(s, a) = V(s) + (A(s, a) - 1/|A| * sum_a' A(s, a'))
 
 so that ``mean_a Q(s, a) == V(s)``: the mean-subtraction makes ``V`` and ``A`` identifiable.
+
+Rainbow's parts (Hessel et al., 2018) are built from the same encoders: a distributional (C51) head
+whose ``Z`` atoms per action give ``p(s, a)`` over a fixed support (:class:`DistributionalQNetwork`,
+``Z`` adds to the shape suffixes), and factorised Gaussian :class:`NoisyLinear` layers in the head.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 FRAME_STACK = 4
@@ -133,13 +139,80 @@ class MLP(nn.Module):
         return self.net(obs_BD)
 
 
-class DuelingHead(nn.Module):
-    """Value and advantage streams recombined as ``Q = V + (A - mean_a A)``: ``(B, F) -> (B, A)``."""
+class NoisyLinear(nn.Module):
+    r"""A linear layer with factorised Gaussian noise on its weights (Fortunato et al., 2018, "Noisy Networks").
 
-    def __init__(self, in_features: int, n_actions: int) -> None:
+    .. math::
+
+        y = (\mu^w + \sigma^w \odot f(\epsilon_{out}) f(\epsilon_{in})^T) x + \mu^b + \sigma^b \odot f(\epsilon_{out}),
+        \quad f(x) = \mathrm{sgn}(x) \sqrt{|x|}
+
+    ``mu`` starts uniform in ``+-1/sqrt(I)`` and ``sigma`` at ``sigma0 / sqrt(I)`` (the paper's factorised
+    initialisation, ``sigma0 = 0.5``). The noise ``f(eps_in) (I,)`` and ``f(eps_out) (O,)`` are buffers (so a
+    checkpoint holds them) that change only when :meth:`reset_noise` draws new ones from a generator the
+    caller owns. In eval mode (``module.eval()``) the layer uses the mean weights ``mu`` alone.
+    Shapes: ``(B, I) -> (B, O)``.
+    """
+
+    noise_in_I: torch.Tensor
+    noise_out_O: torch.Tensor
+
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5) -> None:
         super().__init__()
-        self.value = nn.Linear(in_features, 1)  # V(s): (B, 1)
-        self.advantage = nn.Linear(in_features, n_actions)  # A(s, a): (B, A)
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), sigma0 * bound))
+        self.bias_mu = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+        self.bias_sigma = nn.Parameter(torch.full((out_features,), sigma0 * bound))
+        self.register_buffer("noise_in_I", torch.zeros(in_features))  # f(eps_in)
+        self.register_buffer("noise_out_O", torch.zeros(out_features))  # f(eps_out)
+
+    @torch.no_grad()
+    def reset_noise(self, generator: torch.Generator) -> None:
+        """Draw new ``f(eps_in)`` and ``f(eps_out)`` from ``generator`` (on the generator's device)."""
+        for noise in (self.noise_in_I, self.noise_out_O):
+            eps = torch.randn(noise.shape, generator=generator, device=generator.device)
+            noise.copy_(eps.sign() * eps.abs().sqrt())
+
+    def forward(self, x_BI: torch.Tensor) -> torch.Tensor:
+        """``(B, I) -> (B, O)``: noisy weights in training mode, the means ``mu`` in eval mode."""
+        if not self.training:
+            return F.linear(x_BI, self.weight_mu, self.bias_mu)
+        weight_OI = self.weight_mu + self.weight_sigma * torch.outer(self.noise_out_O, self.noise_in_I)
+        return F.linear(x_BI, weight_OI, self.bias_mu + self.bias_sigma * self.noise_out_O)
+
+
+def linear_layer(noisy_sigma0: float | None) -> Callable[[int, int], nn.Module]:
+    """``nn.Linear``, or with ``noisy_sigma0`` a :class:`NoisyLinear` of that ``sigma0``."""
+    if noisy_sigma0 is None:
+        return nn.Linear
+    return lambda i, o: NoisyLinear(i, o, noisy_sigma0)
+
+
+def reset_noise(module: nn.Module, generator: torch.Generator) -> None:
+    """New noise for every :class:`NoisyLinear` in ``module`` (none: nothing happens)."""
+    for layer in module.modules():
+        if isinstance(layer, NoisyLinear):
+            layer.reset_noise(generator)
+
+
+def is_noisy(module: nn.Module) -> bool:
+    """Whether ``module`` holds a :class:`NoisyLinear`."""
+    return any(isinstance(layer, NoisyLinear) for layer in module.modules())
+
+
+class DuelingHead(nn.Module):
+    """Value and advantage streams recombined as ``Q = V + (A - mean_a A)``: ``(B, F) -> (B, A)``.
+
+    ``noisy_sigma0``: both streams are :class:`NoisyLinear` layers of that ``sigma0``.
+    """
+
+    def __init__(self, in_features: int, n_actions: int, noisy_sigma0: float | None = None) -> None:
+        super().__init__()
+        linear = linear_layer(noisy_sigma0)
+        self.value = linear(in_features, 1)  # V(s): (B, 1)
+        self.advantage = linear(in_features, n_actions)  # A(s, a): (B, A)
 
     def forward(self, features_BF: torch.Tensor) -> torch.Tensor:
         """Q-values ``(B, A)`` from shared features ``(B, F)``."""
@@ -149,15 +222,50 @@ class DuelingHead(nn.Module):
 
 
 class QHead(nn.Module):
-    """The plain DQN head, one linear layer: ``(B, F) -> (B, A)``."""
+    """The plain DQN head, one linear layer (noisy with ``noisy_sigma0``): ``(B, F) -> (B, A)``."""
 
-    def __init__(self, in_features: int, n_actions: int) -> None:
+    def __init__(self, in_features: int, n_actions: int, noisy_sigma0: float | None = None) -> None:
         super().__init__()
-        self.q = nn.Linear(in_features, n_actions)
+        self.q = linear_layer(noisy_sigma0)(in_features, n_actions)
 
     def forward(self, features_BF: torch.Tensor) -> torch.Tensor:
         """Q-values ``(B, A)`` from features ``(B, F)``."""
         return self.q(features_BF)
+
+
+class CategoricalDuelingHead(nn.Module):
+    """Rainbow's dueling distributional head: logits ``(B, F) -> (B, A, Z)``.
+
+    ``logits(s, a) = v(s) + (a(s, a) - mean_a' a(s, a'))`` atom by atom, from a value stream of ``Z`` atoms and
+    an advantage stream of ``A x Z`` (Hessel et al., 2018, eq. 4); a softmax over the atoms of each action
+    then gives ``p(s, a)``.
+    """
+
+    def __init__(self, in_features: int, n_actions: int, atoms: int, noisy_sigma0: float | None = None) -> None:
+        super().__init__()
+        linear = linear_layer(noisy_sigma0)
+        self.n_actions, self.atoms = n_actions, atoms
+        self.value = linear(in_features, atoms)  # (B, Z)
+        self.advantage = linear(in_features, n_actions * atoms)  # (B, A Z)
+
+    def forward(self, features_BF: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, A, Z)`` from shared features ``(B, F)``."""
+        v_B1Z = self.value(features_BF).view(-1, 1, self.atoms)
+        a_BAZ = self.advantage(features_BF).view(-1, self.n_actions, self.atoms)
+        return v_B1Z + (a_BAZ - a_BAZ.mean(dim=1, keepdim=True))
+
+
+class CategoricalHead(nn.Module):
+    """The plain distributional head of C51, one linear layer: logits ``(B, F) -> (B, A, Z)``."""
+
+    def __init__(self, in_features: int, n_actions: int, atoms: int, noisy_sigma0: float | None = None) -> None:
+        super().__init__()
+        self.n_actions, self.atoms = n_actions, atoms
+        self.q = linear_layer(noisy_sigma0)(in_features, n_actions * atoms)
+
+    def forward(self, features_BF: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, A, Z)`` from features ``(B, F)``."""
+        return self.q(features_BF).view(-1, self.n_actions, self.atoms)
 
 
 class QNetwork(nn.Module):
@@ -218,12 +326,39 @@ class DuelDQN(QNetwork):
         return q_BA.squeeze(0) if single else q_BA
 
 
+class DistributionalQNetwork(QNetwork):
+    """An encoder and a categorical head over the fixed support ``z_j = v_min + j (v_max - v_min) / (Z - 1)``.
+
+    :meth:`log_probs` gives ``log p(s, a)`` ``(B, A, Z)`` (the learner's cross-entropy needs it);
+    ``forward`` gives the expected Q-values ``Q(s, a) = sum_j z_j p_j(s, a)`` ``(B, A)``, so acting,
+    ``Agent.predict`` and evaluation pick actions by expected Q as for any Q-network (Bellemare et al., 2017).
+    """
+
+    support_Z: torch.Tensor
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, v_min: float, v_max: float, atoms: int) -> None:
+        super().__init__(encoder, head)
+        self.register_buffer("support_Z", torch.linspace(v_min, v_max, atoms))
+
+    def log_probs(self, obs: torch.Tensor) -> torch.Tensor:
+        """``log p(s, a)`` over the atoms: ``(B, A, Z)`` for a float batch of observations."""
+        return F.log_softmax(self.head(self.encoder(obs)), dim=2)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Expected Q-values ``(B, A)`` for a float batch of observations."""
+        return (self.log_probs(obs).exp() * self.support_Z).sum(dim=2)
+
+
 def build_q_network(
     observation_space: gym.Space,
     action_space: gym.Space,
     *,
     dueling: bool = True,
     hidden_sizes: Sequence[int] = (64, 64),
+    atoms: int = 0,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+    noisy_sigma0: float | None = None,
 ) -> QNetwork:
     """Build a Q-network for a gymnasium observation and action space.
 
@@ -233,6 +368,10 @@ def build_q_network(
     :class:`dueldqn.spaces.ObservationEncoder`. The head is a :class:`DuelingHead` or, with
     ``dueling=False``, a plain :class:`QHead`. For ``(4, 84, 84)`` frames and four actions with
     ``dueling=True`` the result is exactly the spec's :class:`DuelDQN`.
+
+    ``atoms > 0`` builds a :class:`DistributionalQNetwork` over ``atoms`` points of ``[v_min, v_max]``
+    with a :class:`CategoricalDuelingHead` (or :class:`CategoricalHead`); ``noisy_sigma0`` makes the
+    head's layers :class:`NoisyLinear` of that ``sigma0``. Either gives another class than ``DuelDQN``.
 
     Raises:
         ValueError: for an action space that is not ``Discrete`` or an observation space that is
@@ -248,7 +387,8 @@ def build_q_network(
         raise ValueError(f"expected a Box observation space, got {observation_space}")
     shape = tuple(observation_space.shape)
     if len(shape) == 3:
-        if dueling and shape == DuelDQN.OBS_SHAPE and n_actions == DuelDQN.N_ACTIONS:
+        plain = atoms == 0 and noisy_sigma0 is None
+        if plain and dueling and shape == DuelDQN.OBS_SHAPE and n_actions == DuelDQN.N_ACTIONS:
             return DuelDQN()
         channels, height, width = shape
         if min(height, width) >= NatureCNN.MIN_SIZE:
@@ -260,8 +400,12 @@ def build_q_network(
     else:
         raise ValueError(f"expected observations of shape (D,) or images (C, H, W), got {shape}")
     features = int(encoder.out_features)  # type: ignore[arg-type]
-    head = DuelingHead(features, n_actions) if dueling else QHead(features, n_actions)
-    return QNetwork(encoder, head)
+    if atoms:
+        head_class = CategoricalDuelingHead if dueling else CategoricalHead
+        head = head_class(features, n_actions, atoms, noisy_sigma0)
+        return DistributionalQNetwork(encoder, head, v_min, v_max, atoms)
+    q_head = DuelingHead(features, n_actions, noisy_sigma0) if dueling else QHead(features, n_actions, noisy_sigma0)
+    return QNetwork(encoder, q_head)
 
 
 def count_parameters(module: nn.Module) -> int:

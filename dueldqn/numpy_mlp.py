@@ -37,17 +37,21 @@ Layer = tuple[np.ndarray, np.ndarray]  # (weight_OI, bias_O): numpy views of an 
 
 def _mlp_linears(q_net: torch.nn.Module) -> tuple[list[torch.nn.Linear], list[torch.nn.Linear]] | None:
     """The encoder's ReLU layers and the head's layers (``[q]`` or ``[value, advantage]``) of a CPU
-    float32 MLP Q-network, or ``None`` for any other network."""
+    float32 MLP Q-network, or ``None`` for any other network (distributional and noisy ones too)."""
     if not isinstance(q_net, QNetwork) or not isinstance(q_net.encoder, MLP):
         return None
     if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in q_net.parameters()):
         return None
     hidden = [m for m in q_net.encoder.net if isinstance(m, torch.nn.Linear)]
+    head: list[torch.nn.Module]
     if isinstance(q_net.head, DuelingHead):
-        return hidden, [q_net.head.value, q_net.head.advantage]
-    if isinstance(q_net.head, QHead):
-        return hidden, [q_net.head.q]
-    return None
+        head = [q_net.head.value, q_net.head.advantage]
+    elif isinstance(q_net.head, QHead):
+        head = [q_net.head.q]
+    else:
+        return None
+    linears = [m for m in head if type(m) is torch.nn.Linear]  # a NoisyLinear head runs on torch
+    return (hidden, linears) if len(linears) == len(head) else None
 
 
 def mlp_layers(q_net: torch.nn.Module) -> tuple[list[Layer], list[Layer]] | None:

@@ -223,6 +223,87 @@ PRESETS["atari100k"] = {
     "checkpoint_every": 50_000,
 }
 
+# Rainbow on CartPole: the cartpole preset (Double Q, dueling, its schedule and update ratio) with the other four
+# parts: prioritized replay (alpha 0.5, beta 0.4 -> 1), 3-step returns, C51 (51 atoms on [0, 100]: CartPole's
+# discounted return stays below 1 / (1 - 0.99)) and noisy head layers (sigma0 0.5), epsilon as the cartpole
+# preset's. Seeds 0-4 end at a greedy 475 or more (BENCHMARKS.md, "C51 and Rainbow ... CartPole-v1").
+PRESETS["cartpole-rainbow"] = {
+    **PRESETS["cartpole"],
+    "distributional": True,
+    "atoms": 51,
+    "v_min": 0.0,
+    "v_max": 100.0,
+    "noisy": True,
+    "noisy_sigma0": 0.5,
+    "prioritized": True,
+    "alpha": 0.5,
+    "beta0": 0.4,
+    "n_step": 3,
+}
+
+# Rainbow (Hessel et al., 2018, Table 1) on Atari: the atari preset's envs, replay of 1M and evaluation, with
+# all six parts: dueling, Double Q, prioritized replay (proportional, omega = alpha 0.5, beta 0.4 -> 1), 3-step
+# returns, C51 (51 atoms on [-10, 10]) and noisy nets (sigma0 0.5, epsilon 0: the noise explores); Adam lr
+# 6.25e-5, eps 1.5e-4; learning starts after 80k frames (20k agent steps); target synced every 32k frames
+# (8k agent steps); an update of 32 every 4 agent steps; 200M frames (50M agent steps). Noisy layers are the
+# head's two streams here (the paper's value and advantage layers; its 512-unit layers stay plain).
+PRESETS["rainbow"] = {
+    **PRESETS["atari"],
+    "total_steps": 50_000_000,
+    "algo": "double",
+    "distributional": True,
+    "atoms": 51,
+    "v_min": -10.0,
+    "v_max": 10.0,
+    "noisy": True,
+    "noisy_sigma0": 0.5,
+    "prioritized": True,
+    "alpha": 0.5,
+    "beta0": 0.4,
+    "n_step": 3,
+    "learning_rate": 6.25e-5,
+    "adam_eps": 1.5e-4,
+    "learning_starts": 20_000,
+    "target_sync_every": 8_000,
+    "epsilon_schedule": "constant",
+    "epsilon_start": 0.0,
+    "epsilon_end": 0.0,
+}
+
+# Data-efficient Rainbow (DER; van Hasselt, Hessel and Aslanides, 2019) on Atari 100k as Dopamine runs it:
+# dopamine/labs/atari_100k/configs/DER.gin of google/dopamine (read at commit 5873f5494ee0c2d7c016d0ab2ad530354fec59d0,
+# the file last changed in 9f616b924451cc5c23800c49e8907ebc67f8498b), through JaxFullRainbowAgent's defaults:
+# gamma 0.99; update_horizon 10 (SPR's, not DER's 20); min_replay_history 1,600; one update of 32 per agent step;
+# target every 2,000 updates (= agent steps here); Adam lr 1e-4, eps 1.5e-4; noisy, dueling, double; 51 atoms,
+# vmax 10 and vmin = -vmax; prioritized replay with priorities sqrt(loss) (alpha 0.5); no augmentation. With
+# noisy=True the agent replaces the gin's epsilon_fn by zero_epsilon, so it trains at epsilon 0 and evaluates at
+# epsilon_eval 0.001 (100 episodes, the noise off). Dopamine's NoisyNetwork starts sigma at 0.1 / sqrt(fan-in),
+# hence noisy_sigma0 0.1. Differences left: Dopamine's importance weights use a constant beta 0.5 (here beta0 0.5
+# annealed to 1 over the run), its 512-unit layer is noisy too (here only the head's streams), and its replay is
+# 1M (here 200k: twice the run, nothing evicted). The env side is the atari100k preset's.
+PRESETS["atari100k-der"] = {
+    **PRESETS["atari100k"],
+    "algo": "double",
+    "loss": "mse",
+    "augment": False,
+    "distributional": True,
+    "atoms": 51,
+    "v_min": -10.0,
+    "v_max": 10.0,
+    "noisy": True,
+    "noisy_sigma0": 0.1,
+    "prioritized": True,
+    "alpha": 0.5,
+    "beta0": 0.5,
+    "priority_eps": 1e-10,
+    "target_sync": "steps",
+    "target_sync_every": 2_000,
+    "epsilon_schedule": "constant",
+    "epsilon_start": 0.0,
+    "epsilon_end": 0.0,
+    "epsilon_decay_start": 0,
+}
+
 # The preset used when an env id is given without --preset (any other ALE/ id: "atari").
 DEFAULT_PRESETS = {
     "CartPole-v1": "cartpole",

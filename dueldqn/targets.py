@@ -195,3 +195,155 @@ def td_loss(
     if weights_B is None:
         return fn(q_sa_B, target_B)
     return (weights_B * fn(q_sa_B, target_B, reduction="none")).mean()
+
+
+# Distributional (C51) targets: Bellemare, Dabney and Munos, 2017, "A Distributional Perspective on
+# Reinforcement Learning". The return's distribution is a categorical over ``Z`` atoms, the support
+# ``z_j = v_min + j * dz`` with ``dz = (v_max - v_min) / (Z - 1)``; ``Q(s, a) = sum_j z_j p_j(s, a)``.
+# Shapes add ``Z`` atoms: ``probs_BAZ`` is a batch of distributions, one per action.
+
+
+def _check_categorical(
+    rewards_B: torch.Tensor,
+    terminated_B: torch.Tensor,
+    next_probs_BZ: torch.Tensor,
+    support_Z: torch.Tensor,
+    gamma: Discount,
+) -> None:
+    if support_Z.dim() != 1 or support_Z.shape[0] < 2:
+        raise ValueError(f"expected a support of shape (Z,) with Z >= 2 atoms, got {tuple(support_Z.shape)}")
+    if not bool(support_Z[-1] > support_Z[0]):
+        raise ValueError(f"expected an increasing support (v_min < v_max), got {support_Z[0]} .. {support_Z[-1]}")
+    if next_probs_BZ.dim() != 2 or next_probs_BZ.shape[1] != support_Z.shape[0]:
+        raise ValueError(
+            f"expected next-state distributions of shape (B, {support_Z.shape[0]}) to match the support, "
+            f"got {tuple(next_probs_BZ.shape)}"
+        )
+    _check(rewards_B, terminated_B, next_probs_BZ, gamma)
+
+
+@torch.no_grad()
+def categorical_projection(
+    rewards_B: torch.Tensor,
+    terminated_B: torch.Tensor,
+    next_probs_BZ: torch.Tensor,
+    support_Z: torch.Tensor,
+    gamma: Discount,
+) -> torch.Tensor:
+    """Project the n-step target distribution onto the support (Bellemare et al., 2017, Algorithm 1); ``(B, Z)``.
+
+    Atom ``z_j`` of ``s'`` (probability ``p_j``) moves to ``Tz_j = r + gamma^k (1 - terminated) z_j``,
+    clipped to ``[v_min, v_max]``, and its mass is split between the two support points around it in
+    proportion to closeness: with ``b = (Tz_j - v_min) / dz``, ``l = floor(b)``, ``u = ceil(b)``,
+
+        m_l += p_j (u - b),   m_u += p_j (b - l)   (all of p_j to l when Tz_j falls on a support point).
+
+    A terminated transition puts all its mass at ``clip(r)``; a truncated one (``terminated`` false) is
+    bootstrapped like any other. ``gamma`` is one discount or ``gamma^k`` per transition ``(B,)``.
+    """
+    _check_categorical(rewards_B, terminated_B, next_probs_BZ, support_Z, gamma)
+    atoms = support_Z.shape[0]
+    v_min, v_max = float(support_Z[0]), float(support_Z[-1])
+    dz = (v_max - v_min) / (atoms - 1)
+    dtype = next_probs_BZ.dtype  # one dtype throughout, whatever the rewards' and discounts' (scatter_add_ needs it)
+    discount = gamma.to(dtype) if isinstance(gamma, torch.Tensor) else gamma
+    scale_B = discount * (1.0 - terminated_B.to(dtype))
+    tz_BZ = rewards_B.to(dtype)[:, None] + scale_B[:, None] * support_Z.to(dtype)[None, :]
+    b_BZ = ((tz_BZ.clamp(v_min, v_max) - v_min) / dz).clamp(0, atoms - 1)  # rounding must not leave [0, Z - 1]
+    lower_BZ, upper_BZ = b_BZ.floor(), b_BZ.ceil()
+    on_point_BZ = (lower_BZ == upper_BZ).to(b_BZ.dtype)
+    m_BZ = torch.zeros_like(next_probs_BZ)
+    m_BZ.scatter_add_(1, lower_BZ.long(), next_probs_BZ * (upper_BZ - b_BZ + on_point_BZ))
+    m_BZ.scatter_add_(1, upper_BZ.long(), next_probs_BZ * (b_BZ - lower_BZ))
+    return m_BZ
+
+
+@torch.no_grad()
+def categorical_next_distribution(
+    algo: str,
+    next_probs_target_BAZ: torch.Tensor,
+    next_q_online_BA: torch.Tensor | None,
+    support_Z: torch.Tensor,
+    epsilon: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The distribution at ``s'`` that ``algo`` bootstraps from, read from the target network: ``(B, Z)``.
+
+    ``dqn``: ``p_targ(s', a*)`` with ``a* = argmax_a E[Z_targ(s', a)]``; ``double``: ``a*`` by the online
+    network's expected Q (Hessel et al., 2018); ``sarsa``: ``A' ~ pi(s')``, the epsilon-greedy policy w.r.t.
+    the online expected Q; ``expected-sarsa``: the mixture ``sum_a pi(a | s') p_targ(s', a)``.
+    ``next_q_online_BA`` (the online expected Q at ``s'``) may be ``None`` for ``dqn`` only.
+    """
+    if next_probs_target_BAZ.dim() != 3 or next_probs_target_BAZ.shape[2] != support_Z.shape[0]:
+        raise ValueError(
+            f"expected target distributions of shape (B, A, {support_Z.shape[0]}), got "
+            f"{tuple(next_probs_target_BAZ.shape)}"
+        )
+    if algo == "dqn":
+        select_BA = (next_probs_target_BAZ * support_Z).sum(dim=2)
+    elif next_q_online_BA is None or next_q_online_BA.shape != next_probs_target_BAZ.shape[:2]:
+        raise ValueError(
+            f"{algo} needs the online expected Q at s' of shape {tuple(next_probs_target_BAZ.shape[:2])}, got "
+            f"{None if next_q_online_BA is None else tuple(next_q_online_BA.shape)}"
+        )
+    else:
+        select_BA = next_q_online_BA
+    if algo in ("dqn", "double"):
+        best_B = select_BA.argmax(dim=1)
+    elif algo in ("sarsa", "expected-sarsa"):
+        probs_BA = epsilon_greedy_probs(select_BA, epsilon)
+        if algo == "expected-sarsa":
+            return (probs_BA.unsqueeze(2) * next_probs_target_BAZ).sum(dim=1)
+        best_B = torch.multinomial(probs_BA, 1, generator=generator).squeeze(1)
+    else:
+        raise ValueError(f"unknown algorithm {algo!r}; expected one of {', '.join(ALGORITHMS)}")
+    return next_probs_target_BAZ[torch.arange(len(best_B), device=best_B.device), best_B]
+
+
+@torch.no_grad()
+def categorical_td_target(
+    algo: str,
+    rewards_B: torch.Tensor,
+    terminated_B: torch.Tensor,
+    next_obs: torch.Tensor,
+    log_probs_net: Callable[[torch.Tensor], torch.Tensor],
+    target_log_probs_net: Callable[[torch.Tensor], torch.Tensor],
+    support_Z: torch.Tensor,
+    gamma: Discount,
+    epsilon: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The projected target distribution ``m`` of ``algo`` for a batch, read at ``next_obs``: ``(B, Z)``.
+
+    The networks map observations to log-probabilities ``(B, A, Z)``; the online one is read only to
+    choose (or weight) the next action.
+    """
+    next_probs_target_BAZ = target_log_probs_net(next_obs).exp()
+    next_q_online_BA = None
+    if algo != "dqn":
+        next_q_online_BA = (log_probs_net(next_obs).exp() * support_Z).sum(dim=2)
+    next_probs_BZ = categorical_next_distribution(
+        algo, next_probs_target_BAZ, next_q_online_BA, support_Z, epsilon, generator
+    )
+    return categorical_projection(rewards_B, terminated_B, next_probs_BZ, support_Z, gamma)
+
+
+def categorical_loss(
+    log_probs_sa_BZ: torch.Tensor, target_BZ: torch.Tensor, weights_B: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy between the projected target ``m`` and ``p(s, a)``: ``(mean loss, per-transition loss (B,))``.
+
+    ``L = 1/B sum_i w_i l_i`` with ``l_i = -sum_j m_ij log p_j(s_i, a_i)`` (Bellemare et al., 2017);
+    ``w_i`` are prioritized replay's importance weights. Rainbow (Hessel et al., 2018) sets the
+    priorities from ``l_i`` (detached here) instead of ``|TD error|``.
+    """
+    if log_probs_sa_BZ.dim() != 2 or log_probs_sa_BZ.shape != target_BZ.shape:
+        raise ValueError(
+            f"expected log-probabilities and targets of one shape (B, Z), got {tuple(log_probs_sa_BZ.shape)} "
+            f"and {tuple(target_BZ.shape)}"
+        )
+    if weights_B is not None and weights_B.shape != log_probs_sa_BZ.shape[:1]:
+        raise ValueError(f"expected weights of shape ({log_probs_sa_BZ.shape[0]},), got {tuple(weights_B.shape)}")
+    loss_B = -(target_BZ * log_probs_sa_BZ).sum(dim=1)
+    loss = loss_B.mean() if weights_B is None else (weights_B * loss_B).mean()
+    return loss, loss_B.detach()

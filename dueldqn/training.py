@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from dueldqn.actor import Actor
-from dueldqn.agent import Agent, network_spec, same_network
+from dueldqn.agent import Agent, head_spec, network_kwargs, network_spec, noise_generator, same_network
 from dueldqn.checkpoint import MODEL_FILE, REPLAY, Checkpoint, atomic_write_json, save_model
 from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.envs import (
@@ -200,7 +200,8 @@ def train(
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
     conv = len(obs_space.shape) == 3  # type: ignore[arg-type]
     frames = stacks_frames(config.env_id)  # Atari's stacks of consecutive frames, not any image
-    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space)  # type: ignore[arg-type]
+    head = head_spec(config)
+    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space, head)  # type: ignore[arg-type]
     if ckpt is not None and not same_network(ckpt.meta["network"], spec):
         raise ValueError(
             f"checkpoint {ckpt.path} holds another network ({ckpt.meta['network']}) than this run's {spec}"
@@ -213,15 +214,22 @@ def train(
     torch.manual_seed(config.seed)  # network initialisation
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    q_net = build_q_network(obs_space, envs.single_action_space, dueling=config.dueling,
-                            hidden_sizes=config.hidden_sizes).to(device)  # fmt: skip
+    # Noisy nets: one generator for the actor's and the learner's noise (one process draws in one order).
+    noise = noise_generator(config, device)
+    q_net = build_q_network(obs_space, envs.single_action_space, **network_kwargs(config)).to(device)
     if conv:  # oneDNN / cuDNN convolutions run faster on NHWC weights (about 10% per update on 2 cores)
         q_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    learner = Learner(q_net, config, device=device, generator=generator)
+    learner = Learner(q_net, config, device=device, generator=generator, noise_generator=noise)
     replay = make_replay(config, obs_space, frames)
     # Small MLPs on the CPU act (and learn) through numpy: the same maths without torch's per-op overhead.
-    actor = Actor(q_net, n_actions, draws=ExplorationDraws(config.seed, config.num_envs), device=device,
-                  fast_numpy=config.numpy_mlp)  # fmt: skip
+    actor = Actor(
+        q_net,
+        n_actions,
+        draws=ExplorationDraws(config.seed, config.num_envs),
+        device=device,
+        fast_numpy=config.numpy_mlp,
+        noise=noise,
+    )
     loss_sum = torch.zeros((), device=device)
     # torch's thread count: timed and re-chosen for conv nets on the CPU (dueldqn.threads), else fixed.
     gpu_conv = conv and device.type != "cpu"  # the GPU does the maths: the CPU's cores, as before

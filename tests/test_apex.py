@@ -416,6 +416,18 @@ def test_a_killed_runner_is_restarted_and_the_run_finishes(ray_local, tmp_path: 
     assert len(np.unique(ids, axis=0)) == len(ids)
 
 
+def test_a_rainbow_learner_runs_on_ray(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # C51 with noisy nets: the runners act by expected Q with their own noise, send no priorities (the
+    # shards insert at the largest), and the learner sends back cross-entropies.
+    config, result = _run(
+        tmp_path, "rainbow", total_steps=2_000, distributional=True, noisy=True, v_min=0.0, v_max=100.0, epsilon_end=0.0
+    )
+    assert result.state.steps >= config.total_steps and result.state.updates > 0
+    ids = np.concatenate([shard["ids"] for shard in result.shards])
+    assert len(ids) == result.state.transitions and len(np.unique(ids, axis=0)) == len(ids)
+    assert all(versions and versions[-1] > 0 for versions in result.versions.values())  # the runners took weights
+
+
 def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from dueldqn.training import train
 

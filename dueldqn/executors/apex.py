@@ -82,8 +82,12 @@ def run_apex(
         raise ValueError(f"the ray executor (Ape-X) learns off-policy: use algo dqn or double, not {config.algo!r}")
     # Batches arrive as read-only numpy views of Ray's object store; torch only reads them.
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    from dueldqn.agent import noise_generator
+
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    learner = Learner(q_net, config, device=device, generator=generator)
+    learner = Learner(
+        q_net, config, device=device, generator=generator, noise_generator=noise_generator(config, device)
+    )
     loss_sum = torch.zeros((), device=device)
     state = ApexState(runner_episodes=[0] * config.num_env_runners)
     session = Session(config, run_dir, resume, meta={"config": config.to_dict(), "network": spec, "executor": "ray"},
@@ -253,17 +257,17 @@ class ApexNetwork(NamedTuple):
 
 def apex_network(config: Config, device: torch.device) -> ApexNetwork:
     """Build the learner's network (seeded by ``config.seed``) for ``config.env_id``."""
-    from dueldqn.agent import network_spec
+    from dueldqn.agent import head_spec, network_kwargs, network_spec
     from dueldqn.envs import make_vec_env, raw_observation_space, stacks_frames
     from dueldqn.networks import build_q_network
 
     envs = make_vec_env(config.env_id, 1, config.seed, config.backend)  # the spaces only
     obs_space, raw_space = envs.single_observation_space, raw_observation_space(envs)
     n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
-    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space)  # type: ignore[arg-type]
+    head = head_spec(config)
+    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space, head)  # type: ignore[arg-type]
     torch.manual_seed(config.seed)
-    q_net = build_q_network(obs_space, envs.single_action_space, dueling=config.dueling,
-                            hidden_sizes=config.hidden_sizes).to(device)  # fmt: skip
+    q_net = build_q_network(obs_space, envs.single_action_space, **network_kwargs(config)).to(device)
     envs.close()
     return ApexNetwork(q_net, spec, tuple(obs_space.shape), np.dtype(obs_space.dtype), stacks_frames(config.env_id),  # type: ignore[arg-type]
                        raw_space, n_actions)  # fmt: skip

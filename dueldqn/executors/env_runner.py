@@ -14,7 +14,9 @@ It acts with a copy of the learner's online network that it replaces when a newe
 sampling time from its per-env stream links, exactly as in the local loop, so nothing is folded
 twice and ``n_step`` stays a setting of the sampler. Each row also carries the runner's initial
 ``|delta|`` (:func:`initial_td_errors`), so a new transition enters the prioritized replay with
-its own priority rather than the maximum.
+its own priority rather than the maximum. A distributional learner's priorities are cross-entropies, which
+no runner can estimate without the target network: its rows carry none and enter with the maximum, as in
+Rainbow (:func:`actor_priorities`). A noisy runner draws new noise each act step from its own generator.
 
 Shape suffixes: ``T`` vector steps of a chunk, ``K`` envs of the runner, ``O`` observation, ``A`` actions.
 """
@@ -28,6 +30,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from dueldqn.actor import Actor, Weights
+from dueldqn.agent import network_kwargs, noise_generator
 from dueldqn.config import Config
 from dueldqn.envs import make_vec_env
 from dueldqn.exploration import ExplorationDraws, annealed_apex_epsilons, apex_epsilons
@@ -156,6 +159,12 @@ def initial_td_errors(
     return np.where(valid_TK, td_TK, 0.0)
 
 
+def actor_priorities(config: Config) -> bool:
+    """Whether runners send initial priorities: prioritized replay of TD errors (a distributional learner's
+    cross-entropy priorities have another scale: its new rows take the shard's maximum priority instead)."""
+    return config.prioritized and not config.distributional
+
+
 class EnvRunner:
     """Runner ``index`` of ``num_runners``: ``config.envs_per_runner`` envs, a network copy and an Actor.
 
@@ -178,12 +187,18 @@ class EnvRunner:
         self.envs = make_vec_env(config.env_id, K, seed, config.backend)
         torch.manual_seed(seed)  # the first weights are the learner's anyway; this only fixes the placeholder
         self.q_net = build_q_network(
-            self.envs.single_observation_space, self.envs.single_action_space,
-            dueling=config.dueling, hidden_sizes=config.hidden_sizes,
-        )  # fmt: skip
+            self.envs.single_observation_space, self.envs.single_action_space, **network_kwargs(config)
+        )
         self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
-        self.actor = Actor(self.q_net, self.n_actions, draws=ExplorationDraws(seed, K), device=torch.device("cpu"),
-                           fast_numpy=config.numpy_mlp)  # fmt: skip
+        cpu = torch.device("cpu")
+        self.actor = Actor(
+            self.q_net,
+            self.n_actions,
+            draws=ExplorationDraws(seed, K),
+            device=cpu,
+            fast_numpy=config.numpy_mlp,
+            noise=noise_generator(config, cpu, 1, seed),
+        )
         rates = apex_epsilons(num_runners * K, config.apex_epsilon_base, config.apex_epsilon_alpha)
         self.epsilons_K = rates[index * K : (index + 1) * K]
         self.obs_KO, _ = self.envs.reset(seed=seed)
@@ -262,7 +277,7 @@ class EnvRunner:
         truncated_TK: np.ndarray,
         valid_TK: np.ndarray,
     ) -> np.ndarray:
-        if not self.config.prioritized:
+        if not actor_priorities(self.config):
             return np.zeros(actions_TK.shape)
         T, K = actions_TK.shape
         q_obs_TKA = self.actor.q_values(obs_TKO.reshape(T * K, *obs_TKO.shape[2:])).reshape(T, K, -1)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dueldqn.config import Config
-from dueldqn.executors.env_runner import Chunk, FrameChunk, unpack_frames
+from dueldqn.executors.env_runner import Chunk, FrameChunk, actor_priorities, unpack_frames
 from dueldqn.replay import Batch, FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
 
 
@@ -78,6 +78,7 @@ class ReplayShard:
         self.sampled = 0  # transitions drawn by the learner
         self.chunks: dict[tuple[int, int], int] = {}  # (runner, incarnation) -> chunks taken (the next seq)
         self.record_ids = record_ids
+        self.runner_priorities = actor_priorities(config)  # else new rows take the maximum priority
         self.ids: list[np.ndarray] = []  # (M, 3) int64 rows (runner, incarnation, id) when record_ids
 
     def __len__(self) -> int:
@@ -126,7 +127,7 @@ class ReplayShard:
         rows = (chunk.obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]), chunk.actions_TK.ravel(),
                 chunk.rewards_TK.ravel(), chunk.next_obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]),
                 chunk.terminated_TK.ravel(), chunk.truncated_TK.ravel(), chunk.valid_TK.ravel())  # fmt: skip
-        if isinstance(self.replay, PrioritizedReplay):
+        if isinstance(self.replay, PrioritizedReplay) and self.runner_priorities:
             self.replay.add(*rows, td_abs_N=chunk.td_abs_TK.ravel())
         else:
             self.replay.add(*rows)
@@ -144,9 +145,13 @@ class ReplayShard:
             self._td_abs_N[cols] = chunk.td_abs_TK[t]
             rows = (self._obs_NO, self._actions_N, self._rewards_N, self._next_obs_NO, self._terminated_N,
                     self._truncated_N, valid_N)  # fmt: skip
-            if isinstance(self.replay, PrioritizedReplay) and isinstance(self.storage, ReplayBuffer):
+            if (
+                isinstance(self.replay, PrioritizedReplay)
+                and isinstance(self.storage, ReplayBuffer)
+                and self.runner_priorities
+            ):
                 self.replay.add(*rows, td_abs_N=self._td_abs_N)
-            else:  # uniform; or frames, whose slots do not map one to one onto the rows: the max priority
+            else:  # uniform; frames, whose slots do not map one to one onto the rows; or C51: the max priority
                 self.replay.add(*rows)
 
     def sample_many(

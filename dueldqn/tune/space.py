@@ -87,6 +87,9 @@ def default_space(base: Config, *, frames: bool = False) -> dict[str, Any]:
     the hidden sizes, gamma, the loss, n-step returns and prioritized replay (alpha and beta0 only
     when it is on). SARSA's family also searches the final epsilon, which its values depend on.
     ``frames`` (Atari) drops the MLP hidden sizes and n-step returns, which frame replay lacks.
+    A distributional base searches the atoms (21, 51 or 101 on its own ``[v_min, v_max]``) instead of the
+    loss (its loss is the cross-entropy); a noisy base searches ``noisy_sigma0``. Other bases' spaces are
+    unchanged, so studies started before these fields existed resume with the same space.
     """
     total = base.total_steps
     spec: dict[str, Any] = {
@@ -109,7 +112,12 @@ def default_space(base: Config, *, frames: bool = False) -> dict[str, Any]:
     if not frames:
         spec["hidden_sizes"] = {"choices": [[64, 64], [128, 128], [256, 256]]}
     spec["gamma"] = {"choices": [0.95, 0.98, 0.99, 0.995]}
-    spec["loss"] = {"choices": ["mse", "huber"]}
+    if base.distributional:
+        spec["atoms"] = {"choices": [21, 51, 101]}
+    else:
+        spec["loss"] = {"choices": ["mse", "huber"]}
+    if base.noisy:
+        spec["noisy_sigma0"] = {"low": 0.1, "high": 1.0, "log": True}
     if not frames:
         spec["n_step"] = {"choices": [1, 3, 5]}
     spec["prioritized"] = {"choices": [False, True]}
