@@ -64,10 +64,10 @@ OUTPUT_NAMES = ("q_values", "action")
 def q_values_of(q_net: nn.Module, output: torch.Tensor) -> torch.Tensor:
     """The Q-values ``(B, A)`` that the output of ``q_net``'s forward pass stands for.
 
-    Every network of dueldqn today returns Q-values ``(B, A)`` and they pass through. This is the one
-    place a distributional network (C51, Bellemare et al., 2017) joins the export: it returns
-    probabilities ``p_BAN`` over ``N`` atoms ``z_N`` (its support), and its Q-values are the
-    expectation ``Q(s, a) = sum_i p_i(s, a) z_i``: add that case here, reading the support from ``q_net``.
+    Every network of dueldqn returns Q-values ``(B, A)`` and they pass through: a distributional network
+    (C51, :class:`~dueldqn.networks.DistributionalQNetwork`) computes its expected Q-values
+    ``Q(s, a) = sum_j z_j p_j(s, a)`` in its own forward pass, so the exported graph holds that expectation.
+    A network whose output is anything else (probabilities ``(B, A, Z)``, say) is the case to add here.
 
     Raises:
         ValueError: for an output that is not ``(B, A)``, naming the shape.

@@ -121,6 +121,31 @@ def test_mlp_run_exports_and_onnxruntime_equals_torch(cartpole_run: Path) -> Non
 
 
 @needs_ort
+def test_a_distributional_noisy_run_exports_its_expected_q(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(
+        env_id="CartPole-v1",
+        run_dir=run_dir,
+        progress=False,
+        tensorboard=False,
+        distributional=True,
+        noisy=True,
+        numpy_mlp=False,
+        **TINY,
+    )
+    model = export_run(run_dir)
+    agent = Agent.load(run_dir, seed=0)  # eval mode: the noisy layers' mean weights, as the export takes them
+    rng = np.random.default_rng(1)
+    random_BD = rng.normal(0.0, 2.0, size=(64, 4)).astype(np.float32)
+    assert_same_policy(model, agent, random_BD)
+    q_BA, _ = run_onnx(model, random_BD)
+    with torch.no_grad():  # the expectation over the atoms, computed here from the head's log-probabilities
+        probs_BAZ = agent.q_net.log_probs(torch.from_numpy(random_BD)).exp()
+        expected_BA = (probs_BAZ * agent.q_net.support_Z).sum(dim=2).numpy()
+    np.testing.assert_allclose(q_BA, expected_BA, atol=1e-5, rtol=1e-5)
+
+
+@needs_ort
 def test_discrete_observation_run_one_hot_in_the_graph(taxi_run: Path) -> None:
     model = export_run(taxi_run)
     agent = Agent.load(taxi_run, seed=0)
