@@ -269,6 +269,7 @@ def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_
     assert stored <= {(o.tobytes(), int(a)) for o, _, a in rows}  # every stack rebuilt is one the runner saw
 
 
+@pytest.mark.slow
 def test_local_run_never_imports_ray(tmp_path: Path) -> None:
     code = (
         "import sys; from dueldqn.training import train; "

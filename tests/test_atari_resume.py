@@ -48,6 +48,7 @@ def _saved_state_after_a_lost_life(
 
 
 # Qbert: a direct restoreState is not exact on ale-py 0.12.1. Sticky actions: the last action is not in ALE's state.
+@pytest.mark.slow
 @pytest.mark.parametrize(("game", "sticky"), [("Breakout", 0.0), ("Qbert", 0.0), ("Pong", 0.25)])
 def test_restored_envs_go_on_exactly_as_the_saved_ones(game: str, sticky: float) -> None:
     state, envs, rng = _saved_state_after_a_lost_life(game, sticky)
@@ -68,6 +69,7 @@ def _tampered(state: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return copy
 
 
+@pytest.mark.slow
 def test_a_tampered_or_foreign_state_is_refused_with_a_clear_error() -> None:
     state, _, _ = _saved_state_after_a_lost_life("Breakout")
     current = bytearray(base64.b64decode(state["ale"][0]["current_state"]))

@@ -49,6 +49,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
+@pytest.mark.slow
 def test_tiny_study_finishes_prunes_and_reports(tiny: Path) -> None:
     trials = load(tiny).trials
     states = [t.state for t in trials]
@@ -79,6 +80,7 @@ def test_tiny_study_finishes_prunes_and_reports(tiny: Path) -> None:
         assert (tiny / "out" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_best_config_trains_to_the_trials_result(tiny: Path) -> None:
     # train(stop_at=) pauses are bit-exact, so an uninterrupted run of the best config ends where the trial did.
     best = load(tiny).best_trial
@@ -90,6 +92,7 @@ def test_best_config_trains_to_the_trials_result(tiny: Path) -> None:
     assert summary["eval_mean_return"] == best.user_attrs["final_return"]
 
 
+@pytest.mark.slow
 def test_the_same_command_again_runs_no_more_trials(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(tune_args(tiny)) == 0
     assert len(load(tiny).trials) == 6
@@ -231,6 +234,7 @@ def test_rung_steps() -> None:
     assert rung_steps(600, 0) == []
 
 
+@pytest.mark.slow
 def test_default_path_never_imports_optuna() -> None:
     code = (
         "import sys\n"
