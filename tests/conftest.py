@@ -73,6 +73,11 @@ sys.exit(main(args))
 """
 
 
+def pytest_report_header() -> str:
+    """Which dueldqn the tests run against: a checkout or an installed wheel (CI runs both)."""
+    return f"dueldqn {dueldqn.__version__} from {PACKAGE_PARENT}"
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """``os.environ`` with the dueldqn under test first on ``PYTHONPATH`` and unbuffered output."""
     path = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if p)
