@@ -27,7 +27,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -75,6 +76,18 @@ def candidate_counts(cores: int) -> tuple[int, ...]:
         counts.add(n)
         n *= 2
     return tuple(sorted(counts))
+
+
+@contextmanager
+def fixed_threads(threads: int | None) -> Iterator[None]:
+    """torch on ``threads`` threads inside the block (``None``: unchanged), the count before it restored after."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class ThreadPolicy:

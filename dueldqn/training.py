@@ -55,7 +55,7 @@ from dueldqn.learner import Learner
 from dueldqn.networks import build_q_network
 from dueldqn.plotting import plot_run
 from dueldqn.replay import FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
-from dueldqn.threads import ThreadPolicy, available_cores
+from dueldqn.threads import ThreadPolicy, available_cores, fixed_threads
 
 __all__ = ["CONFIG_FILE", "SUMMARY_FIELDS", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
 
@@ -259,23 +259,26 @@ def train(
         return TrainResult(run_path, {}, agent, None, finished=False)
     wall_seconds = state.wall_seconds + time.perf_counter() - session.start_time
     return finish(config, run_path, q_net, spec, raw_space, n_actions, steps=state.steps, updates=state.updates,
-                  train_seconds=train_seconds, wall_seconds=wall_seconds, reached=reached)  # fmt: skip
+                  train_seconds=train_seconds, wall_seconds=wall_seconds, reached=reached,
+                  eval_threads=threads.current)  # fmt: skip
 
 
 def finish(
     config: Config, run_path: Path, q_net: torch.nn.Module, spec: dict[str, Any], raw_space: gym.Space,
     n_actions: int, *, steps: int, updates: int, train_seconds: float, wall_seconds: float,
-    reached: int | None = None, extra: dict[str, Any] | None = None,
+    reached: int | None = None, extra: dict[str, Any] | None = None, eval_threads: int | None = None,
 ) -> TrainResult:  # fmt: skip
     """After any executor: evaluate the greedy (or ``eval_epsilon``) policy on separate envs, save the model, plot,
     and write ``eval.json`` and ``summary.json`` (its time includes the evaluation).
 
+    ``eval_threads``: torch's thread count for the evaluation (the loop's last; ``None``: as it is).
     ``reached``: the env step at which an evaluation during training reached ``stop_return`` (the run stopped
     there), or ``None``; the summary records it as ``stop_return_reached_at``."""
     start = time.perf_counter()
     agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
-    result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
-                            seed=config.seed + 10_000)  # fmt: skip
+    with fixed_threads(eval_threads):  # the count the loop ended on: one a shared machine can give
+        result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
+                                seed=config.seed + 10_000)  # fmt: skip
     eval_seconds = time.perf_counter() - start
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)

@@ -9,6 +9,7 @@ the clock), then each other count after SETTLE untimed updates.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -141,24 +142,25 @@ def test_a_negative_count_is_refused() -> None:
         ThreadPolicy(-1, conv=True)
 
 
+def tiny_breakout(run_dir: Path, **changes: Any) -> Any:
+    """A few hundred steps of Breakout with updates from step 100 (a random policy ends its evaluation game soon)."""
+    settings = dict(learning_starts=100, buffer_size=1_000, batch_size=8, log_interval=100, eval_episodes=1)
+    return train(
+        env_id="ALE/Breakout-v5",
+        eval_epsilon=1.0,
+        run_dir=run_dir,
+        progress=False,
+        tensorboard=False,
+        **settings,
+        **changes,
+    )
+
+
 @pytest.mark.slow
 def test_a_breakout_run_logs_its_thread_count_and_checkpoints_the_schedule(tmp_path: Path) -> None:
     pytest.importorskip("ale_py")
     run_dir = tmp_path / "run"
-    result = train(
-        env_id="ALE/Breakout-v5",
-        total_steps=300,
-        learning_starts=100,
-        buffer_size=1_000,
-        batch_size=8,
-        log_interval=100,
-        eval_episodes=1,
-        eval_epsilon=1.0,
-        checkpoint_every=300,
-        run_dir=run_dir,
-        progress=False,
-        tensorboard=False,
-    )
+    result = tiny_breakout(run_dir, total_steps=300, checkpoint_every=300)
     assert result.summary["updates"] == len(range(100, 301, 4))  # the Atari preset: an update every 4th step
     rows = read_metrics(run_dir)["train"]
     assert [row["step"] for row in rows] == [100, 200, 300]
@@ -173,21 +175,22 @@ def test_a_breakout_run_logs_its_thread_count_and_checkpoints_the_schedule(tmp_p
 
 
 @pytest.mark.slow
-def test_a_fixed_count_is_the_threads_column(tmp_path: Path) -> None:
+def test_a_fixed_count_is_the_threads_column_and_the_evaluations_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("ale_py")
-    train(
-        env_id="ALE/Breakout-v5",
-        total_steps=200,
-        learning_starts=100,
-        buffer_size=1_000,
-        batch_size=8,
-        log_interval=100,
-        eval_episodes=1,
-        eval_epsilon=1.0,
-        checkpoint_every=0,
-        torch_threads=1,
-        run_dir=tmp_path / "run",
-        progress=False,
-        tensorboard=False,
-    )
+    import dueldqn.training
+
+    seen: list[int] = []
+    evaluate_agent = dueldqn.training.evaluate_agent
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return evaluate_agent(*args, **kwargs)
+
+    monkeypatch.setattr(dueldqn.training, "evaluate_agent", spy)
+    torch.set_num_threads(2)  # what a process on 2 cores starts with
+    tiny_breakout(tmp_path / "run", total_steps=200, checkpoint_every=0, torch_threads=1)
     assert [row["threads"] for row in read_metrics(tmp_path / "run")["train"]] == [1.0, 1.0]
+    assert seen == [1]  # the final evaluation ran on the loop's count too
+    assert torch.get_num_threads() == 2  # and the process's count came back
