@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name loads on first use (below)
@@ -36,7 +37,10 @@ __all__ = [
     "resolve_config",
     "train",
 ]
-__version__ = "0.1.0"
+try:  # the one place the version is written is pyproject.toml; CHANGELOG.md says what each version changed
+    __version__ = importlib.metadata.version("dueldqn")
+except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 # Every name loads its module on first use: `import dueldqn.cli` (and so `dueldqn --help`) must not
 # wait for torch, and `from dueldqn import DuelDQN` must not load TensorBoard or matplotlib.

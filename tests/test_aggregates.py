@@ -186,6 +186,7 @@ def test_drq_eps_26_game_aggregates_are_rliables_published_ones() -> None:
     assert point(iqm_K, _hns("SPR")) == pytest.approx(0.337, abs=5e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # arch's notice about random_state, which rliable passes on
 def test_the_same_numbers_as_rliable() -> None:
     """rliable (if installed: the dev extra pins it) on the same matrices: equal points, intervals within the

@@ -7,24 +7,21 @@ dashboard; the two-node cluster test runs last, on a cluster of its own.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import subprocess_env
 
 from dueldqn.config import Config
 from dueldqn.executors.env_runner import Chunk, EnvRunner, FrameChunk, initial_td_errors, pack_frames, unpack_frames
 from dueldqn.executors.replay_shard import ReplayShard
 from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons, epsilon_greedy_actions
 from dueldqn.replay import PrioritizedReplay, ReplayBuffer
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_apex_epsilons_follow_the_formula() -> None:
@@ -272,6 +269,7 @@ def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_
     assert stored <= {(o.tobytes(), int(a)) for o, _, a in rows}  # every stack rebuilt is one the runner saw
 
 
+@pytest.mark.slow
 def test_local_run_never_imports_ray(tmp_path: Path) -> None:
     code = (
         "import sys; from dueldqn.training import train; "
@@ -279,8 +277,7 @@ def test_local_run_never_imports_ray(tmp_path: Path) -> None:
         f"run_dir={str(tmp_path / 'run')!r}, progress=False, tensorboard=False); "
         "assert 'ray' not in sys.modules, 'the local executor imported ray'"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, env=subprocess_env(), cwd=tmp_path, timeout=120)
 
 
 STARTUP_FAILS = """
@@ -326,10 +323,10 @@ print(json.dumps({"error": error, "killed": seen["killed"], "ray_running": runni
 """
 
 
+@pytest.mark.slow
 def test_a_failed_start_up_gives_the_real_error_and_leaves_nothing_running(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the Ray tests need: pip install 'dueldqn[ray]'")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", STARTUP_FAILS, str(tmp_path / "run")], check=True, env=env,
+    out = subprocess.run([sys.executable, "-c", STARTUP_FAILS, str(tmp_path / "run")], check=True, env=subprocess_env(),
                          cwd=tmp_path, timeout=300, capture_output=True, text=True)  # fmt: skip
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # the error that happened (not an UnboundLocalError); the 2 runners and the shard killed; the Ray it started, gone
@@ -337,19 +334,6 @@ def test_a_failed_start_up_gives_the_real_error_and_leaves_nothing_running(tmp_p
 
 
 # --- the Ray executor ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ray_local():  # type: ignore[no-untyped-def]
-    ray = pytest.importorskip("ray", reason="the Ray tests need: pip install 'dueldqn[ray]'")
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False)
-    from dueldqn.executors.ray_apex import remove_session, session_dir
-
-    session = session_dir()
-    yield ray
-    ray.shutdown()
-    remove_session(session)
 
 
 def _run(tmp_path: Path, name: str = "run", **overrides):  # type: ignore[no-untyped-def]
@@ -368,6 +352,7 @@ def _run(tmp_path: Path, name: str = "run", **overrides):  # type: ignore[no-unt
     return config, result
 
 
+@pytest.mark.slow
 def test_two_runners_ingest_every_transition_once(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     config, result = _run(tmp_path)
     state = result.state
@@ -385,30 +370,28 @@ def test_two_runners_ingest_every_transition_once(ray_local, tmp_path: Path) -> 
     assert any(p.name.startswith("step_") for p in (tmp_path / "run" / "checkpoints").iterdir())
 
 
-def test_a_killed_runner_is_restarted_and_the_run_finishes(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_a_killed_runner_is_restarted_and_the_run_finishes(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver kills runner 0 itself as it queues the runner's first chunk at or after env step 1,000 of 4,000:
+    # the kill lands at that event on any machine, with a call queued on the runner that Ray retries in its new life.
     ray = ray_local
-    killed: list[bool] = []
+    from dueldqn.executors import ray_apex as rx
 
-    def kill_runner_0() -> None:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                handle = ray.get_actor("kill-dueldqn-runner-0")
-            except ValueError:
-                time.sleep(0.2)
-                continue
-            if ray.get(handle.flush.remote())["iteration"] < 100:  # not yet delivering chunks
-                time.sleep(0.2)
-                continue
-            ray.kill(handle, no_restart=False)
-            killed.append(True)
-            return
+    killed: list[int] = []
+    real_run = rx.ApexCluster.run
 
-    thread = threading.Thread(target=kill_runner_0)
-    thread.start()
-    config, result = _run(tmp_path, "kill", total_steps=10_000)
-    thread.join()
-    assert killed
+    def run_then_kill(cluster: rx.ApexCluster, runner: int, run_step: int) -> rx.Pending:
+        pending = real_run(cluster, runner, run_step)
+        if runner == 0 and run_step >= 1_000 and not killed:
+            ray.kill(cluster.runners[0], no_restart=False)
+            killed.append(run_step)
+        return pending
+
+    monkeypatch.setattr(rx.ApexCluster, "run", run_then_kill)
+    config, result = _run(tmp_path, "kill", total_steps=4_000)
+    assert len(killed) == 1 and killed[0] < config.total_steps
     assert result.restarts >= 1
     assert len(result.lives[0]) >= 2 and len(result.lives[1]) == 1  # runner 0 came back in a new life
     assert result.state.steps >= config.total_steps and result.state.updates > 0
@@ -416,6 +399,7 @@ def test_a_killed_runner_is_restarted_and_the_run_finishes(ray_local, tmp_path: 
     assert len(np.unique(ids, axis=0)) == len(ids)
 
 
+@pytest.mark.slow
 def test_a_rainbow_learner_runs_on_ray(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # C51 with noisy nets: the runners act by expected Q with their own noise, send no priorities (the
     # shards insert at the largest), and the learner sends back cross-entropies.
@@ -428,6 +412,7 @@ def test_a_rainbow_learner_runs_on_ray(ray_local, tmp_path: Path) -> None:  # ty
     assert all(versions and versions[-1] > 0 for versions in result.versions.values())  # the runners took weights
 
 
+@pytest.mark.slow
 def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from dueldqn.training import train
 
@@ -445,6 +430,7 @@ def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> Non
     assert int(after[6]) > int(after[0]) - 2_000
 
 
+@pytest.mark.slow
 def test_a_ray_run_stops_at_its_return_and_a_resume_stays_stopped(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from dueldqn.logger import read_metrics
     from dueldqn.training import train
@@ -463,6 +449,7 @@ def test_a_ray_run_stops_at_its_return_and_a_resume_stays_stopped(ray_local, tmp
     assert [row["step"] for row in read_metrics(first.run_dir)["eval"]] == [reached]
 
 
+@pytest.mark.slow
 def test_apex_learns_cartpole(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The tuned Ape-X settings, preset cartpole-apex: the cartpole preset with prioritized 1-step
     # replay, 2 runners of 2 envs, their rates annealed from 1, held to the local loop's replay ratio
@@ -489,6 +476,7 @@ def test_apex_learns_cartpole(ray_local, tmp_path: Path) -> None:  # type: ignor
     assert result.summary["executor"] == "ray" and result.summary["runner_restarts"] == 0
 
 
+@pytest.mark.slow
 def test_two_node_cluster_runs_the_same(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ray = ray_local
     from ray.cluster_utils import Cluster

@@ -44,6 +44,7 @@ def test_vec_env_gives_stacked_uint8_frames_with_next_step_autoreset(backend: st
     envs.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_training_vec_env_clips_rewards_ends_lives_and_reports_raw_game_scores(backend: str) -> None:
     """Space Invaders (3 lives, 5 to 30 points per alien): clipped rewards, raw score per game."""
@@ -171,6 +172,7 @@ def test_unknown_ids_and_backends_are_refused() -> None:
 # --- The Atari 100k protocol (Dopamine's DataEfficientAtariRunner) on both backends -----------------
 
 
+@pytest.mark.slow
 def test_games_start_with_0_to_29_noop_agent_steps_drawn_from_the_env_generator() -> None:
     from dueldqn.envs.atari_state import find_replay_log
 
@@ -192,12 +194,10 @@ def test_games_start_with_0_to_29_noop_agent_steps_drawn_from_the_env_generator(
         assert log is not None and len(log.frame_actions) == 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("training", [True, False])
+# evaluation envs are gymnasium envs whatever the training backend: no (envpool, evaluation) case
+@pytest.mark.parametrize(("backend", "training"), [("gymnasium", True), ("gymnasium", False), ("envpool", True)])
 def test_fire_is_left_to_the_agent(backend: str, training: bool) -> None:
     """Breakout waits for FIRE: with NOOP only the ball is never launched, no life is lost, nothing is scored."""
-    if backend == "envpool" and not training:
-        pytest.skip("evaluation envs are gymnasium envs")
     envs = _vec_env("ALE/Breakout-v5", backend, num_envs=1, training=training)
     envs.reset()
     for _ in range(300):
@@ -206,6 +206,7 @@ def test_fire_is_left_to_the_agent(backend: str, training: bool) -> None:
     envs.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("game", ["Breakout", "Pong", "Boxing"])
 def test_both_backends_give_the_same_frames_for_the_same_actions(game: str) -> None:
     """Until the first lost life, with no random no-ops: EnvPool always plays at least one no-op frame

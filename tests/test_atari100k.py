@@ -16,6 +16,7 @@ pytest.importorskip("ale_py")
 pytest.importorskip("cv2")
 
 
+@pytest.mark.slow
 def test_atari100k_trains_with_n_step_augmentation_and_the_online_target(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

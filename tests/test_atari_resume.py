@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import base64
-import csv
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import finish, kill_when_paused, metrics_rows, start_cli
 
 pytest.importorskip("ale_py", reason="Atari tests need ale-py: pip install dueldqn[atari]")
 pytest.importorskip("cv2", reason="AtariPreprocessing needs opencv: pip install dueldqn[atari]")
@@ -52,6 +48,7 @@ def _saved_state_after_a_lost_life(
 
 
 # Qbert: a direct restoreState is not exact on ale-py 0.12.1. Sticky actions: the last action is not in ALE's state.
+@pytest.mark.slow
 @pytest.mark.parametrize(("game", "sticky"), [("Breakout", 0.0), ("Qbert", 0.0), ("Pong", 0.25)])
 def test_restored_envs_go_on_exactly_as_the_saved_ones(game: str, sticky: float) -> None:
     state, envs, rng = _saved_state_after_a_lost_life(game, sticky)
@@ -72,6 +69,7 @@ def _tampered(state: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return copy
 
 
+@pytest.mark.slow
 def test_a_tampered_or_foreign_state_is_refused_with_a_clear_error() -> None:
     state, _, _ = _saved_state_after_a_lost_life("Breakout")
     current = bytearray(base64.b64decode(state["ale"][0]["current_state"]))
@@ -106,42 +104,25 @@ def test_envpool_has_no_state_and_resumes_with_new_games() -> None:
 ARGS = ["train", "--env", "ALE/Breakout-v5", "--steps", "400", "--checkpoint-every", "200", "--learning-starts", "100",
         "--buffer-size", "1000", "--batch-size", "8", "--log-interval", "100", "--eval-episodes", "2",
         "--eval-epsilon", "1.0", "--epsilon-decay-steps", "300", "--no-progress", "--torch-threads", "1"]  # fmt: skip
-TIMING_COLUMNS = {"steps_per_second"}
 
 
-def _cli(*args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "dueldqn.cli", *args], env=env, stderr=subprocess.PIPE)
-
-
-def _metrics(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "metrics.csv").open(newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
-
-
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_breakout_run(tmp_path: Path) -> None:
     straight_dir, run_dir = tmp_path / "straight", tmp_path / "run"
-    straight = _cli(*ARGS, "--run-dir", str(straight_dir))
-    assert straight.wait(timeout=600) == 0, straight.stderr.read()  # type: ignore[union-attr]
+    finish(start_cli(*ARGS, "--run-dir", str(straight_dir)))
 
-    first = _cli(*ARGS, "--run-dir", str(run_dir))
-    target = run_dir / "checkpoints" / f"step_{200:012d}"
-    deadline = time.monotonic() + 300
-    while not target.exists():
-        assert first.poll() is None, f"the run ended before its checkpoint: {first.stderr.read()!r}"  # type: ignore[union-attr]
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    first.send_signal(signal.SIGKILL)
-    assert first.wait(timeout=60) == -signal.SIGKILL
+    # the run waits right after checkpoint 200 until the kill: it lands there on any machine
+    first = start_cli(*ARGS, "--run-dir", str(run_dir), pause_at=200, marker=tmp_path / "paused")
+    assert kill_when_paused(first, tmp_path / "paused", signal.SIGKILL) == -signal.SIGKILL
     ckpt = load_checkpoint(list_checkpoints(run_dir)[0])
+    assert ckpt.step == 200 and not (run_dir / "model.safetensors").exists()
     snapshot = ckpt.states["envs"]["snapshot"]
     assert snapshot is not None and len(snapshot["ale"]) == 1  # the emulator was saved
     assert len(base64.b64decode(snapshot["ale"][0]["frame_actions"])) > 0  # mid-game: a replay to do
 
-    second = _cli("train", "--resume", str(run_dir), "--no-progress")
-    assert second.wait(timeout=600) == 0, second.stderr.read()  # type: ignore[union-attr]
+    finish(start_cli("train", "--resume", str(run_dir), "--no-progress"))
     assert (run_dir / "model.safetensors").read_bytes() == (straight_dir / "model.safetensors").read_bytes()
-    rows = _metrics(run_dir)
-    assert rows == _metrics(straight_dir) and len(rows) >= 4
+    rows = metrics_rows(run_dir)
+    assert rows == metrics_rows(straight_dir) and len(rows) >= 4
     assert (run_dir / "eval.json").read_text() == (straight_dir / "eval.json").read_text()
     assert len(json.loads((run_dir / "eval.json").read_text())["returns"]) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from dueldqn.training import train
 pytest.importorskip("ale_py")
 pytest.importorskip("cv2")
 
+pytestmark = pytest.mark.slow  # Atari training
+
 
 def test_breakout_trains_end_to_end(tmp_path: Path) -> None:
     config = resolve_config("ALE/Breakout-v5", None, {
@@ -26,7 +29,10 @@ def test_breakout_trains_end_to_end(tmp_path: Path) -> None:
     assert isinstance(result.agent.q_net, DuelDQN)  # four actions and stacked frames: the spec network
     # an update every 4th vector step from step 100 on: steps 100, 104, ..., 300
     assert result.summary["updates"] == len(range(100, 301, 4))
-    assert result.summary["eval_episodes"] == 1 and result.summary["eval_mean_return"] >= 0
+    # the summary reports the one evaluation game, a whole Breakout score (bricks pay 1, 4 or 7), unclipped
+    score = result.eval.returns[0]
+    assert result.summary["eval_episodes"] == 1 and result.summary["eval_mean_return"] == score
+    assert float(score).is_integer() and json.loads((tmp_path / "run" / "eval.json").read_text())["returns"] == [score]
     # The eval env plays a whole game (5 lives), far longer than one life of the training env.
     assert result.eval.lengths[0] > 100
 

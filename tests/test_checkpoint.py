@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import os
 import pickle
+import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import finish, kill_when_paused, metrics_rows, start_cli
 from safetensors.torch import load_file
 
 import dueldqn.learner as learner_module
@@ -26,55 +23,32 @@ ARGS = ["train", "--env", "CartPole-v1", "--algo", "double", "--steps", "3000", 
         "--keep-checkpoints", "3", "--learning-starts", "200", "--batch-size", "32", "--train-frequency", "1",
         "--hidden-sizes", "32", "32", "--log-interval", "250", "--eval-episodes", "2", "--epsilon-decay-steps", "1500",
         "--no-progress"]  # fmt: skip
-TIMING_COLUMNS = {"steps_per_second"}
-
-
-def _cli(*args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "dueldqn.cli", *args], env=env, stderr=subprocess.PIPE)
-
-
-def _kill_after_checkpoint(proc: subprocess.Popen[bytes], run_dir: Path, step: int, sig: int) -> None:
-    """Send ``sig`` to ``proc`` once the checkpoint of ``step`` exists."""
-    target = run_dir / "checkpoints" / f"step_{step:012d}"
-    deadline = time.monotonic() + 120
-    while not target.exists():
-        assert proc.poll() is None, f"the run ended before checkpoint {step}: {proc.stderr.read()!r}"  # type: ignore[union-attr]
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    proc.send_signal(sig)
-    proc.wait(timeout=60)
-
-
-def _metrics(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "metrics.csv").open(newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("straight") / "run"
-    proc = _cli(*ARGS, "--run-dir", str(run_dir))
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()  # type: ignore[union-attr]
+    finish(start_cli(*ARGS, "--run-dir", str(run_dir)))
     return run_dir
 
 
+@pytest.mark.slow
 def test_sigkill_twice_then_resume_equals_an_uninterrupted_run(uninterrupted: Path, tmp_path: Path) -> None:
+    # Each run waits right after its checkpoint until the kill: the kill lands there on any machine.
     run_dir = tmp_path / "run"
-    first = _cli(*ARGS, "--run-dir", str(run_dir))
-    _kill_after_checkpoint(first, run_dir, 1000, signal.SIGKILL)
-    assert first.returncode == -signal.SIGKILL
-    second = _cli("train", "--resume", str(run_dir), "--no-progress")
-    _kill_after_checkpoint(second, run_dir, 2500, signal.SIGKILL)
-    assert second.returncode == -signal.SIGKILL
-    third = _cli("train", "--resume", str(run_dir), "--no-progress")
-    assert third.wait(timeout=300) == 0, third.stderr.read()  # type: ignore[union-attr]
+    first = start_cli(*ARGS, "--run-dir", str(run_dir), pause_at=1000, marker=tmp_path / "paused-1000")
+    assert kill_when_paused(first, tmp_path / "paused-1000", signal.SIGKILL) == -signal.SIGKILL
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step_000000001000", "step_000000000500"]
+    second = start_cli("train", "--resume", str(run_dir), "--no-progress", pause_at=2500, marker=tmp_path / "p-2500")
+    assert kill_when_paused(second, tmp_path / "p-2500", signal.SIGKILL) == -signal.SIGKILL
+    assert list_checkpoints(run_dir)[0].name == "step_000000002500" and not (run_dir / "model.safetensors").exists()
+    finish(start_cli("train", "--resume", str(run_dir), "--no-progress"))
 
     resumed, straight = load_file(run_dir / "model.safetensors"), load_file(uninterrupted / "model.safetensors")
     assert resumed.keys() == straight.keys()
     for name in straight:
         assert torch.equal(resumed[name], straight[name]), name
-    rows, straight_rows = _metrics(run_dir), _metrics(uninterrupted)
+    rows, straight_rows = metrics_rows(run_dir), metrics_rows(uninterrupted)
     assert len(rows) == len(straight_rows) and rows == straight_rows
     for name in ("eval.json",):
         assert (run_dir / name).read_text() == (uninterrupted / name).read_text()
@@ -85,15 +59,16 @@ def test_sigkill_twice_then_resume_equals_an_uninterrupted_run(uninterrupted: Pa
     assert all(torch.equal(learner_a[k], learner_b[k]) for k in learner_b if isinstance(learner_b[k], torch.Tensor))
 
 
+@pytest.mark.slow
 def test_sigint_writes_a_loadable_checkpoint_and_says_how_to_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = _cli(*ARGS, "--run-dir", str(run_dir))
-    _kill_after_checkpoint(proc, run_dir, 500, signal.SIGINT)
-    assert proc.returncode == 128 + signal.SIGINT
+    proc = start_cli(*ARGS, "--run-dir", str(run_dir), pause_at=500, marker=tmp_path / "paused")
+    assert kill_when_paused(proc, tmp_path / "paused", signal.SIGINT) == 128 + signal.SIGINT
     message = proc.stderr.read().decode()  # type: ignore[union-attr]
     assert f"Resume with: dueldqn train --resume {run_dir}" in message
     newest = load_checkpoint(list_checkpoints(run_dir)[0])
-    assert newest.states["loop"]["steps"] >= 500 and "replay" in newest.states
+    # the signal came while the run waited after checkpoint 500: the loop stops there and writes it again
+    assert newest.step == newest.states["loop"]["steps"] == 500 and "replay" in newest.states
     # Every step is stored but the reset steps after episode ends (not yet taken if the last step ended one).
     loop = newest.states["loop"]
     assert len(newest.states["replay"]["actions"]) == loop["steps"] - loop["episodes"] + loop["autoreset_N"].sum()
@@ -109,10 +84,28 @@ class Payload:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 600-step run, in this process, with checkpoints at 200, 400 and 600: what the loading tests damage."""
+    run_dir = tmp_path_factory.mktemp("short") / "run"
+    config = Config(
+        total_steps=600,
+        checkpoint_every=200,
+        keep_checkpoints=3,
+        learning_starts=200,
+        batch_size=32,
+        hidden_sizes=(32, 32),
+        log_interval=200,
+        eval_episodes=2,
+    )
+    train(config, run_dir=run_dir, progress=False, tensorboard=False)
+    return run_dir
+
+
 @pytest.fixture
-def run_with_checkpoints(uninterrupted: Path, tmp_path: Path) -> Path:
+def run_with_checkpoints(short_run: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "copy"
-    subprocess.run(["cp", "-r", str(uninterrupted), str(copy)], check=True)
+    shutil.copytree(short_run, copy)
     return copy
 
 
@@ -126,7 +119,7 @@ def test_a_pickle_where_a_checkpoint_file_should_be_is_refused_unrun(
     with pytest.raises(ValueError, match="never loads pickles"):
         load_checkpoint(newest)
     assert not marker.exists()
-    assert load_checkpoint(previous).step == 2500
+    assert load_checkpoint(previous).step == 400
 
 
 def test_a_torch_save_pickle_as_model_file_is_refused(run_with_checkpoints: Path, tmp_path: Path) -> None:
@@ -154,11 +147,11 @@ def test_damaged_checkpoints_are_refused_and_the_previous_one_resumes(
         expected = "is incomplete: tensors.safetensors is missing"
     with pytest.raises(ValueError, match=expected):
         load_checkpoint(newest)
-    assert load_checkpoint(previous).step == 2500
+    assert load_checkpoint(previous).step == 400
     # resuming skips the damaged checkpoint with a warning and ends where the run had ended
     with pytest.warns(UserWarning, match="skipping damaged checkpoint"):
         result = train(resume=run_with_checkpoints, progress=False, tensorboard=False)
-    assert result.summary["total_steps"] == 3000
+    assert result.summary["total_steps"] == 600
 
 
 def test_resume_refuses_other_networks_and_configs(run_with_checkpoints: Path) -> None:
@@ -175,7 +168,7 @@ def test_resume_refuses_other_networks_and_configs(run_with_checkpoints: Path) -
     with pytest.raises(ValueError, match=r"expected a run directory with config\.json"):
         train(resume=run_with_checkpoints.parent)
     for path in list_checkpoints(run_with_checkpoints):
-        subprocess.run(["rm", "-r", str(path)], check=True)
+        shutil.rmtree(path)
     with pytest.raises(ValueError, match="no whole checkpoint"):
         train(resume=run_with_checkpoints)
 

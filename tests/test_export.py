@@ -29,6 +29,7 @@ from dueldqn.networks import DuelDQN, build_q_network
 from dueldqn.spaces import ObservationEncoder
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
+pytestmark = pytest.mark.slow  # each torch.export trace takes seconds
 needs_ort = pytest.mark.skipif(not HAS_ORT, reason="running the exported model needs onnxruntime: dueldqn[export]")
 TINY = {
     "total_steps": 300,
@@ -338,6 +339,7 @@ def test_q_values_of_passes_q_and_refuses_a_distribution() -> None:
         q_values_of(net, torch.zeros(2, 3, 51))
 
 
+@pytest.mark.slow
 def test_training_and_acting_import_no_export_dependency() -> None:
     # The export extra stays optional: only dueldqn.export's functions import onnx, and only when called.
     import subprocess

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from dueldqn.config import resolve_config
 from dueldqn.logger import read_metrics
 from dueldqn.training import train
 
 
+@pytest.mark.slow
 def test_cartpole_preset_is_learned(tmp_path: Path) -> None:
     # The preset reached the maximum, 500.0 +- 0.0 over 20 greedy episodes, on every seed measured:
     # seeds 0-7 on an Intel Xeon with AVX-512 (BENCHMARKS.md) and seeds 0-7 on an AMD EPYC. Asking

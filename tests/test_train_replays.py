@@ -61,6 +61,7 @@ def test_resume_with_prioritized_n_step_replay_equals_the_uninterrupted_run(
 # n-step returns over Atari's frame replay (no longer refused): tests/test_atari100k.py trains with them.
 
 
+@pytest.mark.slow
 def test_prioritized_replay_over_atari_frames_trains_and_checkpoints(tmp_path: Path) -> None:
     pytest.importorskip("ale_py")
     pytest.importorskip("cv2")

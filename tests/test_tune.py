@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import import_benchmark, kill_when_paused, start_cli, subprocess_env
 
 optuna = pytest.importorskip("optuna")
 
@@ -23,7 +24,6 @@ from dueldqn.tune.space import build_space, default_space, parse_space, sample  
 from dueldqn.tune.storage import open_storage  # noqa: E402
 from dueldqn.tune.study import TuneSettings, open_study, rung_steps  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 # A few hundred steps that learn something: the warm-up shortened, a small network, few eval episodes.
 TINY_SPACE = {"learning_starts": 100, "buffer_size": {"choices": [1_000, 5_000]}, "hidden_sizes": [32, 32],
               "batch_size": {"choices": [16, 32]}}  # fmt: skip
@@ -49,6 +49,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
+@pytest.mark.slow
 def test_tiny_study_finishes_prunes_and_reports(tiny: Path) -> None:
     trials = load(tiny).trials
     states = [t.state for t in trials]
@@ -79,6 +80,7 @@ def test_tiny_study_finishes_prunes_and_reports(tiny: Path) -> None:
         assert (tiny / "out" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_best_config_trains_to_the_trials_result(tiny: Path) -> None:
     # train(stop_at=) pauses are bit-exact, so an uninterrupted run of the best config ends where the trial did.
     best = load(tiny).best_trial
@@ -90,49 +92,39 @@ def test_best_config_trains_to_the_trials_result(tiny: Path) -> None:
     assert summary["eval_mean_return"] == best.user_attrs["final_return"]
 
 
+@pytest.mark.slow
 def test_the_same_command_again_runs_no_more_trials(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(tune_args(tiny)) == 0
     assert len(load(tiny).trials) == 6
     assert "best: trial" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_killed_study_resumes_and_fails_the_running_trial(tmp_path: Path) -> None:
+    # Trial 1 waits right after its first pause's checkpoint until the kill: it dies there on any machine,
+    # with trial 0 finished.
     args = tune_args(tmp_path, trials=4, steps=1_500)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "dueldqn.cli", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    first_pause = rung_steps(1_500, TuneSettings.rungs)[0]
+    proc = start_cli(*args, pause_at=first_pause, marker=tmp_path / "paused", run_prefix="trial-0001")
+    assert kill_when_paused(proc, tmp_path / "paused", signal.SIGKILL) == -signal.SIGKILL
+    stderr = proc.stderr.read().decode()  # type: ignore[union-attr]
     query = (
         "SELECT t.number, t.state, (SELECT COUNT(*) FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
-        "AND a.key = 'worker') FROM trials t"
+        "AND a.key = 'worker') FROM trials t ORDER BY t.number"
     )
-    rows: list[tuple[int, str, int]] = []
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            try:
-                with sqlite3.connect(tmp_path / "tiny.db") as db:
-                    rows = db.execute(query).fetchall()
-            except sqlite3.OperationalError:  # not created yet
-                continue
-            done = [r for r in rows if r[1] in ("COMPLETE", "PRUNED")]
-            if len(done) >= 1 and any(r[1] == "RUNNING" and r[2] for r in rows):
-                break
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        _, stderr = proc.communicate()
-    killed = [r[0] for r in rows if r[1] == "RUNNING"]
-    assert len(killed) == 1, (rows, stderr[-2000:])
-    before = {t.number: (t.state, t.value, t.params) for t in load(tmp_path).trials}
+    with contextlib.closing(sqlite3.connect(tmp_path / "tiny.db")) as db:
+        rows: list[tuple[int, str, int]] = db.execute(query).fetchall()
+    assert [r[0] for r in rows] == [0, 1] and rows[0][1] in ("COMPLETE", "PRUNED"), (rows, stderr[-2000:])
+    assert rows[1][1:] == ("RUNNING", 1)  # trial 1 had recorded its worker, then died
+    finished = load(tmp_path).trials[0]
 
     assert main(args) == 0
     trials = load(tmp_path).trials
-    for number, kept in before.items():  # the finished trials are kept as they were
-        if number not in killed:
-            assert (trials[number].state, trials[number].value, trials[number].params) == kept
-    dead = trials[killed[0]]
+    kept = trials[0]  # the finished trial is kept as it was
+    assert (kept.state, kept.value, kept.params) == (finished.state, finished.value, finished.params)
+    dead = trials[1]
     assert dead.state == TrialState.FAIL and "died" in dead.user_attrs["stopped"]
-    retry = [t for t in trials if t.user_attrs.get("retry_of") == killed[0]]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == 1]
     # the parameters the dead trial had sampled are tried again (the rest, if it died while sampling, afresh)
     assert len(retry) == 1 and dead.params.items() <= retry[0].params.items() and retry[0].state != TrialState.FAIL
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 4
@@ -242,6 +234,7 @@ def test_rung_steps() -> None:
     assert rung_steps(600, 0) == []
 
 
+@pytest.mark.slow
 def test_default_path_never_imports_optuna() -> None:
     code = (
         "import sys\n"
@@ -254,11 +247,12 @@ def test_default_path_never_imports_optuna() -> None:
         "import dueldqn.training\n"
         "print('optuna' in sys.modules, 'sqlalchemy' in sys.modules)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip().splitlines()[-1] == "False False"
 
 
+@pytest.mark.slow
 def test_jobs_share_one_journal_study(tmp_path: Path) -> None:
     args = tune_args(tmp_path, "--jobs", "2", "--rungs", "1", trials=3, steps=300)
     args[args.index("--storage") + 1] = f"journal:{tmp_path / 'tiny.journal'}"
@@ -278,7 +272,7 @@ def test_jobs_share_one_journal_study(tmp_path: Path) -> None:
 def test_bench_tune_measures_steps_and_loop_seconds_to_the_threshold(tmp_path: Path) -> None:
     # The benchmark pauses every `chunk` steps (train(stop_at=)) and reads the loop's seconds from the
     # newest checkpoint: a threshold every policy reaches is met at the first pause, an impossible one never.
-    from benchmarks.bench_tune import measure
+    measure = import_benchmark("bench_tune").measure
 
     config = Config(total_steps=600, learning_starts=100, eval_episodes=1, log_interval=200)
     met = measure(config, tmp_path / "met", chunk=200, threshold=-1.0)
