@@ -35,6 +35,7 @@ from benchmarks._report import write_section
 from dueldqn.checkpoint import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_threads.json"
+RAY_TMP = Path(tempfile.gettempdir()) / "ray"  # where a local Ray started by a run keeps its session
 WORKLOADS: dict[str, dict[str, Any]] = {
     "atari100k": {"env_id": "ALE/Breakout-v5", "preset": "atari100k", "window": (1_900, 2_500)},
     "breakout": {
@@ -149,10 +150,15 @@ def measure(workload: str, setting: str, busy: int) -> dict[str, Any]:
                 str(out),
             ]
             env = {**os.environ, **extra_env}
+            ray_before = set(RAY_TMP.glob("session_2*"))
             machine0, wall0 = _machine_cpu_seconds(), time.perf_counter()
             child = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
             ours0 = _cpu_seconds([child.pid, *(h.pid for h in hogs), os.getpid()])
             code = child.wait()
+            for session in set(RAY_TMP.glob("session_2*")) - ray_before:  # an Ape-X run's Ray logs: ours, gone
+                from dueldqn.executors.ray_apex import remove_session  # imports Ray: only after an Ape-X row
+
+                remove_session(session)
             machine1, wall1 = _machine_cpu_seconds(), time.perf_counter()
             if code != 0:
                 raise RuntimeError(f"{workload} / {setting} / busy {busy}: the measured run failed ({code})")
@@ -223,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), help="these settings only")
     parser.add_argument("--results", type=Path, default=RESULTS, help="raw rows (JSON), merged by key")
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave BENCHMARKS.md alone")
+    parser.add_argument("--report-only", action="store_true", help="no measurement: the tables from --results")
     parser.add_argument("--measure-here", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure_here:
@@ -231,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_json(Path(out), {**result, "cpu_seconds": time.process_time()})  # since the process started
         return
     rows: dict[str, dict[str, Any]] = json.loads(args.results.read_text()) if args.results.exists() else {}
-    for workload, settings in PLAN:
+    for workload, settings in [] if args.report_only else PLAN:
         if args.only and workload not in args.only:
             continue
         for setting in settings:

@@ -9,8 +9,10 @@ where 1 thread kept 26. No count is right for every moment of a shared machine, 
 
 - it starts from the cores in the process's affinity set that are not busy (``/proc/stat``);
 - at the first update it *probes*: it times :data:`WINDOW` updates on each candidate count
-  (1, 2, 4, ... up to the cores) and keeps the fastest, by the median time between updates
-  (robust to a checkpoint or an episode reset inside a window);
+  (1, 2, 4, ... up to the cores) and keeps the fastest, by the mean time between updates without
+  the :data:`TRIM` longest (a checkpoint or a log row inside a window is left out, but not the
+  many short stalls of a thread the scheduler took away, which are what a shared machine costs:
+  the median did not: beside 2 busy processes it kept 2 threads at 16.6 env steps/s where 1 gave 23.4);
 - it probes again every :data:`RECHECK` updates (load that went away), and at once when a window
   is :data:`SLOWDOWN` times slower than the count's probe (load that came).
 
@@ -25,7 +27,6 @@ never changes. Small MLPs and the numpy path use one thread (their ops are too s
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,7 +35,8 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-WINDOW = 20  # updates timed per candidate in a probe, and per check of the chosen count
+WINDOW = 30  # updates timed per candidate in a probe, and per check of the chosen count
+TRIM = 2  # the longest gaps of a window left out of its mean (a checkpoint, a log row)
 SETTLE = 2  # updates after a change of count that are not timed (the pool wakes its threads)
 RECHECK = 2_000  # updates between probes
 SLOWDOWN = 1.5  # a window this much slower than the chosen count's probe starts a probe at once
@@ -90,6 +92,12 @@ def fixed_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def window_time(gaps: list[float]) -> float:
+    """Seconds per update over a window: the mean of its gaps without the :data:`TRIM` longest."""
+    kept = sorted(gaps)[: max(1, len(gaps) - TRIM)]
+    return sum(kept) / len(kept)
+
+
 class ThreadPolicy:
     """torch's thread count for one training loop; a context manager that restores the count it found.
 
@@ -129,7 +137,7 @@ class ThreadPolicy:
             self.current = fixed or 1
         self.schedule: list[tuple[int, int]] = []  # (update, threads) at each change; the first is the start
         self._probe: list[int] = []  # counts still to time in this probe
-        self._probed: dict[int, float] = {}  # count -> median seconds between updates
+        self._probed: dict[int, float] = {}  # count -> seconds per update (window_time)
         self._baseline: float | None = None  # the chosen count's probe time
         self._since_probe = 0  # updates since the last probe ended
         self._settle = 0  # updates still to skip after a change
@@ -184,10 +192,10 @@ class ThreadPolicy:
         self._last = now
         if len(self._gaps) < WINDOW:
             return
-        median = statistics.median(self._gaps)
+        seconds = window_time(self._gaps)
         self._gaps = []
         if self._probe:  # probing: note this count's time, go on to the next count or choose
-            self._probed[self._probe.pop(0)] = median
+            self._probed[self._probe.pop(0)] = seconds
             if self._probe:
                 self._set(self._probe[0], updates)
                 return
@@ -196,7 +204,7 @@ class ThreadPolicy:
             self._set(best, updates)
             return
         self._since_probe += WINDOW
-        if self._since_probe >= RECHECK or (self._baseline is not None and median > SLOWDOWN * self._baseline):
+        if self._since_probe >= RECHECK or (self._baseline is not None and seconds > SLOWDOWN * self._baseline):
             self._start_probe()
 
     # -- checkpoints ------------------------------------------------------------------------------------

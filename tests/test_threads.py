@@ -1,7 +1,8 @@
 """The thread policy: a fixed count never moves; ``auto`` keeps the count its timings say is fastest.
 
 The timings come from a fake clock whose seconds per update depend on torch's thread count at the
-moment, so every choice and every entry of the schedule can be computed by hand:
+moment, so every choice and every entry of the schedule can be computed by hand (a window's time is
+the mean of its gaps without the TRIM longest):
 a probe times WINDOW gaps (WINDOW + 1 updates on the first count, whose first update only starts
 the clock), then each other count after SETTLE untimed updates.
 """
@@ -87,6 +88,28 @@ def test_beside_a_busy_process_it_moves_to_one_thread_and_stays() -> None:
         drive(policy, 1, SECOND_PROBE_ENDS + RECHECK // 2)
         assert torch.get_num_threads() == 1
         assert policy.schedule == [(0, 2), (FIRST_PROBE_ENDS, 1)]  # chose the count it was timing: no change
+
+
+class StallingWorld(World):
+    """Two threads beside busy processes: most updates fast, every third one stalled for a timeslice."""
+
+    def __init__(self) -> None:
+        super().__init__({1: 0.025, 2: 0.010})
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        if torch.get_num_threads() == 2 and self.calls % 3 == 0:
+            self.now += 0.080  # a thread taken off its core: the whole update waits for it
+        return super().__call__()
+
+
+def test_short_stalls_count_so_one_steady_thread_wins() -> None:
+    # 2 threads: median gap 0.010 s but mean 0.0367 s; 1 thread: 0.025 s every time. Throughput is the mean.
+    with ThreadPolicy(0, conv=True, cores=2, busy=0.0, clock=StallingWorld()) as policy:
+        drive(policy, 1, SECOND_PROBE_ENDS + 5 * WINDOW)
+        assert torch.get_num_threads() == 1
+        assert policy.schedule == [(0, 2), (FIRST_PROBE_ENDS, 1)]
 
 
 def test_load_that_arrives_mid_run_starts_a_probe_at_once() -> None:
