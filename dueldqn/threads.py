@@ -13,8 +13,9 @@ where 1 thread kept 26. No count is right for every moment of a shared machine, 
   the :data:`TRIM` longest (a checkpoint or a log row inside a window is left out, but not the
   many short stalls of a thread the scheduler took away, which are what a shared machine costs:
   the median did not: beside 2 busy processes it kept 2 threads at 16.6 env steps/s where 1 gave 23.4);
-- it probes again every :data:`RECHECK` updates (load that went away), and at once when a window
-  is :data:`SLOWDOWN` times slower than the count's probe (load that came).
+- it probes again after :data:`RECHECK` updates (load that went away), a gap that doubles after each
+  probe that keeps the count (up to :data:`MAX_RECHECK`), and at once when a window is :data:`SLOWDOWN`
+  times slower than the count's probe (load that came).
 
 Floats: the thread count changes how oneDNN splits some reductions (batch-32 DuelDQN updates on 1
 and 2 threads differ in the last bits on an Intel Xeon), so an ``auto`` run is reproducible only
@@ -38,7 +39,8 @@ from threadpoolctl import threadpool_limits
 WINDOW = 30  # updates timed per candidate in a probe, and per check of the chosen count
 TRIM = 2  # the longest gaps of a window left out of its mean (a checkpoint, a log row)
 SETTLE = 2  # updates after a change of count that are not timed (the pool wakes its threads)
-RECHECK = 2_000  # updates between probes
+RECHECK = 2_000  # updates between probes, doubled after each probe that keeps the count ...
+MAX_RECHECK = 16_000  # ... up to this: a probe of a bad count costs (32 updates, 8x slower beside a busy process)
 SLOWDOWN = 1.5  # a window this much slower than the chosen count's probe starts a probe at once
 
 
@@ -140,6 +142,8 @@ class ThreadPolicy:
         self._probed: dict[int, float] = {}  # count -> seconds per update (window_time)
         self._baseline: float | None = None  # the chosen count's probe time
         self._since_probe = 0  # updates since the last probe ended
+        self._recheck = RECHECK  # updates from one probe to the next
+        self._before_probe = self.current  # the count a probe started from
         self._settle = 0  # updates still to skip after a change
         self._last: float | None = None  # the clock at the previous update
         self._gaps: list[float] = []  # seconds between updates in the current window
@@ -174,6 +178,7 @@ class ThreadPolicy:
     def _start_probe(self) -> None:
         """Time the current count first (no change needed), then the others."""
         self._probe = [self.current, *(c for c in self.candidates if c != self.current)]
+        self._before_probe = self.current
         self._probed = {}
         self._gaps, self._last = [], None
 
@@ -201,10 +206,11 @@ class ThreadPolicy:
                 return
             best = min(self._probed, key=lambda c: (self._probed[c], c))
             self._baseline, self._since_probe = self._probed[best], 0
+            self._recheck = min(2 * self._recheck, MAX_RECHECK) if best == self._before_probe else RECHECK
             self._set(best, updates)
             return
         self._since_probe += WINDOW
-        if self._since_probe >= RECHECK or (self._baseline is not None and seconds > SLOWDOWN * self._baseline):
+        if self._since_probe >= self._recheck or (self._baseline is not None and seconds > SLOWDOWN * self._baseline):
             self._start_probe()
 
     # -- checkpoints ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ the clock), then each other count after SETTLE untimed updates.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from threadpoolctl import threadpool_info
 
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.logger import read_metrics
-from dueldqn.threads import RECHECK, SETTLE, WINDOW, ThreadPolicy, available_cores, candidate_counts
+from dueldqn.threads import MAX_RECHECK, RECHECK, SETTLE, WINDOW, ThreadPolicy, available_cores, candidate_counts
 from dueldqn.training import train
 
 
@@ -132,10 +133,22 @@ def test_load_that_goes_away_is_found_at_the_next_recheck() -> None:
         assert torch.get_num_threads() == 1
         assert policy.schedule == [(0, 1), (FIRST_PROBE_ENDS, 2), (SECOND_PROBE_ENDS, 1)]
         world.seconds = {1: 0.030, 2: 0.018}  # the other process ends: 1 thread is no slower than before
-        drive(policy, 3 * WINDOW + 1, RECHECK)
+        # the first probe kept 1 thread, so the next comes after twice RECHECK updates
+        drive(policy, 3 * WINDOW + 1, 2 * RECHECK)
         assert torch.get_num_threads() == 1  # nothing got slower, so nothing is re-timed before the recheck
-        drive(policy, RECHECK + 1, 2 * RECHECK)
+        drive(policy, 2 * RECHECK + 1, 3 * RECHECK)
         assert torch.get_num_threads() == 2
+
+
+def test_probes_that_keep_the_count_come_less_often() -> None:
+    world = World({1: 0.040, 2: 0.120})  # beside a busy process for good: each probe times 2 threads again
+    with ThreadPolicy(0, conv=True, cores=2, busy=1.0, clock=world) as policy:
+        drive(policy, 1, 20 * MAX_RECHECK)
+        probes = [update for update, threads in policy.schedule if threads == 2]  # each probe's switch to 2
+        gaps = [b - a for a, b in itertools.pairwise(probes)]
+        assert len(probes) >= 5 and all(b >= a for a, b in itertools.pairwise(gaps))  # gaps grow ...
+        assert max(gaps) <= MAX_RECHECK + 4 * WINDOW  # ... to MAX_RECHECK (plus the windows of a probe)
+        assert 2 * (WINDOW + SETTLE) * len(probes) < 0.03 * 20 * MAX_RECHECK  # probing stays a small cost
 
 
 def test_one_long_gap_in_a_window_does_not_move_the_count() -> None:
