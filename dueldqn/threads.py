@@ -150,6 +150,14 @@ class ThreadPolicy:
         self._original: int | None = None
         self._blas: Any = None
 
+    @classmethod
+    def for_run(cls, torch_threads: int, conv: bool, device: torch.device) -> ThreadPolicy:
+        """The policy of a training run: ``auto`` for conv nets on the CPU; on a GPU (which does the maths, and
+        whose asynchronous updates a CPU clock cannot time) a conv net keeps the CPU's cores unless told."""
+        if conv and device.type != "cpu" and torch_threads == 0:
+            torch_threads = available_cores()
+        return cls(torch_threads, conv)
+
     # -- the context: set the count, restore the one found -------------------------------------------------
     def __enter__(self) -> ThreadPolicy:
         self._original = torch.get_num_threads()

@@ -55,7 +55,7 @@ from dueldqn.learner import Learner
 from dueldqn.networks import build_q_network
 from dueldqn.plotting import plot_run
 from dueldqn.replay import FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
-from dueldqn.threads import ThreadPolicy, available_cores, fixed_threads
+from dueldqn.threads import ThreadPolicy, fixed_threads
 
 __all__ = ["CONFIG_FILE", "SUMMARY_FIELDS", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
 
@@ -231,9 +231,7 @@ def train(
         noise=noise,
     )
     loss_sum = torch.zeros((), device=device)
-    # torch's thread count: timed and re-chosen for conv nets on the CPU (dueldqn.threads), else fixed.
-    gpu_conv = conv and device.type != "cpu"  # the GPU does the maths: the CPU's cores, as before
-    threads = ThreadPolicy(config.torch_threads or (available_cores() if gpu_conv else 0), conv)
+    threads = ThreadPolicy.for_run(config.torch_threads, conv, device)  # timed for conv nets on the CPU
     if ckpt is None:
         obs_NO, _ = envs.reset(seed=config.seed)
         state = LoopState(obs_NO, np.zeros(config.num_envs, dtype=bool), loss_sum,

@@ -173,6 +173,13 @@ def test_state_round_trip_goes_on_with_the_saved_count() -> None:
         assert resumed.schedule == [(0, 2), (FIRST_PROBE_ENDS, 1)]
 
 
+def test_a_run_on_a_gpu_keeps_the_cpu_cores_for_its_conv_net() -> None:
+    gpu = ThreadPolicy.for_run(0, conv=True, device=torch.device("cuda"))
+    assert not gpu.auto and gpu.current == available_cores()
+    assert ThreadPolicy.for_run(0, conv=True, device=torch.device("cpu")).auto
+    assert ThreadPolicy.for_run(3, conv=True, device=torch.device("cuda")).current == 3
+
+
 def test_a_negative_count_is_refused() -> None:
     with pytest.raises(ValueError, match="torch_threads must be >= 0"):
         ThreadPolicy(-1, conv=True)

@@ -117,7 +117,7 @@ def run_apex(
                           "apex_csv": apex_file}  # fmt: skip
     # As in the local loop: an MLP learns on one thread; a conv net's count is timed and re-chosen (dueldqn.threads),
     # since the runners and shards share the machine's cores with the learner.
-    threads = ThreadPolicy(config.torch_threads, frames).__enter__()
+    threads = ThreadPolicy.for_run(config.torch_threads, frames, device).__enter__()
     session.components["threads"] = threads
     try:
         if resume is not None:
