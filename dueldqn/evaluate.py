@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 import numpy as np
 
+from dueldqn import seeds
 from dueldqn.checkpoint import atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
@@ -200,13 +201,14 @@ class TrainingEvaluation:
     """Evaluations during training, for any executor: every ``config.eval_every`` env steps, play
     ``config.eval_episodes`` episodes with the network as it is (greedy unless ``eval_epsilon``).
 
-    Each evaluation resets its env with the same seed, ``config.seed + 20_000`` (the final evaluation
-    uses ``seed + 10_000``), so that evaluations compare networks on the same start states and the
+    Each evaluation resets its env with the same seed, ``config.seed + seeds.TRAINING_EVAL`` (the final
+    evaluation uses ``seed + seeds.FINAL_EVAL``), so that evaluations compare networks on the same start states and the
     final one is played on others. It writes an ``eval`` row to ``metrics.csv`` and TensorBoard and
     touches none of the training's random state: a local run takes the same steps with or without
-    evaluations (and resumes as exactly). A call answers whether the mean return reached
-    ``stop_return``; the loop then records the step in its state (``return_reached_at``) and stops
-    there (RLlib's stop criterion), and a resumed run that had stopped stays stopped.
+    evaluations (and resumes as exactly). A call returns the evaluation's result; where
+    :meth:`reached` says its mean return reached ``stop_return``, the loop records the step in its
+    state (``return_reached_at``) and stops there (RLlib's stop criterion), and a resumed run that
+    had stopped stays stopped.
 
     Args:
         config: the run's config.
@@ -217,8 +219,6 @@ class TrainingEvaluation:
         logger: the run's logger.
         step: the env step the loop starts from (0, or a resumed checkpoint's).
     """
-
-    SEED_OFFSET = 20_000
 
     def __init__(self, config: Config, q_net: torch.nn.Module, raw_space: gym.Space, n_actions: int,
                  logger: RunLogger, step: int) -> None:  # fmt: skip
@@ -232,12 +232,17 @@ class TrainingEvaluation:
         """Whether an evaluation is due at ``steps`` env steps (the first step at or past a multiple of eval_every)."""
         return steps >= self.next_step
 
-    def __call__(self, steps: int) -> bool:
-        """Evaluate now, log the row, schedule the next one; whether the mean return reached ``stop_return``."""
+    def reached(self, result: EvalResult) -> bool:
+        """Whether ``result``'s mean return reached ``stop_return`` (never without one)."""
+        return self.config.stop_return is not None and result.mean >= self.config.stop_return
+
+    def __call__(self, steps: int) -> EvalResult:
+        """Evaluate now, log the row, schedule the next one; returns the result."""
         from dueldqn.agent import Agent
 
         config = self.config
-        agent = Agent(self.q_net, self.raw_space, self.n_actions, epsilon=config.eval_epsilon, seed=config.seed + 2)
+        agent = Agent(self.q_net, self.raw_space, self.n_actions, epsilon=config.eval_epsilon,
+                      seed=config.seed + seeds.TRAINING_EVAL_POLICY)
         training = self.q_net.training
         self.q_net.eval()  # NoisyLinear layers: the mean weights
         try:
@@ -246,13 +251,13 @@ class TrainingEvaluation:
                 agent,
                 episodes=config.eval_episodes,
                 epsilon=config.eval_epsilon,
-                seed=config.seed + self.SEED_OFFSET,
+                seed=config.seed + seeds.TRAINING_EVAL,
             )
         finally:
             self.q_net.train(training)
         self.logger.evaluation(steps, len(result.returns), result.mean, float(np.mean(result.lengths)))
         self.next_step = (steps // config.eval_every + 1) * config.eval_every
-        return config.stop_return is not None and result.mean >= config.stop_return
+        return result
 
 
 def evaluate_run(
@@ -280,7 +285,7 @@ def evaluate_run(
     epsilon = config.eval_epsilon if epsilon is None else epsilon
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
-    seed = config.seed + 10_000 if seed is None else seed
+    seed = config.seed + seeds.FINAL_EVAL if seed is None else seed
     agent = Agent.load(run_dir, device=str(resolve_device(device)), epsilon=epsilon, seed=seed)
 
     result = evaluate_agent(config.env_id, agent, episodes=episodes, epsilon=epsilon, seed=seed)

@@ -25,19 +25,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dueldqn.actor import Actor
-from dueldqn.agent import Agent, head_spec, network_kwargs, network_spec, noise_generator, same_network
+from dueldqn import seeds
+from dueldqn.agent import Agent, noise_generator, same_network
+from dueldqn.build import EnvSpec, build_actor, build_learner, build_network, build_replay, build_storage
 from dueldqn.checkpoint import MODEL_FILE, REPLAY, Checkpoint, atomic_write_json, save_model
 from dueldqn.config import Config, load_config, resolve_config
-from dueldqn.envs import (
-    make_vec_env,
-    raw_observation_space,
-    restore_vector_env_state,
-    stacks_frames,
-    vector_env_state,
-)
+from dueldqn.envs import make_vec_env, restore_vector_env_state, vector_env_state
 from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
-from dueldqn.executors.local import Parts, Replay, run_local
+from dueldqn.executors.local import Parts, run_local
 from dueldqn.executors.session import (
     CONFIG_FILE,
     LoopState,
@@ -50,11 +45,7 @@ from dueldqn.executors.session import (
     prepare_run_dir,
     resolve_device,
 )
-from dueldqn.exploration import ExplorationDraws
-from dueldqn.learner import Learner
-from dueldqn.networks import build_q_network
 from dueldqn.plotting import plot_run
-from dueldqn.replay import FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
 from dueldqn.threads import ThreadPolicy, fixed_threads
 
 __all__ = ["CONFIG_FILE", "SUMMARY_FIELDS", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
@@ -126,19 +117,6 @@ def resolve_run(
     return config, run_path, ckpt
 
 
-def make_replay(config: Config, obs_space: gym.Space, frames: bool) -> Replay:
-    """The replay memory the config asks for: Atari's frame replay or the ring, optionally prioritized."""
-    shape, dtype = obs_space.shape, obs_space.dtype
-    storage: ReplayBuffer | FrameReplayBuffer
-    if frames:  # stacked frames: each frame stored once, stacks rebuilt by index
-        storage = FrameReplayBuffer(config.buffer_size, shape, dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
-                                    n_step=config.n_step, gamma=config.gamma)  # fmt: skip
-    else:  # n-step returns are folded when a batch is sampled
-        storage = ReplayBuffer(config.buffer_size, shape, dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
-                               n_step=config.n_step, gamma=config.gamma)  # fmt: skip
-    return PrioritizedReplay(storage, alpha=config.alpha, eps=config.priority_eps) if config.prioritized else storage
-
-
 def train(
     config: Config | None = None,
     *,
@@ -189,19 +167,14 @@ def train(
         return finish(config, run_path, net.q_net, net.spec, net.raw_space, net.n_actions, steps=apex.state.steps,
                       updates=apex.state.updates, train_seconds=apex.seconds,
                       wall_seconds=time.perf_counter() - start,  # the Ape-X counters keep no earlier sittings' time
-                      reached=apex.state.return_reached_at if apex.state.return_reached_at >= 0 else None,
+                      reached=apex.state.return_reached_at,
                       extra={"executor": "ray", "updates_per_second": apex.state.updates * per_second,
                              "samples_per_insert": apex.samples_per_insert, "weight_lag": apex.lag_mean,
                              "runner_restarts": apex.restarts})  # fmt: skip
     device = resolve_device(config.device)
     envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
-    # The network's input (encoded by dueldqn.spaces where needed) and the env's own observations.
-    obs_space, raw_space = envs.single_observation_space, raw_observation_space(envs)
-    n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
-    conv = len(obs_space.shape) == 3  # type: ignore[arg-type]
-    frames = stacks_frames(config.env_id)  # Atari's stacks of consecutive frames, not any image
-    head = head_spec(config)
-    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space, head)  # type: ignore[arg-type]
+    env = EnvSpec.of(envs, config.env_id)
+    spec = env.network_spec(config)
     if ckpt is not None and not same_network(ckpt.meta["network"], spec):
         raise ValueError(
             f"checkpoint {ckpt.path} holds another network ({ckpt.meta['network']}) than this run's {spec}"
@@ -209,46 +182,35 @@ def train(
     session = Session(config, run_path, ckpt, meta={"config": config.to_dict(), "network": spec}, progress=progress,
                       tensorboard=tensorboard)  # fmt: skip
 
-    # One seed, explicit generators: numpy for replay sampling, torch for SARSA's A', and exploration
-    # draws that are a function of (seed, step) alone (dueldqn.exploration.ExplorationDraws).
-    torch.manual_seed(config.seed)  # network initialisation
+    # One seed, explicit generators: the network's initialisation, numpy for replay sampling, torch for SARSA's A'
+    # (the learner's), and exploration draws that are a function of (seed, step) alone (ExplorationDraws).
     rng = np.random.default_rng(config.seed)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    # Noisy nets: one generator for the actor's and the learner's noise (one process draws in one order).
-    noise = noise_generator(config, device)
-    q_net = build_q_network(obs_space, envs.single_action_space, **network_kwargs(config)).to(device)
-    if conv:  # oneDNN / cuDNN convolutions run faster on NHWC weights (about 10% per update on 2 cores)
-        q_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    learner = Learner(q_net, config, device=device, generator=generator, noise_generator=noise)
-    replay = make_replay(config, obs_space, frames)
-    # Small MLPs on the CPU act (and learn) through numpy: the same maths without torch's per-op overhead.
-    actor = Actor(
-        q_net,
-        n_actions,
-        draws=ExplorationDraws(config.seed, config.num_envs),
-        device=device,
-        fast_numpy=config.numpy_mlp,
-        noise=noise,
-    )
+    noise = noise_generator(config, device)  # noisy nets: one generator for the actor's and the learner's noise
+    q_net = build_network(config, env, device, seed=config.seed)
+    learner = build_learner(config, q_net, device, noise=noise)
+    replay = build_replay(config, build_storage(config, env.obs_shape, env.obs_dtype, frames=env.frames,
+                                                num_envs=config.num_envs))  # fmt: skip
+    actor = build_actor(config, q_net, env, seed=config.seed, num_envs=config.num_envs, device=device, noise=noise)
     loss_sum = torch.zeros((), device=device)
-    threads = ThreadPolicy.for_run(config.torch_threads, conv, device)  # timed for conv nets on the CPU
+    threads = ThreadPolicy.for_run(config.torch_threads, env.conv, device)  # timed for conv nets on the CPU
     if ckpt is None:
         obs_NO, _ = envs.reset(seed=config.seed)
-        state = LoopState(obs_NO, np.zeros(config.num_envs, dtype=bool), loss_sum,
+        state = LoopState(obs_NO=obs_NO, autoreset_N=np.zeros(config.num_envs, dtype=bool), loss_sum=loss_sum,
                           learning_starts_at=config.learning_starts)  # fmt: skip
     else:
-        state = LoopState(ckpt.states["loop"]["obs_NO"], ckpt.states["loop"]["autoreset_N"], loss_sum)
+        loop = ckpt.states["loop"]
+        state = LoopState(obs_NO=loop["obs_NO"], autoreset_N=loop["autoreset_N"], loss_sum=loss_sum)
     session.components = {"learner": learner, "actor": actor, REPLAY: replay, "loop": state, "rng": NumpyRNG(rng),
                           "envs": VectorEnvState(envs), "logger": session.logger, "threads": threads}  # fmt: skip
     if ckpt is not None:
         session.restore(ckpt.states)
         if ckpt.states["envs"]["snapshot"] is None:  # not saved (EnvPool, Box2D, MuJoCo): new episodes
-            state.obs_NO, _ = envs.reset(seed=config.seed + state.steps)
+            state.obs_NO, _ = envs.reset(seed=seeds.resumed_env_seed(config.seed, state.steps))
             state.autoreset_N = np.zeros(config.num_envs, dtype=bool)
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
             state.learning_starts_at = state.steps + config.learning_starts
 
-    evaluation = (TrainingEvaluation(config, q_net, raw_space, n_actions, session.logger, state.steps)
+    evaluation = (TrainingEvaluation(config, q_net, env.raw_space, env.n_actions, session.logger, state.steps)
                   if config.eval_every else None)  # fmt: skip
     parts = Parts(config, actor, learner, replay, rng, device, evaluation, threads)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
@@ -259,12 +221,18 @@ def train(
         envs.close()
         session.close()
 
-    reached = state.return_reached_at if state.return_reached_at >= 0 else None
+    reached = state.return_reached_at
     if state.steps < config.total_steps and reached is None:  # paused at stop_at
-        agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
+        agent = Agent(
+            q_net.eval(),
+            env.raw_space,
+            env.n_actions,
+            epsilon=config.eval_epsilon,
+            seed=config.seed + seeds.FINAL_EVAL_POLICY,
+        )
         return TrainResult(run_path, {}, agent, None, finished=False)
     wall_seconds = state.wall_seconds + time.perf_counter() - session.start_time
-    return finish(config, run_path, q_net, spec, raw_space, n_actions, steps=state.steps, updates=state.updates,
+    return finish(config, run_path, q_net, spec, env.raw_space, env.n_actions, steps=state.steps, updates=state.updates,
                   train_seconds=train_seconds, wall_seconds=wall_seconds, reached=reached,
                   eval_threads=threads.current)  # fmt: skip
 
@@ -281,10 +249,12 @@ def finish(
     ``reached``: the env step at which an evaluation during training reached ``stop_return`` (the run stopped
     there), or ``None``; the summary records it as ``stop_return_reached_at``."""
     start = time.perf_counter()
-    agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
+    agent = Agent(
+        q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + seeds.FINAL_EVAL_POLICY
+    )
     with fixed_threads(eval_threads):  # the count the loop ended on: one a shared machine can give
         result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
-                                seed=config.seed + 10_000)  # fmt: skip
+                                seed=config.seed + seeds.FINAL_EVAL)  # fmt: skip
     eval_seconds = time.perf_counter() - start
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)

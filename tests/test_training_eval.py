@@ -13,10 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dueldqn import seeds
 from dueldqn.agent import Agent
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
-from dueldqn.evaluate import TrainingEvaluation, evaluate_agent
+from dueldqn.evaluate import evaluate_agent
 from dueldqn.logger import read_metrics
 from dueldqn.training import train
 
@@ -70,13 +71,13 @@ def test_a_run_with_evaluations_resumes_exactly(evaluated_run: Path, tmp_path: P
 def test_each_evaluation_row_is_the_checkpointed_network_played_on_its_own_seed(evaluated_run: Path) -> None:
     rows = read_metrics(evaluated_run)["eval"]
     assert [row["step"] for row in rows] == [200, 400, 600] and all(row["episode"] == 3 for row in rows)
-    # The run's seed is 0: its evaluations reset their env with seed 0 + SEED_OFFSET.
+    # The run's seed is 0: its evaluations reset their env with seed 0 + seeds.TRAINING_EVAL.
     agent = Agent.load(evaluated_run / "model.safetensors")
     for row in rows:
         online = _online(evaluated_run, int(row["step"]))
         agent.q_net.load_state_dict({k.removeprefix("online."): v for k, v in online.items()})
         greedy = Agent(agent.q_net, agent.observation_space, agent.n_actions)
-        again = evaluate_agent("CartPole-v1", greedy, episodes=3, epsilon=0.0, seed=TrainingEvaluation.SEED_OFFSET)
+        again = evaluate_agent("CartPole-v1", greedy, episodes=3, epsilon=0.0, seed=seeds.TRAINING_EVAL)
         assert row["return"] == pytest.approx(again.mean, rel=1e-5)
         assert row["length"] == pytest.approx(sum(again.lengths) / 3, rel=1e-5)
 

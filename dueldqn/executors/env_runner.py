@@ -35,6 +35,7 @@ from dueldqn.config import Config
 from dueldqn.envs import make_vec_env
 from dueldqn.exploration import ExplorationDraws, annealed_apex_epsilons, apex_epsilons
 from dueldqn.networks import build_q_network
+from dueldqn.seeds import runner_seed
 
 
 class Chunk(NamedTuple):
@@ -110,11 +111,6 @@ def unpack_frames(packed: FrameChunk | Chunk) -> Chunk:
         if t + 1 < T:
             obs_TKO[t + 1] = next_obs_TKO[t]
     return chunk._replace(obs_TKO=obs_TKO, next_obs_TKO=next_obs_TKO)
-
-
-def runner_seed(seed: int, runner: int, incarnation: int) -> int:
-    """A seed for runner ``runner``'s envs and draws, independent of every other runner and life."""
-    return int(np.random.SeedSequence([seed, 12, runner, incarnation]).generate_state(1)[0])
 
 
 def initial_td_errors(

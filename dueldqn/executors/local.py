@@ -26,13 +26,12 @@ import torch
 from dueldqn.actor import Actor
 from dueldqn.config import Config
 from dueldqn.evaluate import TrainingEvaluation
-from dueldqn.executors.session import LoopState, Session, crossed
+from dueldqn.executors.cadence import TargetSync
+from dueldqn.executors.session import LoopState, Session
 from dueldqn.exploration import epsilon_at, linear_schedule
 from dueldqn.learner import Learner
-from dueldqn.replay import FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
+from dueldqn.replay import Replay
 from dueldqn.threads import ThreadPolicy
-
-Replay = ReplayBuffer | FrameReplayBuffer | PrioritizedReplay
 
 
 class Parts(NamedTuple):
@@ -76,17 +75,17 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
     """Run the loop from ``state`` until ``end`` env steps (or a signal); returns the run's seconds in the loop."""
     config, actor, learner, replay = parts.config, parts.actor, parts.learner, parts.replay
     eps = (config.epsilon_schedule, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps)
+    sync = TargetSync(config, learner)
     stop = session.start(state)
     evaluation = parts.evaluation
-    while state.steps < end and stop.signum is None and state.return_reached_at < 0:
+    while state.steps < end and stop.signum is None and state.return_reached_at is None:
         epsilon = epsilon_at(state.steps - config.epsilon_decay_start, *eps)
         actions_N = actor.act(state.obs_NO, epsilon, state.iteration)  # act
         infos = env_step(envs, replay, state, actions_N)  # step, store (an autoreset step stores nothing)
         for episode_return, length in finished_episodes(infos):
             state.episodes += 1
             session.episode(state, episode_return, length, epsilon)
-            if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
-                learner.sync_target()  # sync, every k episodes
+            sync.after_episode(state.episodes)  # sync, every k episodes
         if (
             state.steps >= state.learning_starts_at
             and state.iteration % config.train_frequency == 0
@@ -101,13 +100,10 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
                 if parts.threads is not None:
                     parts.threads.after_update(state.updates)  # auto: time the update, re-choose the count when due
                 session.loss(state, update.loss, parts.device)
-                if isinstance(replay, PrioritizedReplay):  # p_i <- (|delta_i| + eps)^alpha
-                    replay.update_priorities(batch.indices, update.td_abs_B.cpu().numpy())  # type: ignore[arg-type]
-                if config.target_sync == "polyak":
-                    learner.sync_target(config.tau)  # sync, Polyak after each update
-        if config.target_sync == "steps" and crossed(state.steps, config.num_envs, config.target_sync_every):
-            learner.sync_target()  # sync, every N env steps
-        if evaluation is not None and evaluation.due(state.steps) and evaluation(state.steps):  # evaluate
-            state.return_reached_at = state.steps  # stop_return: the loop ends after this step's log and checkpoint
-        session.tick(state, epsilon)  # log, checkpoint
+                replay.update_priorities(batch.indices, update.td_abs_B)  # prioritized: p_i <- (|delta_i| + eps)^alpha
+                sync.after_update()  # sync, Polyak after each update
+        sync.after_steps(state.steps, config.num_envs)  # sync, every N env steps
+        if evaluation is not None and evaluation.due(state.steps) and evaluation.reached(evaluation(state.steps)):
+            state.return_reached_at = state.steps  # evaluate; stop_return: the loop ends after this log, checkpoint
+        session.tick(state, epsilon, config.num_envs)  # log, checkpoint
     return session.end(state)

@@ -22,6 +22,7 @@ import numpy as np
 from dueldqn.config import Config
 from dueldqn.executors.env_runner import Chunk, FrameChunk, actor_priorities, unpack_frames
 from dueldqn.replay import Batch, FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
+from dueldqn.seeds import shard_rng
 
 
 def runners_of_shard(shard: int, num_shards: int, num_runners: int) -> list[int]:
@@ -65,7 +66,7 @@ class ReplayShard:
         self.replay: PrioritizedReplay | ReplayBuffer | FrameReplayBuffer = self.storage
         if config.prioritized:
             self.replay = PrioritizedReplay(self.storage, alpha=config.alpha, eps=config.priority_eps)
-        self.rng = np.random.default_rng([config.seed, 13, index])
+        self.rng = shard_rng(config.seed, index)
         # One vector step of all N streams, reused: a chunk fills its runner's K rows, the rest stay invalid.
         self._obs_NO = np.zeros((N, *obs_shape), dtype=obs_dtype)
         self._next_obs_NO = np.zeros_like(self._obs_NO)

@@ -40,6 +40,7 @@ from dueldqn.checkpoint import (
     save_checkpoint,
 )
 from dueldqn.config import Config
+from dueldqn.executors.cadence import crossed
 from dueldqn.logger import RunLogger
 
 CONFIG_FILE = "config.json"
@@ -68,25 +69,23 @@ class TrainingDiverged(RuntimeError):
 
 
 @dataclass
-class LoopState:
-    """Counters and the live observation of the loop: what a checkpoint must hold to go on."""
+class Counters:
+    """What both executors count: the fields a :class:`Session` reads, and the running loss of a log row.
 
-    obs_NO: np.ndarray
-    autoreset_N: np.ndarray  # envs whose next step only resets them (gymnasium next-step autoreset)
-    loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # TD losses since the last log row
+    A checkpoint holds them (:meth:`state_dict`), so a resumed run goes on counting where it stopped."""
+
     steps: int = 0  # env steps taken, summed over envs
-    iteration: int = 0  # vector-env steps taken
     updates: int = 0  # gradient steps taken
     episodes: int = 0  # episodes finished
-    loss_count: int = 0  # gradient steps since the last log row
-    log_step: int = 0  # step of the last log row
-    learning_starts_at: int = 0  # no updates before this step (moved on when a resume refills the replay)
-    return_reached_at: int = -1  # step of the evaluation that reached stop_return (-1: none); a resume stays stopped
+    return_reached_at: int | None = None  # step of the evaluation that reached stop_return; a resume stays stopped
     wall_seconds: float = 0.0  # wall time of earlier sessions of this run (resumes)
     train_seconds: float = 0.0  # time in the training loop in earlier sessions
+    loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # TD losses since the last log row
+    loss_count: int = 0  # gradient steps since the last log row
+    log_step: int = 0  # step of the last log row
 
     def state_dict(self) -> StateDict:
-        """The counters (JSON), the live observation and flags (arrays) and the running loss (a tensor)."""
+        """The counters (JSON), any arrays as they are, and the running loss (a tensor)."""
         return {k: v for k, v in vars(self).items() if k != "loss_sum"} | {"loss_sum": self.loss_sum.reshape(1)}
 
     def load_state_dict(self, state: StateDict) -> None:
@@ -94,8 +93,20 @@ class LoopState:
         for key, value in state.items():
             if key == "loss_sum":
                 self.loss_sum.copy_(value.reshape(()))
+            elif key == "return_reached_at" and value == -1:  # older checkpoints wrote -1 for "none"
+                self.return_reached_at = None
             else:
                 setattr(self, key, value)
+
+
+@dataclass(kw_only=True)
+class LoopState(Counters):
+    """The local loop's counters and live observation: what a checkpoint must hold to go on."""
+
+    obs_NO: np.ndarray
+    autoreset_N: np.ndarray  # envs whose next step only resets them (gymnasium next-step autoreset)
+    iteration: int = 0  # vector steps taken
+    learning_starts_at: int = 0  # no updates before this step (moved on when a resume refills the replay)
 
 
 class NumpyRNG:
@@ -149,11 +160,6 @@ def load_newest_checkpoint(run_dir: Path) -> Checkpoint:
             warnings.warn(f"skipping damaged checkpoint: {err}", stacklevel=2)
     detail = "; ".join(problems) if problems else "it has none"
     raise ValueError(f"cannot resume {run_dir}: no whole checkpoint ({detail})")
-
-
-def crossed(steps: int, num_envs: int, every: int) -> bool:
-    """Whether the last vector step (``num_envs`` env steps, ending at ``steps``) crossed a multiple of ``every``."""
-    return steps // every != (steps - num_envs) // every
 
 
 class StopSignal:
@@ -222,45 +228,63 @@ class Session:
                 except (RuntimeError, KeyError, ValueError) as err:
                     raise ValueError(f"the checkpoint's {name!r} does not fit this run: {err}") from err
 
-    def start(self, state: LoopState) -> StopSignal:
+    def start(self, state: Counters) -> StopSignal:
         """Open the progress bar and the signal handlers as the loop starts."""
         self.bar = tqdm(total=self.config.total_steps, initial=state.steps, disable=not self._progress, unit="step",
                         dynamic_ncols=True, mininterval=0.5)  # fmt: skip
         self.log_time = self.loop_start = time.perf_counter()
         return self.stop.__enter__()
 
-    def episode(self, state: LoopState, episode_return: float, length: int, epsilon: float) -> None:
+    def episode(self, state: Counters, episode_return: float, length: int, epsilon: float) -> None:
         """Record one finished episode."""
         self.logger.episode(state.steps, state.episodes, episode_return, length)
         self.bar.set_postfix_str(f"return {episode_return:.1f}, eps {epsilon:.3f}", refresh=False)
 
-    def loss(self, state: LoopState, loss: torch.Tensor, device: torch.device) -> None:
+    def loss(self, state: Counters, loss: torch.Tensor, device: torch.device) -> None:
         """Add one update's loss to the log row's sum; a non-finite loss ends the run (on the CPU at once)."""
         if device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU; GPU: per log row
             raise self.diverged(state, loss.item())
         state.loss_sum += loss
         state.loss_count += 1
 
-    def tick(self, state: LoopState, epsilon: float) -> None:
-        """After each vector step: a log row every ``log_interval`` steps, a checkpoint every ``checkpoint_every``."""
-        config = self.config
-        if state.steps - state.log_step >= config.log_interval or state.steps >= config.total_steps:
-            now = time.perf_counter()
-            sps = (state.steps - state.log_step) / max(now - self.log_time, 1e-9)
-            mean_loss = state.loss_sum.item() / state.loss_count if state.loss_count else math.nan
-            if state.loss_count and not math.isfinite(mean_loss):
-                raise self.diverged(state, mean_loss)
-            threads = torch.get_num_threads()  # the loop's count (dueldqn.threads may change it)
-            self.logger.train(state.steps, mean_loss, epsilon, sps, threads)
-            self.bar.update(state.steps - self.bar.n)
-            self.bar.set_description_str(f"loss {mean_loss:.3g}, {sps:,.0f} steps/s, {threads} thr", refresh=False)
-            state.loss_sum.zero_()
-            state.loss_count = 0
-            self.log_time, state.log_step = now, state.steps
-        if config.checkpoint_every and crossed(state.steps, config.num_envs, config.checkpoint_every):
+    def tick(self, state: Counters, epsilon: float, taken: int) -> None:
+        """After the loop took ``taken`` env steps: a log row every ``log_interval`` steps, a checkpoint at each
+        multiple of ``checkpoint_every`` the steps crossed."""
+        if self.log_due(state):
+            self.log(state, epsilon)
+        self.checkpoint_if_due(state, taken)
+
+    def log_due(self, state: Counters) -> bool:
+        """Whether a log row is due: ``log_interval`` env steps since the last, or the run's last step."""
+        return state.steps - state.log_step >= self.config.log_interval or state.steps >= self.config.total_steps
+
+    def log(self, state: Counters, epsilon: float) -> tuple[float, float]:
+        """Write a ``metrics.csv`` / TensorBoard row and start the next; returns its env steps/s and mean loss.
+
+        Raises:
+            TrainingDiverged: the row's mean loss is NaN or infinite.
+        """
+        now = time.perf_counter()
+        sps = (state.steps - state.log_step) / max(now - self.log_time, 1e-9)
+        mean_loss = state.loss_sum.item() / state.loss_count if state.loss_count else math.nan
+        if state.loss_count and not math.isfinite(mean_loss):
+            raise self.diverged(state, mean_loss)
+        threads = torch.get_num_threads()  # the loop's count (dueldqn.threads may change it)
+        self.logger.train(state.steps, mean_loss, epsilon, sps, threads)
+        self.bar.update(state.steps - self.bar.n)
+        self.bar.set_description_str(f"loss {mean_loss:.3g}, {sps:,.0f} steps/s, {threads} thr", refresh=False)
+        state.loss_sum.zero_()
+        state.loss_count = 0
+        self.log_time, state.log_step = now, state.steps
+        return sps, mean_loss
+
+    def checkpoint_if_due(self, state: Counters, taken: int) -> None:
+        """A checkpoint when the last ``taken`` env steps crossed a multiple of ``checkpoint_every``."""
+        every = self.config.checkpoint_every
+        if every and crossed(state.steps, taken, every):
             self.checkpoint(state)
 
-    def checkpoint(self, state: LoopState) -> Path:
+    def checkpoint(self, state: Counters) -> Path:
         """Write the components' states, with this sitting's time added to the run's."""
         self.checkpointed_step = state.steps
         now = time.perf_counter()
@@ -271,7 +295,7 @@ class Session:
             states.pop(REPLAY, None)
         return save_checkpoint(self.run_dir, state.steps, states, meta=self.meta, keep=self.config.keep_checkpoints)
 
-    def end(self, state: LoopState) -> float:
+    def end(self, state: Counters) -> float:
         """As the loop ends: a checkpoint unless one holds this step; on a signal, stop. Returns the loop's seconds."""
         train_seconds = state.train_seconds + time.perf_counter() - self.loop_start
         if self.stop.signum is not None or self.checkpointed_step != state.steps:
@@ -287,7 +311,7 @@ class Session:
             self.bar.close()
         self.logger.close()
 
-    def diverged(self, state: LoopState, loss: float) -> TrainingDiverged:
+    def diverged(self, state: Counters, loss: float) -> TrainingDiverged:
         """The error that ends a run whose loss became ``loss``, naming the step and the checkpoint kept."""
         last = list_checkpoints(self.run_dir)
         kept = f"the last good checkpoint, {last[0]}, is kept" if last else "no checkpoint had been written yet"

@@ -48,6 +48,8 @@ transition: 7,135 B for 100-step episodes, 7,078 B for 500-step ones, 7,071 B at
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from dueldqn.replay.batch import NO_SLOTS, Batch, SlotChanges
@@ -378,6 +380,9 @@ class FrameReplayBuffer:
         return self.gather(idx_B)
 
     # --- checkpoints -----------------------------------------------------------------------
+
+    def update_priorities(self, indices_B: np.ndarray | None, td_abs_B: Any) -> None:
+        """Nothing to do: this storage samples uniformly (the :class:`~dueldqn.replay.protocol.Replay` protocol)."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The stored frames, transitions and counters, as plain arrays (for ``np.save``)."""

@@ -31,7 +31,7 @@ Shape suffixes: ``B`` batch, ``S`` storage slots.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class PrioritizedReplay:
             self._tree.update(slots, priorities)
         return self._tree
 
-    def sample(self, batch_size: int, rng: np.random.Generator, *, beta: float) -> Batch:
+    def sample(self, batch_size: int, rng: np.random.Generator, *, beta: float = 1.0) -> Batch:
         """Draw ``batch_size`` transitions with ``P(i) = p_i / sum_k p_k`` (stratified, with replacement).
 
         Returns the storage's :class:`Batch` with ``indices`` (``(B,)`` int64 tickets for
@@ -141,15 +141,20 @@ class PrioritizedReplay:
         tickets_B = self.generation_S[slots_B] * self.num_slots + slots_B
         return self.storage.gather(slots_B)._replace(indices=tickets_B, weights=weights_B.astype(np.float32))
 
-    def update_priorities(self, indices_B: np.ndarray, td_abs_B: np.ndarray) -> None:
+    def update_priorities(self, indices_B: np.ndarray | None, td_abs_B: Any) -> None:
         """Set ``p_i = (|delta_i| + eps)^alpha`` for the tickets ``indices_B`` from :meth:`sample`.
 
-        Tickets whose slot changed since they were drawn are dropped (the module docstring says
-        why); for a ticket repeated in the batch, the last one wins.
+        ``td_abs_B``: an array, or a tensor on any device. Tickets whose slot changed since they were
+        drawn are dropped (the module docstring says why); for a ticket repeated in the batch, the last
+        one wins.
 
         Raises:
-            ValueError: for a negative or non-finite TD error, or arrays of different shapes.
+            ValueError: for a negative or non-finite TD error, arrays of different shapes, or no tickets.
         """
+        if indices_B is None:
+            raise ValueError("update_priorities expects the tickets of a batch this replay sampled, got None")
+        if hasattr(td_abs_B, "detach"):  # a torch tensor, maybe on a GPU (replay imports no torch)
+            td_abs_B = td_abs_B.detach().cpu().numpy()
         indices_B = np.asarray(indices_B, dtype=np.int64)
         td_abs_B = np.asarray(td_abs_B, dtype=np.float64)
         if indices_B.shape != td_abs_B.shape or indices_B.ndim != 1:

@@ -16,6 +16,8 @@ an episode. With ``n_step = 1`` none of that runs and a batch is exactly the sto
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from dueldqn.replay.batch import NO_SLOTS, Batch, SlotChanges
@@ -181,6 +183,9 @@ class ReplayBuffer:
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         return self.gather(rng.integers(0, self.size, size=batch_size))
+
+    def update_priorities(self, indices_B: np.ndarray | None, td_abs_B: Any) -> None:
+        """Nothing to do: this storage samples uniformly (the :class:`~dueldqn.replay.protocol.Replay` protocol)."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The stored transitions and ring position, as plain arrays (for checkpoints)."""

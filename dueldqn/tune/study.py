@@ -37,6 +37,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from dueldqn import seeds
 from dueldqn.config import Config
 from dueldqn.envs import make_eval_env
 from dueldqn.evaluate import evaluate
@@ -156,10 +157,10 @@ def _finished(study: optuna.Study) -> int:
 
 def greedy_return(agent: Any, config: Config, episodes: int) -> float:
     """Mean return of the greedy policy over ``episodes`` episodes, on the final evaluation's env and seed."""
-    env = make_eval_env(config.env_id, seed=config.seed + 10_000)
+    env = make_eval_env(config.env_id, seed=config.seed + seeds.FINAL_EVAL)
     try:
         result = evaluate(env, lambda obs: int(agent.predict(obs, deterministic=True)[0]),
-                          episodes=episodes, seed=config.seed + 10_000)  # fmt: skip
+                          episodes=episodes, seed=config.seed + seeds.FINAL_EVAL)  # fmt: skip
     finally:
         env.close()
     return result.mean
