@@ -241,8 +241,13 @@ class TrainingEvaluation:
         from dueldqn.agent import Agent
 
         config = self.config
-        agent = Agent(self.q_net, self.raw_space, self.n_actions, epsilon=config.eval_epsilon,
-                      seed=config.seed + seeds.TRAINING_EVAL_POLICY)
+        agent = Agent(
+            self.q_net,
+            self.raw_space,
+            self.n_actions,
+            epsilon=config.eval_epsilon,
+            seed=config.seed + seeds.TRAINING_EVAL_POLICY,
+        )
         training = self.q_net.training
         self.q_net.eval()  # NoisyLinear layers: the mean weights
         try:

@@ -28,6 +28,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from dueldqn.agent import noise_generator
+from dueldqn.build import EnvSpec, build_learner, build_network
 from dueldqn.checkpoint import REPLAY, Checkpoint, atomic_write_json, list_checkpoints
 from dueldqn.config import Config
 from dueldqn.evaluate import TrainingEvaluation
@@ -40,6 +42,7 @@ from dueldqn.executors.apex_parts import (
     ShardsState,
     samples_per_insert,
 )
+from dueldqn.executors.cadence import TargetSync
 from dueldqn.executors.session import Session
 from dueldqn.exploration import apex_epsilons, linear_schedule
 from dueldqn.learner import Learner
@@ -82,17 +85,10 @@ def run_apex(
         raise ValueError(f"the ray executor (Ape-X) learns off-policy: use algo dqn or double, not {config.algo!r}")
     # Batches arrive as read-only numpy views of Ray's object store; torch only reads them.
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-    from dueldqn.agent import noise_generator
-
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    learner = Learner(
-        q_net, config, device=device, generator=generator, noise_generator=noise_generator(config, device)
-    )
-    loss_sum = torch.zeros((), device=device)
-    state = ApexState(runner_episodes=[0] * config.num_env_runners)
+    learner = build_learner(config, q_net, device, noise=noise_generator(config, device))
+    state = ApexState(runner_episodes=[0] * config.num_env_runners, loss_sum=torch.zeros((), device=device))
     session = Session(config, run_dir, resume, meta={"config": config.to_dict(), "network": spec, "executor": "ray"},
                       progress=progress, tensorboard=tensorboard)  # fmt: skip
-    start, logger = session.start_time, session.logger
     if resume is not None:
         state.load_state_dict(resume.states["loop"])  # first: the runners' lives are numbered from its steps
     apex_file = ApexCsv(run_dir / APEX_CSV)
@@ -105,142 +101,189 @@ def run_apex(
         session.close()
         apex_file.close()
         raise
-    spi_cap = samples_per_insert(config)
-    num_envs = config.num_env_runners * config.envs_per_runner
-    eps_mean = float(apex_epsilons(num_envs, config.apex_epsilon_base, config.apex_epsilon_alpha).mean())
-    versions: dict[int, list[int]] = {r: [] for r in range(config.num_env_runners)}
-    lives: dict[int, set[int]] = {r: set() for r in range(config.num_env_runners)}
-    failed, lags = 0, []  # runner calls lost to a death that Ray did not retry
-    resting: dict[int, float] = {}  # runners whose call failed, and when to call them again
-    chunk_steps = config.runner_chunk_steps * config.envs_per_runner
-    session.components = {"learner": learner, REPLAY: ShardsState(cluster), "loop": state, "logger": logger,
-                          "apex_csv": apex_file}  # fmt: skip
-    # As in the local loop: an MLP learns on one thread; a conv net's count is timed and re-chosen (dueldqn.threads),
-    # since the runners and shards share the machine's cores with the learner.
-    threads = ThreadPolicy.for_run(config.torch_threads, frames, device).__enter__()
-    session.components["threads"] = threads
+    # As in the local loop (dueldqn.threads): an MLP learns on one thread, a conv net's count is timed and re-chosen.
+    threads = ThreadPolicy.for_run(config.torch_threads, frames, device)
+    session.components = {"learner": learner, REPLAY: ShardsState(cluster), "loop": state, "logger": session.logger,
+                          "apex_csv": apex_file, "threads": threads}  # fmt: skip
     try:
-        if resume is not None:
-            session.restore(resume.states)  # the learner, every shard's replay, the counters, the metrics files
-            learner.version = state.updates
-        cluster.publish(learner.get_weights())
-        queued: dict[Any, int] = {}  # run() call -> runner
-        parked: list[int] = []  # runners with nothing queued (rate limit)
-        slack = spi_cap * chunk_steps * config.num_env_runners
-        issued = state.steps
-        for r in range(config.num_env_runners):
-            for _ in range(rx.CALLS_QUEUED):
-                if issued < config.total_steps:
-                    queued[cluster.run(r, state.steps)] = r
-                    issued += chunk_steps
-        samples: deque[tuple[int, Any]] = deque()
-        next_shard = 0
-        last_ckpt = state.steps
-        # The session reads steps, wall_seconds and train_seconds of the state: ApexState has them (not a LoopState).
-        stop = session.start(state)  # type: ignore[arg-type]  # session.close() restores the signal handlers
-        meter = Meter(config, state, logger, apex_file, session.bar, eps_mean)
-        evaluation = (TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], logger, state.steps)
-                      if config.eval_every and evaluate is not None else None)  # fmt: skip
-        while ((queued or resting or state.steps < config.total_steps) and stop.signum is None
-               and state.return_reached_at < 0):  # fmt: skip
-            # Finished chunks: count them and queue the runner's next one.
-            for ref in rx.wait(list(queued), timeout=0.0):  # finished chunks
-                r = queued.pop(ref)
-                try:
-                    out = rx.get(ref)
-                except rx.RunnerDied:  # Ray restarts it; its lost chunk is collected again, a second on
-                    cluster.shard_call("stats", timeout=60.0)  # unless a shard died: that ends the run
-                    failed += 1
-                    issued -= chunk_steps
-                    resting[r] = time.perf_counter() + 1.0
-                    continue
-                if out is not None:
-                    cluster.pids.add(out["pid"])  # a restarted runner's new process
-                    state.steps += out["env_steps"]
-                    state.transitions += out["transitions"]
-                    versions[r].append(out["version"])
-                    lives[r].add(out["life"])
-                    lags.append(learner.version - out["version"])
-                    for _, episode_return, length in out["episodes"]:
-                        state.episodes += 1
-                        state.runner_episodes[r] += 1
-                        logger.episode(state.steps, state.episodes, episode_return, length)
-                        if config.target_sync == "episodes" and state.episodes % config.target_sync_every == 0:
-                            learner.sync_target()
-                parked.append(r)
-            for r in [r for r, until in resting.items() if until <= time.perf_counter()]:
-                parked.append(r)
-                del resting[r]
-            # Queue the next chunks, unless the rate limit holds the runners until the learner catches up.
-            target = spi_cap * max(state.transitions - config.learning_starts, 0)
-            behind = config.runner_rate_limit and state.updates * config.batch_size < target - slack
-            while parked and issued < config.total_steps and stop.signum is None and not behind:
-                runner = parked.pop(0)
-                queued[cluster.run(runner, state.steps)] = runner
-                issued += chunk_steps
-            # Learn, while the replay ratio is below its cap.
-            warm = state.transitions >= max(config.learning_starts, config.batch_size)
-            allowed = spi_cap * max(state.transitions - config.learning_starts, 0) + config.batch_size
-            if warm and state.updates * config.batch_size < allowed:
-                beta = linear_schedule(state.steps, config.beta0, 1.0, config.total_steps)
-                while len(samples) < SAMPLES_IN_FLIGHT:
-                    samples.append((next_shard, cluster.sample(next_shard, BATCHES_PER_SAMPLE, beta)))
-                    next_shard = (next_shard + 1) % config.replay_shards
-                shard, ref = samples.popleft()
-                try:
-                    batches = rx.get(ref)
-                except (rx.RunnerDied, rx.RayTaskError) as err:
-                    raise rx.ApexError(f"replay shard {shard} failed: {err}") from err
-                lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction,
-                                                            config.total_steps)  # fmt: skip
-                for batch in batches or []:
-                    update = learner.update(batch, epsilon=eps_mean, lr=lr)
-                    state.updates += 1
-                    threads.after_update(state.updates)
-                    cluster.update_priorities(shard, batch, update.td_abs_B.cpu().numpy())
-                    loss_sum += update.loss
-                    if config.target_sync == "polyak":
-                        learner.sync_target(config.tau)
-                    if state.updates % config.weight_sync_every == 0:
-                        cluster.publish(learner.get_weights())
-            elif queued:
-                rx.wait(list(queued), timeout=0.02)  # nothing to learn yet: wait for a chunk
-            if config.target_sync == "steps" and state.steps // config.target_sync_every > state.target_syncs:
-                state.target_syncs = state.steps // config.target_sync_every
-                learner.sync_target()
-            if evaluation is not None and evaluation.due(state.steps) and evaluation(state.steps):
-                state.return_reached_at = state.steps  # stop_return: the loop ends after this step's log, checkpoint
-            if state.steps - meter.step >= config.log_interval:
-                meter.row(state, learner.version, lags, cluster.shard_call("stats", timeout=30.0), loss_sum)
-            if config.checkpoint_every and state.steps - last_ckpt >= config.checkpoint_every:
-                session.checkpoint(state)  # type: ignore[arg-type]
-                last_ckpt = state.steps
-        flushed = cluster.flush()  # every push has landed: the shards hold everything sent
-        shard_stats = cluster.shard_call("stats")
-        if meter.step != state.steps:
-            meter.row(state, learner.version, lags, shard_stats, loss_sum)
-        session.end(state)  # type: ignore[arg-type]  # the last checkpoint; on a signal, TrainingInterrupted
+        with threads:
+            if resume is not None:
+                session.restore(resume.states)  # the learner, every shard's replay, the counters, the metrics files
+                learner.version = state.updates
+            evaluation = (TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], session.logger, state.steps)
+                          if config.eval_every and evaluate is not None else None)  # fmt: skip
+            driver = Driver(config, learner, cluster, session, state, apex_file, evaluation, threads, rx)
+            driver.run()
     except rx.ApexError as err:
         kept = list_checkpoints(run_dir)
         raise rx.ApexError(f"{err}; the run stopped and "
                            + (f"its last checkpoint, {kept[0]}, is kept" if kept else "no checkpoint had been written")
                            ) from err  # fmt: skip
     finally:
-        threads.__exit__(None, None, None)
         cluster.close()
         rx.shutdown(started, cluster.pids)
         session.close()
         apex_file.close()
-    seconds = time.perf_counter() - start
-    state.wall_seconds += seconds
-    restarts = failed + sum(len(life) - 1 for life in lives.values())
-    epsilons = {f["runner"]: f["epsilons"] for f in flushed if f is not None}
-    atomic_write_json(
-        run_dir / "apex.json", {"restarts": restarts, "epsilons": {str(k): v for k, v in epsilons.items()}}
-    )
-    spi = state.updates * config.batch_size / max(state.transitions, 1)
-    lag_mean = float(np.mean(lags)) if lags else math.nan
-    return ApexResult(state, seconds, restarts, versions, lives, epsilons, shard_stats, lag_mean, spi)
+    return driver.result(run_dir)
+
+
+class Driver:
+    """The learner's side of Ape-X, one turn of its loop at a time (:meth:`run`).
+
+    It keeps what a turn needs from the last: the runners' calls in flight and those waiting, the
+    sample requests queued on the shards, and what the result reports (weights versions, lives, lags).
+    """
+
+    def __init__(self, config: Config, learner: Learner, cluster: Any, session: Session, state: ApexState,
+                 apex_file: ApexCsv, evaluation: TrainingEvaluation | None, threads: ThreadPolicy,
+                 rx: Any) -> None:  # fmt: skip
+        self.config, self.learner, self.cluster, self.session, self.state = config, learner, cluster, session, state
+        self.evaluation, self.threads, self.rx = evaluation, threads, rx
+        self.sync = TargetSync(config, learner)
+        self.spi_cap = samples_per_insert(config)
+        num_envs = config.num_env_runners * config.envs_per_runner
+        self.eps_mean = float(apex_epsilons(num_envs, config.apex_epsilon_base, config.apex_epsilon_alpha).mean())
+        self.chunk_steps = config.runner_chunk_steps * config.envs_per_runner
+        self.slack = self.spi_cap * self.chunk_steps * config.num_env_runners
+        self.versions: dict[int, list[int]] = {r: [] for r in range(config.num_env_runners)}
+        self.lives: dict[int, set[int]] = {r: set() for r in range(config.num_env_runners)}
+        self.lags: list[int] = []
+        self.failed = 0  # runner calls lost to a death that Ray did not retry
+        self.resting: dict[int, float] = {}  # runners whose call failed, and when to call them again
+        self.queued: dict[Any, int] = {}  # run() call -> runner
+        self.parked: list[int] = []  # runners with nothing queued (rate limit)
+        self.samples: deque[tuple[int, Any]] = deque()  # (shard, sample request) in flight
+        self.next_shard = 0
+        self.issued = state.steps  # env steps asked of the runners
+        self.checked = state.steps  # env steps at the last turn's end (for the cadences)
+        self.meter = Meter(config, state, session, apex_file, self.eps_mean)
+        self.flushed: list[Any] = []
+        self.shard_stats: list[dict[str, Any]] = []
+
+    def run(self) -> None:
+        """Publish the first weights, queue the runners' first chunks, then turn until the run's steps are taken::
+
+        for each finished chunk: count it, log its episodes, queue the runner's next chunk   (collect)
+        if warm and samples per insert below the cap: update on a sampled batch            (learn)
+        target sync, evaluate, log, checkpoint on the env-step counter, as locally       (tick)
+        """
+        config, state, cluster = self.config, self.state, self.cluster
+        cluster.publish(self.learner.get_weights())
+        for r in range(config.num_env_runners):
+            for _ in range(self.rx.CALLS_QUEUED):
+                self.call(r)
+        stop = self.session.start(state)  # session.close() restores the signal handlers
+        while ((self.queued or self.resting or state.steps < config.total_steps) and stop.signum is None
+               and state.return_reached_at is None):  # fmt: skip
+            self.collect()
+            self.queue()
+            if not self.learn() and self.queued:
+                self.rx.wait(list(self.queued), timeout=0.02)  # nothing to learn yet: wait for a chunk
+            self.tick()
+        self.flushed = cluster.flush()  # every push has landed: the shards hold everything sent
+        self.shard_stats = cluster.shard_call("stats")
+        if state.log_step != state.steps:
+            self.meter.row(state, self.learner.version, self.lags, self.shard_stats)
+        self.session.end(state)  # the last checkpoint; on a signal, TrainingInterrupted
+
+    def call(self, runner: int) -> None:
+        """Ask ``runner`` for its next chunk, if the run still needs steps."""
+        if self.issued < self.config.total_steps:
+            self.queued[self.cluster.run(runner, self.state.steps)] = runner
+            self.issued += self.chunk_steps
+
+    def collect(self) -> None:
+        """Count the finished chunks and log their episodes; a runner that died rests a second, then goes on."""
+        state, rx = self.state, self.rx
+        for ref in rx.wait(list(self.queued), timeout=0.0):
+            r = self.queued.pop(ref)
+            try:
+                out = rx.get(ref)
+            except rx.RunnerDied:  # Ray restarts it; its lost chunk is collected again, a second on
+                self.cluster.shard_call("stats", timeout=60.0)  # unless a shard died: that ends the run
+                self.failed += 1
+                self.issued -= self.chunk_steps
+                self.resting[r] = time.perf_counter() + 1.0
+                continue
+            if out is not None:
+                self.cluster.pids.add(out["pid"])  # a restarted runner's new process
+                state.steps += out["env_steps"]
+                state.transitions += out["transitions"]
+                self.versions[r].append(out["version"])
+                self.lives[r].add(out["life"])
+                self.lags.append(self.learner.version - out["version"])
+                for _, episode_return, length in out["episodes"]:
+                    state.episodes += 1
+                    state.runner_episodes[r] += 1
+                    self.session.logger.episode(state.steps, state.episodes, episode_return, length)
+                    self.sync.after_episode(state.episodes)
+            self.parked.append(r)
+        for r in [r for r, until in self.resting.items() if until <= time.perf_counter()]:
+            self.parked.append(r)
+            del self.resting[r]
+
+    def queue(self) -> None:
+        """Queue the parked runners' next chunks, unless the rate limit holds them until the learner catches up."""
+        state, config = self.state, self.config
+        target = self.spi_cap * max(state.transitions - config.learning_starts, 0)
+        behind = config.runner_rate_limit and state.updates * config.batch_size < target - self.slack
+        while self.parked and self.issued < config.total_steps and self.session.stop.signum is None and not behind:
+            self.call(self.parked.pop(0))
+
+    def learn(self) -> bool:
+        """Update on one sample request's batches while the replay ratio is below its cap; whether it learned."""
+        state, config, cluster = self.state, self.config, self.cluster
+        warm = state.transitions >= max(config.learning_starts, config.batch_size)
+        allowed = self.spi_cap * max(state.transitions - config.learning_starts, 0) + config.batch_size
+        if not warm or state.updates * config.batch_size >= allowed:
+            return False
+        beta = linear_schedule(state.steps, config.beta0, 1.0, config.total_steps)
+        while len(self.samples) < SAMPLES_IN_FLIGHT:
+            self.samples.append((self.next_shard, cluster.sample(self.next_shard, BATCHES_PER_SAMPLE, beta)))
+            self.next_shard = (self.next_shard + 1) % config.replay_shards
+        shard, ref = self.samples.popleft()
+        try:
+            batches = self.rx.get(ref)
+        except (self.rx.RunnerDied, self.rx.RayTaskError) as err:
+            raise self.rx.ApexError(f"replay shard {shard} failed: {err}") from err
+        lr = config.learning_rate * linear_schedule(state.steps, 1.0, config.lr_final_fraction, config.total_steps)
+        for batch in batches or []:
+            update = self.learner.update(batch, epsilon=self.eps_mean, lr=lr)
+            state.updates += 1
+            self.threads.after_update(state.updates)
+            cluster.update_priorities(shard, batch, update.td_abs_B.cpu().numpy())
+            self.session.loss(state, update.loss, self.learner.device)
+            self.sync.after_update()
+            if state.updates % config.weight_sync_every == 0:
+                cluster.publish(self.learner.get_weights())
+        return True
+
+    def tick(self) -> None:
+        """After a turn: the target sync, an evaluation, a log row and a checkpoint, each when the env steps say."""
+        state, taken = self.state, self.state.steps - self.checked
+        self.checked = state.steps
+        self.sync.after_steps(state.steps, taken)
+        evaluation = self.evaluation
+        if evaluation is not None and evaluation.due(state.steps) and evaluation.reached(evaluation(state.steps)):
+            state.return_reached_at = state.steps  # stop_return: the loop ends after this turn's log, checkpoint
+        if self.session.log_due(state):
+            self.meter.row(state, self.learner.version, self.lags, self.cluster.shard_call("stats", timeout=30.0))
+        self.session.checkpoint_if_due(state, taken)
+
+    def result(self, run_dir: Path) -> ApexResult:
+        """What this session did; writes ``apex.json`` (runner restarts, each runner's epsilons)."""
+        state = self.state
+        state.wall_seconds += time.perf_counter() - self.session.start_time
+        restarts = self.failed + sum(len(life) - 1 for life in self.lives.values())
+        epsilons = {f["runner"]: f["epsilons"] for f in self.flushed if f is not None}
+        atomic_write_json(
+            run_dir / "apex.json", {"restarts": restarts, "epsilons": {str(k): v for k, v in epsilons.items()}}
+        )
+        spi = state.updates * self.config.batch_size / max(state.transitions, 1)
+        lag_mean = float(np.mean(self.lags)) if self.lags else math.nan
+        seconds = time.perf_counter() - self.session.start_time
+        return ApexResult(state, seconds, restarts, self.versions, self.lives, epsilons, self.shard_stats, lag_mean,
+                          spi)  # fmt: skip
 
 
 class ApexNetwork(NamedTuple):
@@ -257,20 +300,14 @@ class ApexNetwork(NamedTuple):
 
 def apex_network(config: Config, device: torch.device) -> ApexNetwork:
     """Build the learner's network (seeded by ``config.seed``) for ``config.env_id``."""
-    from dueldqn.agent import head_spec, network_kwargs, network_spec
-    from dueldqn.envs import make_vec_env, raw_observation_space, stacks_frames
-    from dueldqn.networks import build_q_network
+    from dueldqn.envs import make_vec_env
 
     envs = make_vec_env(config.env_id, 1, config.seed, config.backend)  # the spaces only
-    obs_space, raw_space = envs.single_observation_space, raw_observation_space(envs)
-    n_actions = int(envs.single_action_space.n)  # type: ignore[attr-defined]
-    head = head_spec(config)
-    spec = network_spec(obs_space, n_actions, config.dueling, config.hidden_sizes, raw_space, head)  # type: ignore[arg-type]
-    torch.manual_seed(config.seed)
-    q_net = build_q_network(obs_space, envs.single_action_space, **network_kwargs(config)).to(device)
+    env = EnvSpec.of(envs, config.env_id)
     envs.close()
-    return ApexNetwork(q_net, spec, tuple(obs_space.shape), np.dtype(obs_space.dtype), stacks_frames(config.env_id),  # type: ignore[arg-type]
-                       raw_space, n_actions)  # fmt: skip
+    q_net = build_network(config, env, device, seed=config.seed)
+    return ApexNetwork(q_net, env.network_spec(config), env.obs_shape, env.obs_dtype, env.frames, env.raw_space,
+                       env.n_actions)  # fmt: skip
 
 
 def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, progress: bool,

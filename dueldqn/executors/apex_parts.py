@@ -13,40 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
-from dueldqn.logger import RunLogger
+from dueldqn.executors.session import Counters, Session
 
 APEX_CSV = "apex.csv"
 APEX_COLUMNS = ("step", "updates", "env_steps_per_s", "updates_per_s", "samples_per_insert", "weight_lag",
                 "replay_size", "runner_episodes")  # fmt: skip
 
 
-@dataclass
-class ApexState:
+@dataclass(kw_only=True)
+class ApexState(Counters):
     """The driver's counters: what a checkpoint holds besides the learner and replay."""
 
-    steps: int = 0  # env steps of finished chunks, summed over runners
     transitions: int = 0  # rows the runners sent (steps minus the autoreset steps)
-    updates: int = 0
-    episodes: int = 0
-    target_syncs: int = 0  # hard syncs done (for target_sync steps / episodes)
-    return_reached_at: int = -1  # step of the evaluation that reached stop_return (-1: none); a resume stays stopped
-    wall_seconds: float = 0.0  # earlier sessions of the run
-    train_seconds: float = 0.0  # time in the loop in earlier sessions
     runner_episodes: list[int] = field(default_factory=list)
 
     def state_dict(self) -> StateDict:
-        """The counters, as JSON values."""
-        return {**vars(self), "runner_episodes": list(self.runner_episodes)}
-
-    def load_state_dict(self, state: StateDict) -> None:
-        """Take the counters of :meth:`state_dict`."""
-        for key, value in state.items():
-            setattr(self, key, value)
+        """The counters, as JSON values, and the running loss."""
+        return {**super().state_dict(), "runner_episodes": list(self.runner_episodes)}
 
 
 @dataclass
@@ -65,43 +51,31 @@ class ApexResult:
 
 
 class Meter:
-    """One log row per interval: metrics.csv (loss, sps), apex.csv (the Ape-X figures), the progress bar."""
+    """One log row: the session's (metrics.csv, TensorBoard), then apex.csv's Ape-X figures and the progress bar."""
 
-    def __init__(self, config: Config, state: ApexState, logger: RunLogger, apex_file: Any, bar: tqdm,
-                 eps_mean: float) -> None:  # fmt: skip
-        self.config, self.logger, self.bar, self.eps_mean = config, logger, bar, eps_mean
-        self.apex_file = apex_file
-        self.time, self.step, self.updates = time.perf_counter(), state.steps, state.updates
+    def __init__(self, config: Config, state: ApexState, session: Session, apex_file: Any, eps_mean: float) -> None:
+        self.config, self.session, self.eps_mean, self.apex_file = config, session, eps_mean, apex_file
+        self.time, self.updates = time.perf_counter(), state.updates
 
-    def row(self, state: ApexState, version: int, lags: list[int], shards: list[dict[str, Any]],
-            loss_sum: torch.Tensor) -> None:  # fmt: skip
+    def row(self, state: ApexState, version: int, lags: list[int], shards: list[dict[str, Any]]) -> None:
         """Write the interval since the last row; a NaN or infinite loss raises ``TrainingDiverged``."""
-        from dueldqn.executors.session import TrainingDiverged
-
+        sps, _ = self.session.log(state, self.eps_mean)
         now = time.perf_counter()
-        seconds = max(now - self.time, 1e-9)
-        sps, ups = (state.steps - self.step) / seconds, (state.updates - self.updates) / seconds
-        n_updates = state.updates - self.updates
-        mean_loss = loss_sum.item() / n_updates if n_updates else math.nan
-        if n_updates and not math.isfinite(mean_loss):
-            raise TrainingDiverged(f"the TD loss became {mean_loss} at step {state.steps} (update {state.updates})")
+        ups = (state.updates - self.updates) / max(now - self.time, 1e-9)
         spi = state.updates * self.config.batch_size / max(state.transitions, 1)
         lag = float(np.mean(lags[-100:])) if lags else math.nan
         size = sum(shard["size"] for shard in shards)
-        self.logger.train(state.steps, mean_loss, self.eps_mean, sps, torch.get_num_threads())
         self.apex_file.csv.writerow((state.steps, state.updates, f"{sps:.1f}", f"{ups:.1f}", f"{spi:.3g}", f"{lag:.3g}",
-                                size, " ".join(map(str, state.runner_episodes))))  # fmt: skip
-        self.bar.update(state.steps - self.bar.n)
-        self.bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
-                                     refresh=False)  # fmt: skip
-        tb = self.logger._tb  # RunLogger's TensorBoard writer (None without TensorBoard); it has no Ape-X rows
+                                     size, " ".join(map(str, state.runner_episodes))))  # fmt: skip
+        self.session.bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
+                                             refresh=False)  # fmt: skip
+        tb = self.session.logger._tb  # RunLogger's TensorBoard writer (None without TensorBoard); it has no Ape-X rows
         if tb is not None:
             for name, value in (("env_steps_per_s", sps), ("updates_per_s", ups), ("samples_per_insert", spi),
                                 ("weight_lag", lag), ("replay_size", size)):  # fmt: skip
                 tb.add_scalar(f"apex/{name}", value, state.steps)
         self.apex_file.flush()  # a row a few seconds: readable while the run goes on
-        loss_sum.zero_()
-        self.time, self.step, self.updates = now, state.steps, state.updates
+        self.time, self.updates = now, state.updates
 
 
 class ApexCsv:

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from dueldqn.actor import Actor, Weights
-from dueldqn.agent import network_kwargs, noise_generator
+from dueldqn.actor import Weights
+from dueldqn.agent import noise_generator
+from dueldqn.build import EnvSpec, build_actor, build_network
 from dueldqn.config import Config
 from dueldqn.envs import make_vec_env
-from dueldqn.exploration import ExplorationDraws, annealed_apex_epsilons, apex_epsilons
-from dueldqn.networks import build_q_network
+from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons
 from dueldqn.seeds import runner_seed
 
 
@@ -181,20 +181,12 @@ class EnvRunner:
         K = self.num_envs = config.envs_per_runner
         seed = runner_seed(config.seed, index, incarnation)
         self.envs = make_vec_env(config.env_id, K, seed, config.backend)
-        torch.manual_seed(seed)  # the first weights are the learner's anyway; this only fixes the placeholder
-        self.q_net = build_q_network(
-            self.envs.single_observation_space, self.envs.single_action_space, **network_kwargs(config)
-        )
-        self.n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
-        cpu = torch.device("cpu")
-        self.actor = Actor(
-            self.q_net,
-            self.n_actions,
-            draws=ExplorationDraws(seed, K),
-            device=cpu,
-            fast_numpy=config.numpy_mlp,
-            noise=noise_generator(config, cpu, 1, seed),
-        )
+        env, cpu = EnvSpec.of(self.envs, config.env_id), torch.device("cpu")
+        # The first weights are the learner's anyway; the seed only fixes the placeholder.
+        self.q_net = build_network(config, env, cpu, seed=seed)
+        self.n_actions = env.n_actions
+        noise = noise_generator(config, cpu, 1, seed)
+        self.actor = build_actor(config, self.q_net, env, seed=seed, num_envs=K, device=cpu, noise=noise)
         rates = apex_epsilons(num_runners * K, config.apex_epsilon_base, config.apex_epsilon_alpha)
         self.epsilons_K = rates[index * K : (index + 1) * K]
         self.obs_KO, _ = self.envs.reset(seed=seed)

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from dueldqn.build import build_replay, build_storage
 from dueldqn.config import Config
 from dueldqn.executors.env_runner import Chunk, FrameChunk, actor_priorities, unpack_frames
-from dueldqn.replay import Batch, FrameReplayBuffer, PrioritizedReplay, ReplayBuffer
+from dueldqn.replay import Batch, PrioritizedReplay, ReplayBuffer
 from dueldqn.seeds import shard_rng
 
 
@@ -56,16 +57,9 @@ class ReplayShard:
         K = config.envs_per_runner
         N = self.num_streams = len(self.runners) * K
         capacity = max(config.buffer_size // config.replay_shards, config.batch_size)
-        self.storage: ReplayBuffer | FrameReplayBuffer
-        if frames:
-            self.storage = FrameReplayBuffer(capacity, obs_shape, obs_dtype, num_envs=N, n_step=config.n_step,
-                                             gamma=config.gamma)  # fmt: skip
-        else:
-            self.storage = ReplayBuffer(capacity, obs_shape, obs_dtype, num_envs=N, n_step=config.n_step,
-                                        gamma=config.gamma)  # fmt: skip
-        self.replay: PrioritizedReplay | ReplayBuffer | FrameReplayBuffer = self.storage
-        if config.prioritized:
-            self.replay = PrioritizedReplay(self.storage, alpha=config.alpha, eps=config.priority_eps)
+        self.storage = build_storage(config, obs_shape, np.dtype(obs_dtype), frames=frames, num_envs=N,
+                                     capacity=capacity)  # fmt: skip
+        self.replay = build_replay(config, self.storage)
         self.rng = shard_rng(config.seed, index)
         # One vector step of all N streams, reused: a chunk fills its runner's K rows, the rest stay invalid.
         self._obs_NO = np.zeros((N, *obs_shape), dtype=obs_dtype)
@@ -171,8 +165,7 @@ class ReplayShard:
 
     def update_priorities(self, indices_B: np.ndarray, td_abs_B: np.ndarray) -> None:
         """``p_i = (|delta_i| + eps)^alpha`` for the tickets of a sampled batch (stale ones are dropped)."""
-        if isinstance(self.replay, PrioritizedReplay):
-            self.replay.update_priorities(indices_B, td_abs_B)
+        self.replay.update_priorities(indices_B, td_abs_B)
 
     def stats(self) -> dict[str, Any]:
         """Size and counters; with ``record_ids``, every ingested id as an ``(M, 3)`` array."""
