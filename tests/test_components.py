@@ -74,10 +74,13 @@ def test_the_actor_keeps_no_state_and_acts_alike_after_a_round_trip() -> None:
 
 
 def test_loop_state_and_rng_round_trip() -> None:
-    a = LoopState(np.arange(6.0).reshape(2, 3), np.array([True, False]), torch.tensor(2.5), steps=40, updates=7)
-    b = LoopState(np.zeros((2, 3)), np.zeros(2, dtype=bool))
+    a = LoopState(obs_NO=np.arange(6.0).reshape(2, 3), autoreset_N=np.array([True, False]), loss_sum=torch.tensor(2.5),
+                  steps=40, updates=7, return_reached_at=40)  # fmt: skip
+    b = LoopState(obs_NO=np.zeros((2, 3)), autoreset_N=np.zeros(2, dtype=bool))
     b.load_state_dict(a.state_dict())
-    assert b.steps == 40 and b.updates == 7 and b.loss_sum.item() == 2.5
+    assert b.steps == 40 and b.updates == 7 and b.loss_sum.item() == 2.5 and b.return_reached_at == 40
+    b.load_state_dict({**a.state_dict(), "return_reached_at": -1})  # an older checkpoint's "none"
+    assert b.return_reached_at is None
     np.testing.assert_array_equal(b.obs_NO, a.obs_NO)
     np.testing.assert_array_equal(b.autoreset_N, a.autoreset_N)
     ra, rb = NumpyRNG(np.random.default_rng(1)), NumpyRNG(np.random.default_rng(2))

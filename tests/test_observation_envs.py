@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import dueldqn.build as build_module
 import dueldqn.training as train_module
 from dueldqn.agent import Agent
 from dueldqn.checkpoint import MODEL_FILE, list_checkpoints, load_checkpoint, save_model
@@ -60,10 +61,10 @@ def test_hwc_images_train_on_a_conv_encoder_with_plain_replay(
     env_id: str, encoder_class: type, features_in: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Generic images are not stacks of consecutive frames: the frame-sharing replay must not be used.
-    monkeypatch.setattr(train_module, "FrameReplayBuffer", None)
+    monkeypatch.setattr(build_module, "FrameReplayBuffer", None)
     replays: list[ReplayBuffer] = []
     monkeypatch.setattr(
-        train_module, "ReplayBuffer", lambda *a, **k: replays.append(ReplayBuffer(*a, **k)) or replays[-1]
+        build_module, "ReplayBuffer", lambda *a, **k: replays.append(ReplayBuffer(*a, **k)) or replays[-1]
     )
     result = train_module.train(env_id=env_id, total_steps=300, train_frequency=4, run_dir=tmp_path / "run",
                                 progress=False, tensorboard=False, **QUICK)  # fmt: skip
