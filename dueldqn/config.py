@@ -336,7 +336,7 @@ def resolve_config(
 
 
 def load_config(path: Path) -> Config:
-    """Read a config saved by :func:`save_config`, with a clear error for a bad file."""
+    """Read a run's ``config.json`` (:meth:`Config.to_dict` as JSON), with a clear error for a bad file."""
     try:
         values = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:

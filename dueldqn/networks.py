@@ -272,7 +272,7 @@ class QNetwork(nn.Module):
     """An encoder followed by a Q head: ``(B, *obs_shape) -> (B, A)``.
 
     It does no input checking, so it costs nothing extra on the acting path; the environment
-    boundary (:func:`dueldqn.envs.make_env`) checks what comes in.
+    boundary (:func:`dueldqn.envs.check_spaces`) checks what comes in.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module) -> None:

@@ -37,7 +37,8 @@ class ReplayShard:
     Args:
         config: replay capacity (split evenly over the shards), n-step, gamma, prioritization.
         index: this shard's index ``s``.
-        obs_shape, obs_dtype: one observation's shape and dtype.
+        obs_shape: one observation's shape.
+        obs_dtype: one observation's dtype.
         frames: Atari's stacked frames (each frame stored once, :class:`FrameReplayBuffer`).
         record_ids: keep every ingested transition id (tests check exactly-once ingestion).
     """
