@@ -39,7 +39,7 @@ class ReplayShard:
         index: this shard's index ``s``.
         obs_shape: one observation's shape.
         obs_dtype: one observation's dtype.
-        frames: Atari's stacked frames (each frame stored once, :class:`FrameReplayBuffer`).
+        frames: Atari's stacked frames (each frame stored once, :class:`~dueldqn.replay.frames.FrameReplayBuffer`).
         record_ids: keep every ingested transition id (tests check exactly-once ingestion).
     """
 
