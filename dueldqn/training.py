@@ -27,8 +27,9 @@ import torch
 
 from dueldqn.actor import Actor
 from dueldqn.agent import Agent, head_spec, network_kwargs, network_spec, noise_generator, same_network
-from dueldqn.checkpoint import MODEL_FILE, REPLAY, Checkpoint, atomic_write_json, save_model
+from dueldqn.checkpoint import REPLAY, Checkpoint, save_model
 from dueldqn.config import Config, load_config, resolve_config
+from dueldqn.device import resolve_device
 from dueldqn.envs import (
     make_vec_env,
     raw_observation_space,
@@ -36,21 +37,19 @@ from dueldqn.envs import (
     stacks_frames,
     vector_env_state,
 )
+from dueldqn.errors import TrainingDiverged, TrainingInterrupted
 from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
 from dueldqn.executors.local import Parts, Replay, run_local
 from dueldqn.executors.session import (
-    CONFIG_FILE,
     LoopState,
     NumpyRNG,
     Session,
-    TrainingDiverged,
-    TrainingInterrupted,
     default_run_dir,
     load_newest_checkpoint,
     prepare_run_dir,
-    resolve_device,
 )
 from dueldqn.exploration import ExplorationDraws
+from dueldqn.files import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, atomic_write_json
 from dueldqn.learner import Learner
 from dueldqn.networks import build_q_network
 from dueldqn.plotting import plot_run
@@ -59,7 +58,6 @@ from dueldqn.threads import ThreadPolicy, fixed_threads
 
 __all__ = ["CONFIG_FILE", "SUMMARY_FIELDS", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
 
-SUMMARY_FILE = "summary.json"
 SUMMARY_FIELDS = (
     "env_id",
     "algo",

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
+from dueldqn.errors import TrainingDiverged
 from dueldqn.logger import RunLogger
 
 APEX_CSV = "apex.csv"
@@ -76,8 +77,6 @@ class Meter:
     def row(self, state: ApexState, version: int, lags: list[int], shards: list[dict[str, Any]],
             loss_sum: torch.Tensor) -> None:  # fmt: skip
         """Write the interval since the last row; a NaN or infinite loss raises ``TrainingDiverged``."""
-        from dueldqn.executors.session import TrainingDiverged
-
         now = time.perf_counter()
         seconds = max(now - self.time, 1e-9)
         sps, ups = (state.steps - self.step) / seconds, (state.updates - self.updates) / seconds
