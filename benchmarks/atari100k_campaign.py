@@ -91,7 +91,7 @@ def note_path(run_dir: Path) -> Path:
 
 def note_commit(run_dir: Path) -> list[str]:
     """Add this code's commit to the run's list of commits (one entry per commit it ran on)."""
-    from dueldqn.checkpoint import atomic_write_json
+    from dueldqn.files import atomic_write_json
 
     path = note_path(run_dir)
     note = json.loads(path.read_text()) if path.exists() else {"commits": []}
@@ -108,7 +108,7 @@ def write_result(game: str, seed: int, run_dir: Path, results_dir: Path, jobs: i
     import numpy as np
     import torch
 
-    from dueldqn.checkpoint import atomic_write_json
+    from dueldqn.files import atomic_write_json
 
     config = json.loads((run_dir / "config.json").read_text())
     evaluation = json.loads((run_dir / "eval.json").read_text())
@@ -155,7 +155,7 @@ def write_result(game: str, seed: int, run_dir: Path, results_dir: Path, jobs: i
 def run_single(game: str, seed: int, runs_dir: Path, results_dir: Path, jobs: int, smoke: dict[str, int]) -> int:
     """One run, in this process: train or resume it, evaluate, write its result. Returns an exit code."""
     from benchmarks.bench_atari100k import run_dir_of, run_one
-    from dueldqn.training import TrainingInterrupted
+    from dueldqn.errors import TrainingInterrupted
 
     run_dir = run_dir_of(runs_dir, game, seed)
     note_commit(run_dir)

@@ -46,8 +46,9 @@ from benchmarks.atari100k_campaign import CORE_GAMES, SEEDS, result_name
 from dueldqn.aggregates import Estimate, improvement_K, iqm_K, mean_K, median_K, stratified_bootstrap_ci
 from dueldqn.atari100k import AGENTS, human_normalized, random_score, reference_runs
 from dueldqn.atari100k import GAMES as ALL_GAMES
-from dueldqn.checkpoint import atomic_write, atomic_write_json, list_checkpoints
+from dueldqn.checkpoint import list_checkpoints
 from dueldqn.evaluate import evaluate_agent
+from dueldqn.files import atomic_write, atomic_write_json
 
 GAMES = ("Breakout", "Boxing", "RoadRunner", "Krull")
 PRESET = "atari100k"
@@ -529,7 +530,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     settings = {k: v for k, v in (("total_steps", args.total_steps), ("eval_episodes", args.eval_episodes),
                                   ("backend", args.backend)) if v is not None}  # fmt: skip
-    from dueldqn.training import TrainingInterrupted
+    from dueldqn.errors import TrainingInterrupted
 
     try:
         for seed in seeds:  # every game once before a second seed: a stopped benchmark covers more games

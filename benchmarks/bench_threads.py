@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...` from a checkout
 
 from benchmarks._report import write_section
-from dueldqn.checkpoint import atomic_write_json
+from dueldqn.files import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_threads.json"
 RAY_TMP = Path(tempfile.gettempdir()) / "ray"  # where a local Ray started by a run keeps its session

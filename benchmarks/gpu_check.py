@@ -10,7 +10,7 @@ after every part (a lease that ends mid-way still leaves the parts done):
    before each clock read;
 3. acting: one greedy action for one stack of frames (the loop's), and for 16 (vector evaluation);
 4. host-to-device copies of a sampled batch (``obs`` and ``next_obs``, uint8): pageable and blocking,
-   pinned per call with ``non_blocking`` (``dueldqn.agent.to_device``, what training does) and a
+   pinned per call with ``non_blocking`` (``dueldqn.tensors.to_device``, what training does) and a
    preallocated pinned buffer with ``non_blocking``;
 5. the ``cartpole`` preset through the torch path on the device (``numpy_mlp`` off): env steps/s,
    updates and the final greedy return (it learns when the return is at least 475);
@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from benchmarks._report import command, machine, write_section
-from dueldqn.checkpoint import atomic_write_json
+from dueldqn.files import atomic_write_json
 
 ENV_ID = "ALE/Breakout-v5"
 CARTPOLE_LEARNED = 475.0  # greedy return of a solved CartPole-v1 (its cap is 500)
@@ -259,8 +259,8 @@ def _copy_pageable(arrays: tuple[np.ndarray, ...], device: torch.device) -> None
 
 
 def _copy_pinned_per_call(arrays: tuple[np.ndarray, ...], device: torch.device) -> None:
-    """Transfers on, as training does (:func:`dueldqn.agent.to_device`): pinned per call, non_blocking."""
-    from dueldqn.agent import to_device
+    """Transfers on, as training does (:func:`dueldqn.tensors.to_device`): pinned per call, non_blocking."""
+    from dueldqn.tensors import to_device
 
     for array in arrays:
         to_device(array, device)

@@ -14,23 +14,14 @@ which some env exploits), drawn from the generator it is given.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 
-from dueldqn.agent import as_network_input
 from dueldqn.checkpoint import StateDict
 from dueldqn.exploration import ExplorationDraws, epsilon_greedy_actions
 from dueldqn.networks import reset_noise
 from dueldqn.numpy_mlp import numpy_greedy
-
-
-class Weights(NamedTuple):
-    """A versioned CPU copy of the online network's weights: what crosses a process boundary (Ape-X on Ray)."""
-
-    version: int  # the learner's update count when the copy was taken
-    params: dict[str, np.ndarray]  # the online network's state_dict as numpy copies
+from dueldqn.tensors import Weights, as_network_input
 
 
 class Actor:

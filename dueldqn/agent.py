@@ -15,30 +15,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dueldqn.checkpoint import MODEL_FILE, load_model_spec
+from dueldqn.checkpoint import load_model_spec
 from dueldqn.config import Config
-from dueldqn.networks import QNetwork, build_q_network, preprocess_frames
+from dueldqn.files import MODEL_FILE
+from dueldqn.networks import QNetwork, build_q_network
 from dueldqn.numpy_mlp import numpy_greedy
 from dueldqn.spaces import ObservationEncoder, space_from_json, space_to_json
-
-
-def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A numpy array as a tensor on ``device``: shared memory on the CPU; to a GPU through pinned
-    (page-locked) memory with a non-blocking copy, so the transfer overlaps other work."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor if device.type == "cpu" else tensor.to(device)
-
-
-def as_network_input(obs: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A numpy batch of observations as the network's float input on ``device``.
-
-    uint8 frames travel as uint8 (4x less to copy) and are scaled by :func:`preprocess_frames`
-    on the device; other observations become float32.
-    """
-    tensor = to_device(obs, device)
-    return preprocess_frames(tensor) if tensor.dtype == torch.uint8 else tensor.float()
+from dueldqn.tensors import as_network_input
 
 
 def network_spec(

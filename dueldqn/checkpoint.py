@@ -1,8 +1,7 @@
-"""Files a run writes and reads back: atomic writes, and model weights in safetensors.
+"""Files a run writes and reads back: model weights in safetensors, and full-state checkpoints.
 
-Nothing here unpickles: weights are safetensors, metadata JSON. Every file is written to a
-temporary name in the same directory and renamed over the target, so a crash while writing
-leaves the previous file whole.
+Nothing here unpickles: weights are safetensors, metadata JSON. Every file is written atomically
+(:mod:`dueldqn.files`), so a crash while writing leaves the previous file whole.
 """
 
 from __future__ import annotations
@@ -12,50 +11,17 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-MODEL_FILE = "model.safetensors"
-
-
-def _file_mode(directory: bool = False) -> int:
-    """The mode ``open`` / ``mkdir`` would give a new file or directory (mkstemp's are private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write ``path`` through ``write(file)`` into a temporary file, fsync it, then rename it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def atomic_write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
+from dueldqn.files import MODEL_FILE, atomic_write_json, file_mode
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -66,7 +32,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     os.close(fd)
     try:
         save_file(cpu, tmp, metadata=metadata)
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, file_mode())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -188,7 +154,7 @@ def save_checkpoint(
     final = root / f"step_{step:012d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
-        tmp.chmod(_file_mode(directory=True))
+        tmp.chmod(file_mode(directory=True))
         save_tensors(tmp / _TENSORS, tensors)
         _save_npz(tmp / _ARRAYS, arrays)
         if replay is not None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import sys
 import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-# Only the light config module at import: `dueldqn --help` must not wait for torch.
+# Only light modules at import (no torch, gymnasium, matplotlib): `dueldqn --help` must not wait for torch.
 from dueldqn.config import (
     ALGORITHMS,
     BACKENDS,
@@ -27,6 +28,7 @@ from dueldqn.config import (
     Config,
     field_docs,
 )
+from dueldqn.errors import TrainingDiverged, TrainingInterrupted
 
 # Short names for the options used most; the long field names work too. Only these spellings are
 # accepted: abbreviations are off (argparse would otherwise take ``--lr`` for ``--lr-final-fraction``).
@@ -214,10 +216,8 @@ def _tune(args: argparse.Namespace) -> None:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", study_name):
         raise ValueError(f"--study must be letters, digits, '.', '_' or '-' (it names files); got {study_name!r}")
     space = build_space(base, args.space, frames=stacks_frames(base.env_id))  # refused here, before any trial
-    try:
-        import optuna  # noqa: F401
-    except ImportError as err:
-        raise ValueError("dueldqn tune needs Optuna: pip install 'dueldqn[tune]'") from err
+    if importlib.util.find_spec("optuna") is None:  # looked up, not imported: only dueldqn.tune imports Optuna
+        raise ValueError("dueldqn tune needs Optuna: pip install 'dueldqn[tune]'")
     from dueldqn.tune.report import write_report
     from dueldqn.tune.storage import default_storage, storage_file
     from dueldqn.tune.study import TuneSettings, tune
@@ -258,8 +258,6 @@ def _export(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dueldqn`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from dueldqn.training import TrainingDiverged, TrainingInterrupted
-
     try:
         {"train": _train, "eval": _eval, "plot": _plot, "tune": _tune, "export": _export}[args.command](args)
     except ValueError as err:

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from dueldqn.atari_protocol import is_atari
 from dueldqn.presets import DEFAULT_PRESETS, PRESETS
 
 # The names each choice accepts. They live here, with no heavy import, so that the command line can
@@ -321,7 +322,7 @@ def resolve_config(
     env = env_id or overrides.get("env_id")
     if preset is None:
         env_or_default = env or Config.env_id
-        preset = DEFAULT_PRESETS.get(env_or_default, "atari" if env_or_default.startswith("ALE/") else None)
+        preset = DEFAULT_PRESETS.get(env_or_default, "atari" if is_atari(env_or_default) else None)
         if preset == "cartpole" and overrides.get("algo") == "sarsa":
             preset = "cartpole-sarsa"
     values: dict[str, Any] = {}

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from dueldqn import seeds
-from dueldqn.checkpoint import atomic_write, atomic_write_json
+from dueldqn.files import CONFIG_FILE, atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
     import torch
@@ -280,8 +280,8 @@ def evaluate_run(
     """
     from dueldqn.agent import Agent
     from dueldqn.config import load_config
+    from dueldqn.device import resolve_device
     from dueldqn.envs import make_eval_env
-    from dueldqn.executors.session import CONFIG_FILE, resolve_device
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():

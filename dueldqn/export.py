@@ -2,7 +2,7 @@
 
 ``dueldqn export RUN --format onnx`` writes ``RUN/model.onnx`` and ``RUN/model.onnx.json``. The graph
 takes the env's raw observations, batched, and does what :meth:`dueldqn.agent.Agent.predict` does
-before the network (:class:`dueldqn.spaces.ObservationEncoder` and :func:`dueldqn.agent.as_network_input`):
+before the network (:class:`dueldqn.spaces.ObservationEncoder` and :func:`dueldqn.tensors.as_network_input`):
 
 - a ``Box`` image channels-last ``(B, H, W, C)`` is transposed to ``(B, C, H, W)``;
 - ``uint8`` images are scaled to [0, 1] (``x / 255``); other values become float32 as they are
@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dueldqn.checkpoint import MODEL_FILE, atomic_write, atomic_write_text
+from dueldqn.files import MODEL_FILE, atomic_write, atomic_write_text
 from dueldqn.spaces import ObservationEncoder, space_to_json
 
 FORMATS = ("onnx",)
@@ -133,7 +133,7 @@ class _OneHot(nn.Module):
 
 
 class Preprocess(nn.Module):
-    """The encoding of :class:`~dueldqn.spaces.ObservationEncoder` and :func:`~dueldqn.agent.as_network_input`
+    """The encoding of :class:`~dueldqn.spaces.ObservationEncoder` and :func:`~dueldqn.tensors.as_network_input`
     in torch: raw batched observations (one tensor per leaf of the space) to the network's float32 input.
 
     Args:

@@ -22,8 +22,6 @@ import copy
 
 import torch
 
-from dueldqn.actor import Weights
-from dueldqn.agent import as_network_input, to_device
 from dueldqn.augment import augment
 from dueldqn.checkpoint import StateDict
 from dueldqn.config import Config
@@ -31,6 +29,7 @@ from dueldqn.networks import DistributionalQNetwork, reset_noise
 from dueldqn.numpy_mlp import NumpyAdamW, NumpyMLPUpdate, mlp_layers
 from dueldqn.replay.batch import Batch
 from dueldqn.targets import Update, categorical_loss, categorical_td_target, td_loss, td_target
+from dueldqn.tensors import Weights, as_network_input, to_device
 
 
 @torch.no_grad()

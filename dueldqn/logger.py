@@ -19,8 +19,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from torch.utils.tensorboard import SummaryWriter
-
 COLUMNS = ("kind", "step", "episode", "return", "length", "loss", "epsilon", "steps_per_second", "threads")
 METRICS_CSV = "metrics.csv"
 
@@ -44,7 +42,9 @@ class RunLogger:
         if new:
             self._csv.writerow(COLUMNS)
         self._tb: Any = None
-        if tensorboard:
+        if tensorboard:  # imported here: reading metrics.csv back (dueldqn plot) loads no torch
+            from torch.utils.tensorboard import SummaryWriter
+
             self._tb = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=resume_step)
 
     def _header(self) -> tuple[str, ...]:

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FRAME_STACK = 4
-FRAME_SIZE = 84
+from dueldqn.atari_protocol import FRAME_SIZE, FRAME_STACK
+
 NATURE_FEATURES = 512
 
 
@@ -195,11 +195,6 @@ def reset_noise(module: nn.Module, generator: torch.Generator) -> None:
     for layer in module.modules():
         if isinstance(layer, NoisyLinear):
             layer.reset_noise(generator)
-
-
-def is_noisy(module: nn.Module) -> bool:
-    """Whether ``module`` holds a :class:`NoisyLinear`."""
-    return any(isinstance(layer, NoisyLinear) for layer in module.modules())
 
 
 class DuelingHead(nn.Module):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # drawn off-screen without pyplot, whose import costs half a second
 
-from dueldqn.checkpoint import atomic_write
+from dueldqn.files import CONFIG_FILE, atomic_write
 from dueldqn.logger import read_metrics
 
 
@@ -25,7 +25,7 @@ def moving_average(values_T: np.ndarray, window: int) -> np.ndarray:
 
 def _label(run_dir: Path) -> str:
     try:
-        config = json.loads((run_dir / "config.json").read_text())
+        config = json.loads((run_dir / CONFIG_FILE).read_text())
         dueling = "" if config.get("dueling", True) else " no-dueling"
         return f"{config['env_id']} {config['algo']}{dueling} s{config['seed']}"
     except (OSError, ValueError, KeyError):

@@ -28,29 +28,27 @@ import torch
 from dueldqn import seeds
 from dueldqn.agent import Agent, noise_generator, same_network
 from dueldqn.build import EnvSpec, build_actor, build_learner, build_network, build_replay, build_storage
-from dueldqn.checkpoint import MODEL_FILE, REPLAY, Checkpoint, atomic_write_json, save_model
+from dueldqn.checkpoint import REPLAY, Checkpoint, save_model
 from dueldqn.config import Config, load_config, resolve_config
+from dueldqn.device import resolve_device
 from dueldqn.envs import make_vec_env, restore_vector_env_state, vector_env_state
+from dueldqn.errors import TrainingDiverged, TrainingInterrupted
 from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
 from dueldqn.executors.local import Parts, run_local
 from dueldqn.executors.session import (
-    CONFIG_FILE,
     LoopState,
     NumpyRNG,
     Session,
-    TrainingDiverged,
-    TrainingInterrupted,
     default_run_dir,
     load_newest_checkpoint,
     prepare_run_dir,
-    resolve_device,
 )
+from dueldqn.files import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, atomic_write_json
 from dueldqn.plotting import plot_run
 from dueldqn.threads import ThreadPolicy, fixed_threads
 
 __all__ = ["CONFIG_FILE", "SUMMARY_FIELDS", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
 
-SUMMARY_FILE = "summary.json"
 SUMMARY_FIELDS = (
     "env_id",
     "algo",

@@ -9,9 +9,8 @@ import pytest
 pytest.importorskip("ale_py", reason="Atari tests need ale-py: pip install dueldqn[atari]")
 pytest.importorskip("cv2", reason="AtariPreprocessing needs opencv: pip install dueldqn[atari]")
 
+from dueldqn.config import BACKENDS
 from dueldqn.envs.atari import is_atari_id, make_atari_env, make_atari_vec_env
-
-BACKENDS = ["gymnasium", "envpool"]
 
 
 def _vec_env(env_id: str, backend: str, **kwargs: int | bool) -> gym.vector.VectorEnv:

@@ -27,7 +27,8 @@ import threadpoolctl
 import torch
 from safetensors.torch import load_file
 
-from dueldqn.checkpoint import atomic_write_text
+from dueldqn.atari_protocol import is_atari
+from dueldqn.files import atomic_write_text
 from dueldqn.training import train
 
 REFERENCE = Path(__file__).parent / "data" / "behaviour_reference.json"
@@ -94,7 +95,7 @@ def digest(run_dir: Path) -> dict[str, str]:
 
 def run(name: str, tmp_path: Path) -> dict[str, str]:
     settings = dict(RUNS[name])
-    if settings["env_id"].startswith("ALE/"):
+    if is_atari(settings["env_id"]):
         pytest.importorskip("ale_py")
         pytest.importorskip("cv2")
     train(run_dir=tmp_path / name, **settings, **QUIET)

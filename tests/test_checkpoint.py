@@ -17,7 +17,8 @@ import dueldqn.numpy_mlp as numpy_mlp
 from dueldqn.agent import Agent
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
-from dueldqn.training import TrainingDiverged, train
+from dueldqn.errors import TrainingDiverged
+from dueldqn.training import train
 
 ARGS = ["train", "--env", "CartPole-v1", "--algo", "double", "--steps", "3000", "--checkpoint-every", "500",
         "--keep-checkpoints", "3", "--learning-starts", "200", "--batch-size", "32", "--train-frequency", "1",

@@ -238,3 +238,33 @@ def test_help_loads_no_heavy_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_help_and_plot_load_no_torch(tmp_path: Path) -> None:
+    # The CLI catches the training errors from dueldqn.errors and imports a subcommand's modules in the
+    # subcommand: `dueldqn --help` and `dueldqn plot` (matplotlib, metrics.csv) never load torch.
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"env_id": "CartPole-v1", "algo": "dqn", "seed": 0}))
+    rows = ["kind,step,episode,return,length,loss,epsilon,steps_per_second",
+            "episode,20,1,20,20,,,", "episode,50,2,30,30,,,", "train,50,,,,0.5,0.9,1000"]  # fmt: skip
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    png = tmp_path / "curves.png"
+    code = (
+        "import sys\n"
+        "from dueldqn.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 0, stop.code\n"
+        "print('help', sorted({'torch', 'gymnasium', 'matplotlib'} & set(sys.modules)))\n"
+        f"status = main(['plot', {str(run)!r}, '-o', {str(png)!r}])\n"
+        "print('plot', status, sorted({'torch', 'tensorboard', 'gymnasium'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert "help []" in lines and lines[-2:] == [f"wrote {png}", "plot 0 []"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

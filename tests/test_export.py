@@ -21,12 +21,14 @@ import pytest
 import torch
 
 from dueldqn import train
-from dueldqn.agent import Agent, as_network_input, network_spec
-from dueldqn.checkpoint import MODEL_FILE, save_model
+from dueldqn.agent import Agent, network_spec
+from dueldqn.checkpoint import save_model
 from dueldqn.cli import main
 from dueldqn.export import OPSET, Preprocess, description_path, export_onnx, export_run, q_values_of
+from dueldqn.files import MODEL_FILE
 from dueldqn.networks import DuelDQN, build_q_network
 from dueldqn.spaces import ObservationEncoder
+from dueldqn.tensors import as_network_input
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 pytestmark = pytest.mark.slow  # each torch.export trace takes seconds

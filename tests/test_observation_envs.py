@@ -18,9 +18,10 @@ from safetensors.torch import load_file
 import dueldqn.build as build_module
 import dueldqn.training as train_module
 from dueldqn.agent import Agent
-from dueldqn.checkpoint import MODEL_FILE, list_checkpoints, load_checkpoint, save_model
+from dueldqn.checkpoint import list_checkpoints, load_checkpoint, save_model
 from dueldqn.cli import main
 from dueldqn.envs import make_vec_env, raw_observation_space, restore_vector_env_state, vector_env_state
+from dueldqn.files import MODEL_FILE
 from dueldqn.networks import MinAtarCNN, NatureCNN, QNetwork
 from dueldqn.replay import ReplayBuffer
 from dueldqn.spaces import EncodeObservation

@@ -105,7 +105,7 @@ def test_other_boxes_are_flattened_and_1d_boxes_pass_through() -> None:
 def test_only_images_are_scaled_integer_vectors_become_their_values() -> None:
     # As SB3's preprocess_obs: uint8 images go to [0, 1]; a uint8 vector (Atari's RAM) or grid keeps its
     # values as floats, so the numpy path and the torch path (which scales any uint8 tensor) agree.
-    from dueldqn.agent import as_network_input
+    from dueldqn.tensors import as_network_input
 
     for shape in ((5,), (1, 5)):
         enc = ObservationEncoder(spaces.Box(0, 255, shape, np.uint8))

@@ -25,12 +25,9 @@ from typing import Any, cast
 import gymnasium as gym
 import numpy as np
 
+from dueldqn.atari_protocol import is_atari
 from dueldqn.envs.errors import MissingDependency
 from dueldqn.spaces import EncodeObservation, ObservationEncoder
-
-
-def _is_atari(env_id: str) -> bool:
-    return env_id.startswith("ALE/")
 
 
 def stacks_frames(env_id: str) -> bool:
@@ -39,7 +36,7 @@ def stacks_frames(env_id: str) -> bool:
     Only then does ``s'`` repeat all but the newest frame of ``s``, which
     :class:`~dueldqn.replay.FrameReplayBuffer` relies on; other images are not stacks.
     """
-    return _is_atari(env_id)
+    return is_atari(env_id)
 
 
 @contextmanager
@@ -71,7 +68,7 @@ def check_env_id(env_id: str) -> None:
     if env_id.startswith("MinAtar/") and env_id not in gym.registry:
         with _optional_dependencies(env_id):
             _register_minatar()
-    if _is_atari(env_id):
+    if is_atari(env_id):
         from dueldqn.envs.atari import is_atari_id
 
         if is_atari_id(env_id):
@@ -156,7 +153,7 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, backend: str = "gymnasiu
     """
     check_env_id(env_id)
     with _optional_dependencies(env_id):
-        if _is_atari(env_id):
+        if is_atari(env_id):
             from dueldqn.envs.atari import make_atari_vec_env
 
             envs = make_atari_vec_env(env_id, num_envs=num_envs, seed=seed, backend=backend)
@@ -185,7 +182,7 @@ def make_eval_env(env_id: str, seed: int, render_mode: str | None = None) -> gym
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env: gym.Env
     with _optional_dependencies(env_id):
-        if _is_atari(env_id):
+        if is_atari(env_id):
             from dueldqn.envs.atari import make_atari_env
 
             env = make_atari_env(env_id, seed=seed, training=False, render_mode=render_mode)
@@ -209,12 +206,6 @@ def make_eval_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncV
         raise ValueError(f"num_envs must be at least 1, got {num_envs}")
     thunks = [functools.partial(make_eval_env, env_id, seed + i) for i in range(num_envs)]
     return gym.vector.SyncVectorEnv(thunks, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
-
-
-def obs_spec(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of one observation of a Box space."""
-    assert isinstance(space, gym.spaces.Box)
-    return tuple(space.shape), np.dtype(space.dtype)
 
 
 # Environment progress for exact resume. gymnasium has no get/set-state API, but its classic

@@ -42,17 +42,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from dueldqn.atari_protocol import (
+    ATARI_HINT,
+    FRAME_SIZE,
+    FRAME_SKIP,
+    FRAME_STACK,
+    MAX_EPISODE_FRAMES,
+    NOOP_MAX,
+    PAPER_FIRE_RESET,
+    PAPER_REPEAT_ACTION_PROBABILITY,
+    is_atari,
+)
+from dueldqn.config import BACKENDS
 from dueldqn.envs.errors import MissingDependency
-from dueldqn.networks import FRAME_SIZE, FRAME_STACK
-
-FRAME_SKIP = 4
-NOOP_MAX = 30  # Dopamine's max_noops: 0 to 29 no-op agent steps at the start of a game
-MAX_EPISODE_FRAMES = 108_000  # 30 minutes of play at 60 frames per second
-PAPER_REPEAT_ACTION_PROBABILITY = 0.0  # no sticky actions, as in Mnih et al. (2015) and Dopamine's Atari 100k
-PAPER_FIRE_RESET = False  # Dopamine presses no FIRE for the agent; envpool's default (use_fire_reset=True) differs
-BACKENDS = ("gymnasium", "envpool")
-
-_ATARI_HINT = "expected an ALE id such as 'ALE/Breakout-v5'"
 
 
 def _register_ale() -> None:
@@ -70,7 +72,7 @@ def is_atari_id(env_id: str) -> bool:
     Without ale-py installed this only checks the ``ALE/`` prefix, so that the caller still
     routes the id to :func:`make_atari_env`, which then says how to install ale-py.
     """
-    if not env_id.startswith("ALE/"):
+    if not is_atari(env_id):
         return False
     try:
         _register_ale()
@@ -81,11 +83,11 @@ def is_atari_id(env_id: str) -> bool:
 
 def _check_atari_id(env_id: str) -> None:
     """Raise a ``ValueError`` naming an example when ``env_id`` is not a registered ALE id."""
-    if not env_id.startswith("ALE/"):
-        raise ValueError(f"unknown Atari env id {env_id!r}: {_ATARI_HINT}")
+    if not is_atari(env_id):
+        raise ValueError(f"unknown Atari env id {env_id!r}: {ATARI_HINT}")
     _register_ale()
     if env_id not in gym.registry:
-        raise ValueError(f"unknown Atari env id {env_id!r} (not registered by ale-py): {_ATARI_HINT}")
+        raise ValueError(f"unknown Atari env id {env_id!r} (not registered by ale-py): {ATARI_HINT}")
 
 
 def _sign_reward(reward: SupportsFloat) -> float:

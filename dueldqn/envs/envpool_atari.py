@@ -14,23 +14,29 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from dueldqn.envs.atari import (
-    _ATARI_HINT,
+from dueldqn.atari_protocol import (
+    ATARI_HINT,
+    ATARI_PREFIX,
+    FRAME_SIZE,
     FRAME_SKIP,
+    FRAME_STACK,
     MAX_EPISODE_FRAMES,
     NOOP_MAX,
     PAPER_FIRE_RESET,
     PAPER_REPEAT_ACTION_PROBABILITY,
-    _check_atari_id,
+    is_atari,
 )
 from dueldqn.envs.errors import MissingDependency
-from dueldqn.networks import FRAME_SIZE, FRAME_STACK
 
 
 def envpool_task_id(env_id: str) -> str:
-    """EnvPool's name for an ale-py id: ``"ALE/Breakout-v5"`` -> ``"Breakout-v5"``."""
-    _check_atari_id(env_id)
-    return env_id.removeprefix("ALE/")
+    """EnvPool's name for an ale-py id: ``"ALE/Breakout-v5"`` -> ``"Breakout-v5"``.
+
+    Whether EnvPool has the game is for :class:`EnvPoolAtariVectorEnv` to check (``envpool.list_all_envs``).
+    """
+    if not is_atari(env_id):
+        raise ValueError(f"unknown Atari env id {env_id!r}: {ATARI_HINT}")
+    return env_id.removeprefix(ATARI_PREFIX)
 
 
 class EnvPoolAtariVectorEnv(gym.vector.VectorEnv):
@@ -87,7 +93,7 @@ class EnvPoolAtariVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"EnvPool plays 1 to noop_max no-op frames; noop_max must be at least 1, got {noop_max}")
         task_id = envpool_task_id(env_id)
         if task_id not in envpool.list_all_envs():
-            raise ValueError(f"EnvPool has no Atari task {task_id!r} (for {env_id!r}): {_ATARI_HINT}")
+            raise ValueError(f"EnvPool has no Atari task {task_id!r} (for {env_id!r}): {ATARI_HINT}")
         self._pool = envpool.make(
             task_id,
             env_type="gymnasium",

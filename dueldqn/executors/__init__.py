@@ -7,6 +7,9 @@
   with :mod:`~dueldqn.executors.env_runner` and :mod:`~dueldqn.executors.replay_shard` (Ray-free) as
   actors through :mod:`~dueldqn.executors.ray_apex`, the only module that imports Ray.
 
-An executor builds nothing itself: :func:`dueldqn.training.train` builds the components from the
-config and hands them over. A distributed executor reuses the same components in other processes.
+Who builds what, today: for a local run :func:`dueldqn.training.train` builds every component
+(envs, network, learner, replay, actor) and hands them to ``run_local``. Ape-X builds its own:
+:func:`~dueldqn.executors.apex.train_apex` builds the learner's network and ``run_apex`` the
+learner; each :class:`~dueldqn.executors.env_runner.EnvRunner` builds its envs, network copy and
+actor from ``(config, index)`` in its own process, and each replay shard its replay.
 """

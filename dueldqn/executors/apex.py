@@ -30,7 +30,7 @@ import torch
 
 from dueldqn.agent import noise_generator
 from dueldqn.build import EnvSpec, build_learner, build_network
-from dueldqn.checkpoint import REPLAY, Checkpoint, atomic_write_json, list_checkpoints
+from dueldqn.checkpoint import REPLAY, Checkpoint, list_checkpoints
 from dueldqn.config import Config
 from dueldqn.evaluate import TrainingEvaluation
 from dueldqn.executors.apex_parts import (
@@ -45,6 +45,7 @@ from dueldqn.executors.apex_parts import (
 from dueldqn.executors.cadence import TargetSync
 from dueldqn.executors.session import Session
 from dueldqn.exploration import apex_epsilons, linear_schedule
+from dueldqn.files import atomic_write_json
 from dueldqn.learner import Learner
 from dueldqn.threads import ThreadPolicy
 
@@ -316,7 +317,7 @@ def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, prog
 
     ``train()`` then evaluates, saves the model and writes the summary, as for a local run.
     """
-    from dueldqn.executors.session import resolve_device
+    from dueldqn.device import resolve_device
 
     if resume is not None and "transitions" not in resume.states.get("loop", {}):  # an Ape-X loop's counters
         raise ValueError(f"checkpoint {resume.path} is not from a ray run")

@@ -9,7 +9,7 @@ of it is env ``i = r K + k`` of all ``N = R K`` and explores with Ape-X's fixed 
 (``apex_epsilon_base`` and ``apex_epsilon_alpha`` of the config; the paper's values by default).
 
 It acts with a copy of the learner's online network that it replaces when a newer
-:class:`~dueldqn.actor.Weights` arrives, and sends the replay raw one-step rows in stream order
+:class:`~dueldqn.tensors.Weights` arrives, and sends the replay raw one-step rows in stream order
 (one :class:`Chunk` of ``T`` vector steps at a time): the replay shard folds n-step returns at
 sampling time from its per-env stream links, exactly as in the local loop, so nothing is folded
 twice and ``n_step`` stays a setting of the sampler. Each row also carries the runner's initial
@@ -29,13 +29,13 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from dueldqn.actor import Weights
 from dueldqn.agent import noise_generator
 from dueldqn.build import EnvSpec, build_actor, build_network
 from dueldqn.config import Config
 from dueldqn.envs import make_vec_env
 from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons
 from dueldqn.seeds import runner_seed
+from dueldqn.tensors import Weights
 
 
 class Chunk(NamedTuple):

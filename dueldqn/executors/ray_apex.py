@@ -38,19 +38,16 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from dueldqn.actor import Weights
 from dueldqn.config import Config
 from dueldqn.envs import stacks_frames
+from dueldqn.errors import ApexError
 from dueldqn.executors.env_runner import Chunk, EnvRunner, pack_frames
 from dueldqn.executors.replay_shard import ReplayShard
 from dueldqn.replay import Batch
+from dueldqn.tensors import Weights
 
 MAX_PUSHES_IN_FLIGHT = 2  # per runner: more would only fill the object store (RLlib's Ape-X used 2 too)
 CALLS_QUEUED = 2  # run() calls queued per runner: the next chunk starts as soon as one is done
-
-
-class ApexError(RuntimeError):
-    """A replay shard (or the learner's link to one) failed: the Ape-X run cannot go on."""
 
 
 def connect(config: Config, *, num_cpus: int | None = None) -> bool:

@@ -34,16 +34,15 @@ from dueldqn.checkpoint import (
     REPLAY,
     Checkpoint,
     StateDict,
-    atomic_write_json,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
 from dueldqn.config import Config
+from dueldqn.errors import TrainingDiverged, TrainingInterrupted
 from dueldqn.executors.cadence import crossed
+from dueldqn.files import CONFIG_FILE, atomic_write_json
 from dueldqn.logger import RunLogger
-
-CONFIG_FILE = "config.json"
 
 
 class Stateful(Protocol):
@@ -51,21 +50,6 @@ class Stateful(Protocol):
 
     def state_dict(self) -> StateDict: ...
     def load_state_dict(self, state: StateDict) -> None: ...
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on SIGINT or SIGTERM after writing a checkpoint it can resume from."""
-
-    def __init__(self, run_dir: Path, step: int, signum: int) -> None:
-        self.run_dir, self.step, self.signum = run_dir, step, signum
-        super().__init__(
-            f"interrupted by {signal.Signals(signum).name} at step {step}; a checkpoint was written. "
-            f"Resume with: dueldqn train --resume {run_dir}"
-        )
-
-
-class TrainingDiverged(RuntimeError):
-    """The TD loss became NaN or infinite; the run stopped without checkpointing the bad state."""
 
 
 @dataclass
@@ -120,15 +104,6 @@ class NumpyRNG:
 
     def load_state_dict(self, state: StateDict) -> None:
         self.rng.bit_generator.state = state["numpy_generator"]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is cuda when available, else cpu; asking for cuda without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
-    return torch.device(name)
 
 
 def default_run_dir(config: Config) -> Path:

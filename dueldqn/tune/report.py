@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from dueldqn.checkpoint import atomic_write, atomic_write_json, atomic_write_text
+from dueldqn.files import atomic_write, atomic_write_json, atomic_write_text
 
 BEST_CONFIG = "best_config.json"
 TOP_TRIALS = "top_trials.md"

@@ -40,12 +40,11 @@ from tqdm import tqdm
 from dueldqn import seeds
 from dueldqn.config import Config
 from dueldqn.envs import make_eval_env
+from dueldqn.errors import TrainingDiverged, TrainingInterrupted
 from dueldqn.evaluate import evaluate
-from dueldqn.training import TrainingDiverged, TrainingInterrupted, train
+from dueldqn.training import train
 from dueldqn.tune.space import Space, sample
 from dueldqn.tune.storage import fail_dead_trials, open_storage, worker_identity
-
-PRUNERS = ("median", "halving", "none")
 
 
 class TuneInterrupted(TrainingInterrupted):
