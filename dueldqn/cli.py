@@ -16,6 +16,7 @@ from pathlib import Path
 
 # Only the light config module at import: `dueldqn --help` must not wait for torch.
 from dueldqn.config import (
+    ACTION_MASKS,
     ALGORITHMS,
     BACKENDS,
     DEVICES,
@@ -33,7 +34,8 @@ from dueldqn.config import (
 ALIASES = {"env_id": ["--env"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
 # Shown in the usage; the Config checks the value and names the choices when it is wrong.
 CHOICES = {"algo": ALGORITHMS, "loss": LOSSES, "target_sync": TARGET_SYNCS, "epsilon_schedule": SCHEDULES,
-           "device": DEVICES, "backend": BACKENDS, "executor": EXECUTORS}  # fmt: skip
+           "device": DEVICES, "backend": BACKENDS, "executor": EXECUTORS,
+           "action_mask": ACTION_MASKS}  # fmt: skip
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:

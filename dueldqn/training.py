@@ -36,6 +36,7 @@ from dueldqn.envs import (
     stacks_frames,
     vector_env_state,
 )
+from dueldqn.envs.masks import run_masks
 from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
 from dueldqn.executors.local import Parts, Replay, run_local
 from dueldqn.executors.session import (
@@ -126,16 +127,18 @@ def resolve_run(
     return config, run_path, ckpt
 
 
-def make_replay(config: Config, obs_space: gym.Space, frames: bool) -> Replay:
-    """The replay memory the config asks for: Atari's frame replay or the ring, optionally prioritized."""
+def make_replay(config: Config, obs_space: gym.Space, frames: bool, mask_actions: int = 0) -> Replay:
+    """The replay memory the config asks for: Atari's frame replay or the ring, optionally prioritized.
+
+    ``mask_actions``: keep each ``s'``'s action mask of this many actions (0: the run uses no masks)."""
     shape, dtype = obs_space.shape, obs_space.dtype
     storage: ReplayBuffer | FrameReplayBuffer
     if frames:  # stacked frames: each frame stored once, stacks rebuilt by index
         storage = FrameReplayBuffer(config.buffer_size, shape, dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
-                                    n_step=config.n_step, gamma=config.gamma)  # fmt: skip
+                                    n_step=config.n_step, gamma=config.gamma, mask_actions=mask_actions)  # fmt: skip
     else:  # n-step returns are folded when a batch is sampled
         storage = ReplayBuffer(config.buffer_size, shape, dtype, num_envs=config.num_envs,  # type: ignore[arg-type]
-                               n_step=config.n_step, gamma=config.gamma)  # fmt: skip
+                               n_step=config.n_step, gamma=config.gamma, mask_actions=mask_actions)  # fmt: skip
     return PrioritizedReplay(storage, alpha=config.alpha, eps=config.priority_eps) if config.prioritized else storage
 
 
@@ -220,7 +223,13 @@ def train(
     if conv:  # oneDNN / cuDNN convolutions run faster on NHWC weights (about 10% per update on 2 cores)
         q_net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     learner = Learner(q_net, config, device=device, generator=generator, noise_generator=noise)
-    replay = make_replay(config, obs_space, frames)
+    # Action masks (auto: where the env gives them), judged from a reset; a resumed run uses them if it did.
+    masks, obs_NO, infos = None, None, dict[str, Any]()
+    if ckpt is None or (config.action_mask != "off" and "mask_NA" in ckpt.states["loop"]):
+        obs_NO, infos = envs.reset(seed=config.seed)  # a resumed run's envs are restored (or reset) below
+    if config.action_mask != "off" and obs_NO is not None:
+        masks = run_masks(config.action_mask, config.env_id, envs, infos)
+    replay = make_replay(config, obs_space, frames, n_actions if masks is not None else 0)
     # Small MLPs on the CPU act (and learn) through numpy: the same maths without torch's per-op overhead.
     actor = Actor(
         q_net,
@@ -233,9 +242,11 @@ def train(
     loss_sum = torch.zeros((), device=device)
     threads = ThreadPolicy.for_run(config.torch_threads, conv, device)  # timed for conv nets on the CPU
     if ckpt is None:
-        obs_NO, _ = envs.reset(seed=config.seed)
+        assert obs_NO is not None
         state = LoopState(obs_NO, np.zeros(config.num_envs, dtype=bool), loss_sum,
                           learning_starts_at=config.learning_starts)  # fmt: skip
+        if masks is not None:
+            state.mask_NA = masks.read(envs, infos, 0)
     else:
         state = LoopState(ckpt.states["loop"]["obs_NO"], ckpt.states["loop"]["autoreset_N"], loss_sum)
     session.components = {"learner": learner, "actor": actor, REPLAY: replay, "loop": state, "rng": NumpyRNG(rng),
@@ -243,14 +254,16 @@ def train(
     if ckpt is not None:
         session.restore(ckpt.states)
         if ckpt.states["envs"]["snapshot"] is None:  # not saved (EnvPool, Box2D, MuJoCo): new episodes
-            state.obs_NO, _ = envs.reset(seed=config.seed + state.steps)
+            state.obs_NO, infos = envs.reset(seed=config.seed + state.steps)
             state.autoreset_N = np.zeros(config.num_envs, dtype=bool)
+            if masks is not None:
+                state.mask_NA = masks.read(envs, infos, state.steps)
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
             state.learning_starts_at = state.steps + config.learning_starts
 
     evaluation = (TrainingEvaluation(config, q_net, raw_space, n_actions, session.logger, state.steps)
                   if config.eval_every else None)  # fmt: skip
-    parts = Parts(config, actor, learner, replay, rng, device, evaluation, threads)
+    parts = Parts(config, actor, learner, replay, rng, device, evaluation, threads, masks)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
     try:
         with threads:
@@ -284,7 +297,7 @@ def finish(
     agent = Agent(q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + 1)
     with fixed_threads(eval_threads):  # the count the loop ended on: one a shared machine can give
         result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
-                                seed=config.seed + 10_000)  # fmt: skip
+                                seed=config.seed + 10_000, action_mask=config.action_mask)  # fmt: skip
     eval_seconds = time.perf_counter() - start
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import difflib
 import functools
+import importlib
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -67,7 +68,17 @@ def _register_minatar() -> None:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise ``ValueError`` naming close matches if ``env_id`` is not a registered environment."""
+    """Raise ``ValueError`` naming close matches if ``env_id`` is not a registered environment.
+
+    ``"module:EnvId-v0"`` (gymnasium's form, which ``gym.make`` understands) imports ``module`` first,
+    which registers ``EnvId-v0``: so a worker process finds an env registered outside gymnasium.
+    """
+    if ":" in env_id:
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"cannot import {module!r} to register {env_id!r}: {err}") from err
     if env_id.startswith("MinAtar/") and env_id not in gym.registry:
         with _optional_dependencies(env_id):
             _register_minatar()

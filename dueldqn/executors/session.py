@@ -84,10 +84,12 @@ class LoopState:
     return_reached_at: int = -1  # step of the evaluation that reached stop_return (-1: none); a resume stays stopped
     wall_seconds: float = 0.0  # wall time of earlier sessions of this run (resumes)
     train_seconds: float = 0.0  # time in the training loop in earlier sessions
+    mask_NA: np.ndarray | None = None  # action masks: the legal actions of obs_NO (None: the run uses none)
 
     def state_dict(self) -> StateDict:
-        """The counters (JSON), the live observation and flags (arrays) and the running loss (a tensor)."""
-        return {k: v for k, v in vars(self).items() if k != "loss_sum"} | {"loss_sum": self.loss_sum.reshape(1)}
+        """The counters (JSON), the live observation, mask and flags (arrays) and the running loss (a tensor)."""
+        skip = {"loss_sum"} | ({"mask_NA"} if self.mask_NA is None else set())  # a run without masks saves as before
+        return {k: v for k, v in vars(self).items() if k not in skip} | {"loss_sum": self.loss_sum.reshape(1)}
 
     def load_state_dict(self, state: StateDict) -> None:
         """Take the counters and arrays of :meth:`state_dict`; the loss sum is copied onto its device."""
