@@ -14,7 +14,7 @@ imports first, as a Ray worker must) to register the ids.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -27,7 +27,7 @@ class IllegalAction(ValueError):
 class MaskedCorridor(gym.Env[np.int64, np.int64]):
     """A corridor whose illegal actions raise; the legal ones of each state in ``info["action_mask"]``."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it so)
 
     def __init__(self, length: int = 6, bad: str = "", render_mode: str | None = None) -> None:
         self.length, self.bad = length, bad
