@@ -236,7 +236,7 @@ def obs_spec(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
 # replayed and checked at restore); the Atari wrappers' own state (frame stack, max-pool buffer,
 # lives, no-op generator) is plain attributes like the others. Other envs (Box2D, MuJoCo, EnvPool)
 # hold state in native objects: they are reset on resume.
-_RESTORABLE_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text")
+_RESTORABLE_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text", "dueldqn.envs.testing")
 # time_queue: RecordEpisodeStatistics' wall-clock episode durations, not progress (and never equal across runs)
 _SKIP_ATTRIBUTES = {"_saved_kwargs", "render_mode", "screen", "clock", "isopen", "_np_random_seed", "metadata",
                     "time_queue"}  # fmt: skip
