@@ -315,8 +315,11 @@ def evaluate_run(
     if video:
         frames: list[np.ndarray] = []
         env = make_eval_env(config.env_id, seed=seed, render_mode="rgb_array")
-        evaluate(env, lambda obs: int(agent.predict(obs, deterministic=epsilon == 0.0)[0]), episodes=1, seed=seed,
-                 on_frame=frames.append)  # fmt: skip
+        deterministic = epsilon == 0.0
+        evaluate(env, lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]), episodes=1, seed=seed,
+                 on_frame=frames.append, action_mask=config.action_mask,
+                 act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic,
+                                                                action_mask=mask)[0]))  # fmt: skip
         fps = int(env.metadata.get("render_fps") or 30)
         env.close()
         written.append(_write_video(run_dir / "video", frames, fps))

@@ -320,3 +320,17 @@ def test_a_masked_run_trains_and_evaluates_on_ray(ray_local, tmp_path: Path) -> 
                    **{**RUN, "total_steps": 3_000})  # fmt: skip
     assert result.summary["total_steps"] >= 3_000 and result.summary["updates"] > 0
     assert result.eval is not None and OPTIMUM + 1e-9 >= result.eval.mean >= NEAR_OPTIMUM
+
+
+def test_evaluation_of_a_saved_run_explores_among_legal_actions_only(tmp_path: Path) -> None:
+    from dueldqn.envs import make_eval_env
+    from dueldqn.evaluate import evaluate, evaluate_run
+
+    run = train(env_id=CORRIDOR, run_dir=tmp_path / "run", progress=False, tensorboard=False,
+                **{**RUN, "total_steps": 300})  # fmt: skip
+    result, _ = evaluate_run(run.run_dir, episodes=20, epsilon=1.0)  # every action random: each a legal one
+    assert len(result.returns) == 20 and all(-0.5 - 1e-9 <= r <= OPTIMUM + 1e-9 for r in result.returns)
+    agent = Agent.load(run.run_dir, epsilon=1.0, seed=0)
+    with pytest.raises(IllegalAction):  # the same random policy without masks hits an illegal action
+        evaluate(make_eval_env(CORRIDOR, seed=0), lambda obs: int(agent.predict(obs, deterministic=False)[0]),
+                 episodes=20, seed=0)  # fmt: skip
