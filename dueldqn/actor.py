@@ -4,7 +4,9 @@
 
 One uniform number per env and step decides both (:func:`dueldqn.exploration.epsilon_greedy_actions`);
 the numbers are a function of the seed and the step alone (:class:`~dueldqn.exploration.ExplorationDraws`),
-so a resumed run explores as the uninterrupted one did with nothing saved. A small MLP on the CPU
+so a resumed run explores as the uninterrupted one did with nothing saved. With an action mask
+(:mod:`dueldqn.envs.masks`) both the random and the greedy action range over the legal actions,
+on the numpy path as on torch's. A small MLP on the CPU
 acts through numpy (:func:`dueldqn.numpy_mlp.numpy_greedy`, views of the same weights); any other
 network through torch. The network is shared with the :class:`~dueldqn.learner.Learner` in one
 process: the actor always acts with the newest weights. A noisy network
@@ -50,21 +52,30 @@ class Actor:
         self.noise = noise
         self._numpy_greedy = numpy_greedy(q_net) if fast_numpy else None
 
-    def greedy(self, obs_NO: np.ndarray) -> np.ndarray:
-        """``argmax_a Q(s, a)`` for each row of ``obs_NO``: ``(N,)`` int64."""
+    def greedy(self, obs_NO: np.ndarray, mask_NA: np.ndarray | None = None) -> np.ndarray:
+        """``argmax_a Q(s, a)`` for each row of ``obs_NO``, over the legal actions of ``mask_NA`` if given: ``(N,)``."""
+        legal_NA = None if mask_NA is None else mask_NA | ~mask_NA.any(axis=1, keepdims=True)
         if self._numpy_greedy is not None:
-            return self._numpy_greedy(obs_NO)
+            return self._numpy_greedy(obs_NO, legal_NA)
         if self.noise is not None:
             reset_noise(self.q_net, self.noise)
         with torch.inference_mode():
-            return self.q_net(as_network_input(obs_NO, self.device)).argmax(dim=1).cpu().numpy()
+            q_NA = self.q_net(as_network_input(obs_NO, self.device))
+            if legal_NA is not None:
+                q_NA = q_NA.masked_fill(~torch.from_numpy(legal_NA).to(q_NA.device), -torch.inf)
+            return q_NA.argmax(dim=1).cpu().numpy()
 
-    def act(self, obs_NO: np.ndarray, epsilon: float | np.ndarray, iteration: int) -> np.ndarray:
+    def act(
+        self, obs_NO: np.ndarray, epsilon: float | np.ndarray, iteration: int, mask_NA: np.ndarray | None = None
+    ) -> np.ndarray:
         """The behaviour policy's actions at vector step ``iteration``; the network runs only if some env exploits.
 
-        ``epsilon`` is one rate, or ``(N,)`` rates, one per env (Ape-X's runners).
+        ``epsilon`` is one rate, or ``(N,)`` rates, one per env (Ape-X's runners). ``mask_NA`` (bool ``(N, A)``,
+        True where legal): explore and exploit over the legal actions only (a row with none, a terminal state
+        whose action the autoreset ignores, as if all were legal).
         """
-        return epsilon_greedy_actions(lambda: self.greedy(obs_NO), self.draws(iteration), epsilon, self.n_actions)
+        return epsilon_greedy_actions(lambda: self.greedy(obs_NO, mask_NA), self.draws(iteration), epsilon,
+                                      self.n_actions, mask_NA)  # fmt: skip
 
     def state_dict(self) -> StateDict:
         """Nothing: the draws are a function of (seed, step) and the weights are the learner's."""

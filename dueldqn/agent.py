@@ -137,21 +137,40 @@ class Agent:
         state: Any = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
+        action_mask: np.ndarray | None = None,
     ) -> tuple[np.ndarray, None]:
         """Actions for one raw observation (returns shape ``()``) or a batch (returns ``(B,)``).
 
         ``observation`` is what the env returns (a batch as a vector env batches it); it is
         encoded as in training. Greedy when ``deterministic``; otherwise epsilon-greedy with
-        ``self.epsilon``. ``state`` and ``episode_start`` exist for Stable-Baselines3
-        compatibility (no recurrent state).
+        ``self.epsilon``. ``action_mask`` (``(A,)`` or ``(B, A)``, bools or 0/1, True where legal;
+        sb3-contrib's ``MaskablePPO.predict`` argument): both the greedy and the random action are
+        legal ones. ``state`` and ``episode_start`` exist for Stable-Baselines3 compatibility (no
+        recurrent state).
         """
         single = self.encoder.is_single(observation)
         batch = self.encoder.encode_one(observation)[None] if single else self.encoder.encode(observation)
+        mask_BA = None
+        if action_mask is not None:
+            from dueldqn.envs.masks import check_legal, check_mask
+
+            raw = np.asarray(action_mask)
+            mask_BA = check_mask(raw[None] if single else raw, self.n_actions, len(batch), where="Agent.predict")
+            check_legal(mask_BA, None, where="Agent.predict")
         greedy = self._numpy_greedy
-        actions_B = greedy(batch) if greedy is not None else self.q_values(batch).argmax(axis=1)
+        if greedy is not None:
+            actions_B = greedy(batch, mask_BA)
+        else:
+            q_BA = self.q_values(batch)
+            actions_B = (q_BA if mask_BA is None else np.where(mask_BA, q_BA, -np.inf)).argmax(axis=1)
         if not deterministic:
             explore_B = self.rng.random(len(actions_B)) < self.epsilon
-            actions_B = np.where(explore_B, self.rng.integers(0, self.n_actions, len(actions_B)), actions_B)
+            if mask_BA is None:
+                random_B = self.rng.integers(0, self.n_actions, len(actions_B))
+            else:  # uniform over each row's legal actions
+                k_B = (self.rng.random(len(actions_B)) * mask_BA.sum(axis=1)).astype(np.int64)
+                random_B = np.argmax(np.cumsum(mask_BA, axis=1) > k_B[:, None], axis=1)
+            actions_B = np.where(explore_B, random_B, actions_B)
         return (actions_B[0] if single else actions_B), None
 
     @classmethod

@@ -97,13 +97,16 @@ def build_storage(
     frames: bool,
     num_envs: int,
     capacity: int | None = None,
+    mask_actions: int = 0,
 ) -> ReplayBuffer | FrameReplayBuffer:
     """The replay's storage for ``num_envs`` streams: Atari's frame replay (``frames``: each frame stored once,
     stacks rebuilt by index) or the ring; ``capacity`` defaults to ``config.buffer_size``. n-step returns are
-    folded when a batch is sampled."""
+    folded when a batch is sampled. ``mask_actions``: keep each ``s'``'s action mask of this many actions (0: the
+    run uses no masks)."""
     capacity = config.buffer_size if capacity is None else capacity
     storage_type = FrameReplayBuffer if frames else ReplayBuffer
-    return storage_type(capacity, obs_shape, obs_dtype, num_envs=num_envs, n_step=config.n_step, gamma=config.gamma)
+    return storage_type(capacity, obs_shape, obs_dtype, num_envs=num_envs, n_step=config.n_step, gamma=config.gamma,
+                        mask_actions=mask_actions)  # fmt: skip
 
 
 def build_replay(config: Config, storage: ReplayBuffer | FrameReplayBuffer) -> Replay:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 # Only light modules at import (no torch, gymnasium, matplotlib): `dueldqn --help` must not wait for torch.
 from dueldqn.config import (
+    ACTION_MASKS,
     ALGORITHMS,
     BACKENDS,
     DEVICES,
@@ -35,7 +36,8 @@ from dueldqn.errors import TrainingDiverged, TrainingInterrupted
 ALIASES = {"env_id": ["--env"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
 # Shown in the usage; the Config checks the value and names the choices when it is wrong.
 CHOICES = {"algo": ALGORITHMS, "loss": LOSSES, "target_sync": TARGET_SYNCS, "epsilon_schedule": SCHEDULES,
-           "device": DEVICES, "backend": BACKENDS, "executor": EXECUTORS}  # fmt: skip
+           "device": DEVICES, "backend": BACKENDS, "executor": EXECUTORS,
+           "action_mask": ACTION_MASKS}  # fmt: skip
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ TARGET_SYNCS = ("episodes", "steps", "polyak")
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("gymnasium", "envpool")
 EXECUTORS = ("local", "ray")
+ACTION_MASKS = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class Config:
     """Gradient steps per update."""
     gamma: float = 0.99
     """Discount factor."""
+    action_mask: str = "auto"
+    """Invalid-action masks from info['action_mask'] or an action_masks() method: auto (used when the env gives
+    one), on (required), off. Masked: exploration, greedy actions and every target range over legal actions only."""
     n_step: int = 1
     """n-step returns: fold up to n rewards of the same episode into the target, bootstrap with gamma ** k."""
     target_sync: str = "steps"
@@ -171,6 +175,8 @@ class Config:
     def __post_init__(self) -> None:
         # Coerce list-valued input (JSON, CLI) so the frozen config stays hashable and comparable.
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        if self.action_mask is None or isinstance(self.action_mask, bool):  # True / False / None: on / off / auto
+            object.__setattr__(self, "action_mask", {None: "auto", True: "on", False: "off"}[self.action_mask])
         _validate(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,6 +212,7 @@ def _validate(c: Config) -> None:
     _one_of("device", c.device, DEVICES)
     _one_of("backend", c.backend, BACKENDS)
     _one_of("executor", c.executor, EXECUTORS)
+    _one_of("action_mask", c.action_mask, ACTION_MASKS)
     for f in fields(c):
         if f.type in (bool, "bool") and not isinstance(getattr(c, f.name), bool):
             raise ValueError(f"{f.name} must be true or false; got {getattr(c, f.name)!r}")

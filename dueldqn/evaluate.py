@@ -59,24 +59,43 @@ def evaluate(
     episodes: int,
     seed: int,
     on_frame: Callable[[np.ndarray], None] | None = None,
+    act_masked: Callable[[np.ndarray, np.ndarray], int] | None = None,
+    action_mask: str = "off",
 ) -> EvalResult:
     """Play ``episodes`` whole episodes with ``act(obs) -> action`` and collect their returns.
 
     The env is reset with ``seed`` once, then continues its own random stream, so the episodes
     differ but the evaluation is reproducible. An episode ends on termination or truncation
     (the env's time limit). ``on_frame`` receives ``env.render()`` after each step (videos).
+    With ``action_mask`` ``auto`` or ``on`` (:mod:`dueldqn.envs.masks`) and an env that gives masks,
+    ``act_masked(obs, mask_A) -> action`` acts instead of ``act``, with the legal actions of ``obs``.
     """
+    from dueldqn.envs.masks import env_mask, find_source, resolve_source
+
     if episodes < 1:
         raise ValueError(f"episodes must be a positive number, got {episodes}")
     returns: list[float] = []
     lengths: list[int] = []
-    obs, _ = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed)
+    source = None
+    if action_mask != "off" and act_masked is not None:
+        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        source = resolve_source(action_mask, find_source(env, info), name)
+    steps = 0
     while len(returns) < episodes:
         episode_return, length = 0.0, 0
         if on_frame is not None:
             on_frame(env.render())  # type: ignore[arg-type]
         while True:
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            if source is None:
+                action = act(obs)
+            else:
+                assert act_masked is not None
+                mask_A = env_mask(env, info, source, int(env.action_space.n),  # type: ignore[attr-defined]
+                                  where=f"{name} at evaluation step {steps}")  # fmt: skip
+                action = act_masked(obs, mask_A)
+            obs, reward, terminated, truncated, info = env.step(action)
+            steps += 1
             episode_return += float(reward)
             length += 1
             if on_frame is not None:
@@ -85,7 +104,7 @@ def evaluate(
                 break
         returns.append(episode_return)
         lengths.append(length)
-        obs, _ = env.reset()
+        obs, info = env.reset()
     return EvalResult(returns, lengths)
 
 
@@ -175,11 +194,14 @@ def _write_video(path_stem: Path, frames: list[np.ndarray], fps: int) -> Path:
         return path
 
 
-def evaluate_agent(env_id: str, agent: Agent, *, episodes: int, epsilon: float, seed: int) -> EvalResult:
+def evaluate_agent(
+    env_id: str, agent: Agent, *, episodes: int, epsilon: float, seed: int, action_mask: str = "auto"
+) -> EvalResult:
     """Play ``episodes`` whole episodes of ``env_id`` with ``agent`` (greedy when ``epsilon`` is 0).
 
     Atari plays whole games (up to 27k steps each) batched over vector envs, one network call per
-    step; other envs one episode after another on one env.
+    step; other envs one episode after another on one env, with the env's action masks under
+    ``action_mask`` (``auto``: where it gives them; Atari gives none).
     """
     from dueldqn.envs import EVAL_NUM_ENVS, make_eval_env, make_eval_vec_env, stacks_frames
 
@@ -192,7 +214,9 @@ def evaluate_agent(env_id: str, agent: Agent, *, episodes: int, epsilon: float, 
         return result
     env = make_eval_env(env_id, seed=seed)
     result = evaluate(env, lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]), episodes=episodes,
-                      seed=seed)  # fmt: skip
+                      seed=seed, action_mask=action_mask,
+                      act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic,
+                                                                     action_mask=mask)[0]))  # fmt: skip
     env.close()
     return result
 
@@ -257,6 +281,7 @@ class TrainingEvaluation:
                 episodes=config.eval_episodes,
                 epsilon=config.eval_epsilon,
                 seed=config.seed + seeds.TRAINING_EVAL,
+                action_mask=config.action_mask,
             )
         finally:
             self.q_net.train(training)
@@ -293,14 +318,18 @@ def evaluate_run(
     seed = config.seed + seeds.FINAL_EVAL if seed is None else seed
     agent = Agent.load(run_dir, device=str(resolve_device(device)), epsilon=epsilon, seed=seed)
 
-    result = evaluate_agent(config.env_id, agent, episodes=episodes, epsilon=epsilon, seed=seed)
+    result = evaluate_agent(config.env_id, agent, episodes=episodes, epsilon=epsilon, seed=seed,
+                            action_mask=config.action_mask)  # fmt: skip
     written = [run_dir / "eval.json"]
     atomic_write_json(written[0], {"epsilon": epsilon, "seed": seed, **result.to_dict()})
     if video:
         frames: list[np.ndarray] = []
         env = make_eval_env(config.env_id, seed=seed, render_mode="rgb_array")
-        evaluate(env, lambda obs: int(agent.predict(obs, deterministic=epsilon == 0.0)[0]), episodes=1, seed=seed,
-                 on_frame=frames.append)  # fmt: skip
+        deterministic = epsilon == 0.0
+        evaluate(env, lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]), episodes=1, seed=seed,
+                 on_frame=frames.append, action_mask=config.action_mask,
+                 act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic,
+                                                                action_mask=mask)[0]))  # fmt: skip
         fps = int(env.metadata.get("render_fps") or 30)
         env.close()
         written.append(_write_video(run_dir / "video", frames, fps))

@@ -45,18 +45,38 @@ def epsilon_at(step: int, schedule: str, start: float, end: float, duration: int
     raise ValueError(f"unknown epsilon schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
 
 
-def epsilon_greedy_probs(q_BA: torch.Tensor, epsilon: float) -> torch.Tensor:
+def epsilon_greedy_probs(q_BA: torch.Tensor, epsilon: float, mask_BA: torch.Tensor | None = None) -> torch.Tensor:
     """The epsilon-greedy policy w.r.t. ``q_BA`` as probabilities ``(B, A)``.
 
     ``pi(a|s) = epsilon / |A| + (1 - epsilon) * [a == argmax_a' Q(s, a')]``; ties go to the first
-    maximum, as ``argmax`` does when acting.
+    maximum, as ``argmax`` does when acting. With a mask ``mask_BA`` (bool, True where legal) both
+    range over the legal actions ``L(s)`` only: ``epsilon / |L(s)|`` on each, 0 on the others; a row
+    with no legal action (a terminal ``s'``) is taken as all legal.
     """
     if q_BA.dim() != 2:
         raise ValueError(f"expected Q-values of shape (B, A), got {tuple(q_BA.shape)}")
+    if mask_BA is not None:
+        legal_BA = legal_actions(mask_BA, q_BA.shape)
+        share_B1 = epsilon / legal_BA.sum(dim=1, keepdim=True).to(q_BA.dtype)
+        probs_BA = torch.where(legal_BA, share_B1, torch.zeros_like(q_BA))
+        best_B1 = q_BA.masked_fill(~legal_BA, -torch.inf).argmax(dim=1, keepdim=True)
+        return probs_BA.scatter_add_(1, best_B1, torch.full_like(q_BA[:, :1], 1.0 - epsilon))
     n_actions = q_BA.shape[1]
     probs_BA = torch.full_like(q_BA, epsilon / n_actions)
     probs_BA.scatter_add_(1, q_BA.argmax(dim=1, keepdim=True), torch.full_like(q_BA[:, :1], 1.0 - epsilon))
     return probs_BA
+
+
+def legal_actions(mask_BA: torch.Tensor, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
+    """``mask_BA`` as bool ``(B, A)``, checked against ``shape``, with rows of no legal action made all legal.
+
+    Only a terminal state may have no legal action (:mod:`dueldqn.envs.masks` checks that at the env),
+    and its bootstrap is masked by ``terminated``: any finite value will do there.
+    """
+    if tuple(mask_BA.shape) != tuple(shape):
+        raise ValueError(f"expected an action mask of shape {tuple(shape)}, got {tuple(mask_BA.shape)}")
+    mask_BA = mask_BA.bool()
+    return mask_BA | ~mask_BA.any(dim=1, keepdim=True)
 
 
 class ExplorationDraws:
@@ -120,7 +140,11 @@ def annealed_apex_epsilons(step: int, rates_K: np.ndarray, schedule: str, start:
 
 
 def epsilon_greedy_actions(
-    greedy: Callable[[], np.ndarray], uniforms_N: np.ndarray, epsilon: float | np.ndarray, n_actions: int
+    greedy: Callable[[], np.ndarray],
+    uniforms_N: np.ndarray,
+    epsilon: float | np.ndarray,
+    n_actions: int,
+    mask_NA: np.ndarray | None = None,
 ) -> np.ndarray:
     """Actions ``(N,)`` of the epsilon-greedy behaviour policy, from one uniform draw per env.
 
@@ -130,7 +154,13 @@ def epsilon_greedy_actions(
     it takes ``greedy()[i]``; ``greedy`` is only called when some env exploits, so the network
     is not run for nothing while epsilon is 1. ``epsilon`` may be one rate for all envs or an
     ``(N,)`` array of per-env rates (Ape-X, :func:`apex_epsilons`).
+
+    With a mask ``mask_NA`` (bool, True where legal) the random action is the
+    ``floor(|L_i| u_i / epsilon)``-th legal action of env ``i``: uniform over its legal actions, from the
+    same draws (``greedy`` must then take the best legal action itself). Without one, nothing changes.
     """
+    if mask_NA is not None:
+        return _masked_epsilon_greedy(greedy, uniforms_N, epsilon, mask_NA)
     explore_N = uniforms_N < epsilon
     if not explore_N.any():
         return greedy()
@@ -142,3 +172,19 @@ def epsilon_greedy_actions(
     if explore_N.all():
         return random_N
     return np.where(explore_N, random_N, greedy())
+
+
+def _masked_epsilon_greedy(
+    greedy: Callable[[], np.ndarray], uniforms_N: np.ndarray, epsilon: float | np.ndarray, mask_NA: np.ndarray
+) -> np.ndarray:
+    """:func:`epsilon_greedy_actions` over the legal actions of each env (a row with none: all of them)."""
+    explore_N = uniforms_N < epsilon
+    if not explore_N.any():
+        return greedy()
+    legal_NA = mask_NA | ~mask_NA.any(axis=1, keepdims=True)  # only a terminal state has none; its action is ignored
+    count_N = legal_NA.sum(axis=1)
+    rate_N = np.broadcast_to(np.asarray(epsilon, dtype=np.float64), uniforms_N.shape)
+    scaled_N = uniforms_N / np.where(explore_N, rate_N, 1.0)  # uniform on [0, 1) where env i explores
+    k_N = np.minimum((scaled_N * count_N).astype(np.int64), count_N - 1)  # the k-th legal action, counted from 0
+    random_N = np.argmax(np.cumsum(legal_NA, axis=1) > k_N[:, None], axis=1).astype(np.int64)
+    return random_N if explore_N.all() else np.where(explore_N, random_N, greedy())

@@ -56,7 +56,8 @@ def gradient_step(
 ) -> Update:
     """One AdamW step on the mean TD loss of ``batch``; returns the loss and ``|TD error|`` (detached, on ``device``).
 
-    The batch's ``discounts`` (n-step) replace ``gamma``; its ``weights`` (prioritized replay) weight the loss.
+    The batch's ``discounts`` (n-step) replace ``gamma``; its ``weights`` (prioritized replay) weight the loss;
+    its ``next_mask`` (action masks) limits the targets to the legal actions of ``s'``.
     With ``config.augment`` the network sees DrQ's augmented ``s`` and ``s'`` (:func:`dueldqn.augment.augment`),
     drawn independently from ``generator``, ``s`` first.
     """
@@ -71,6 +72,7 @@ def gradient_step(
     terminated_B = to_device(batch.terminated, device)
     gamma = config.gamma if batch.discounts is None else to_device(batch.discounts, device)
     weights_B = None if batch.weights is None else to_device(batch.weights, device)
+    next_mask_BA = None if batch.next_mask is None else to_device(batch.next_mask, device)
     if isinstance(q_net, DistributionalQNetwork):  # C51: the priority is each transition's cross-entropy
         assert isinstance(target_net, DistributionalQNetwork)
         target_BZ = categorical_td_target(
@@ -84,13 +86,14 @@ def gradient_step(
             gamma,
             epsilon,
             generator,
+            next_mask_BA,
         )
         log_probs_BAZ = q_net.log_probs(obs)
         log_probs_sa_BZ = log_probs_BAZ[torch.arange(len(actions_B), device=device), actions_B]
         loss, priority_B = categorical_loss(log_probs_sa_BZ, target_BZ, weights_B)
     else:
         target_B = td_target(
-            config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, gamma, epsilon, generator
+            config.algo, rewards_B, terminated_B, next_obs, q_net, target_net, gamma, epsilon, generator, next_mask_BA
         )
         q_sa_B = q_net(obs).gather(1, actions_B.unsqueeze(1)).squeeze(1)
         loss = td_loss(q_sa_B, target_B, config.loss, weights_B)

@@ -93,8 +93,11 @@ def numpy_q_values(layers: tuple[list[Layer], list[Layer]], obs_BD: np.ndarray) 
     return _head(head, _features(hidden, obs_BD.astype(np.float32, copy=False))[-1])
 
 
-def numpy_greedy(q_net: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
+def numpy_greedy(q_net: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray] | None:
     """Greedy actions ``(N,)`` of an MLP Q-network computed in numpy, or ``None`` for other networks.
+
+    The function takes observations ``(N, D)`` and an optional action mask ``(N, A)`` (bool, True
+    where legal, every row with a legal action): then the best legal action.
 
     The arrays are views of the parameters' own memory, so they follow every optimizer step,
     target copy and ``load_state_dict`` without copying.
@@ -107,9 +110,12 @@ def numpy_greedy(q_net: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray] |
     # same for every action, so only the advantage stream is needed to act.
     out_weight_AF, out_bias_A = head[-1]
 
-    def greedy(obs_ND: np.ndarray) -> np.ndarray:
+    def greedy(obs_ND: np.ndarray, mask_NA: np.ndarray | None = None) -> np.ndarray:
         h_NF = _features(hidden, obs_ND.astype(np.float32, copy=False))[-1]
-        return (h_NF @ out_weight_AF.T + out_bias_A).argmax(axis=1)
+        score_NA = h_NF @ out_weight_AF.T + out_bias_A
+        if mask_NA is not None:  # the best legal action: the same shift per row, so masking A masks Q
+            score_NA = np.where(mask_NA, score_NA, -np.inf)
+        return score_NA.argmax(axis=1)
 
     return greedy
 
@@ -280,8 +286,9 @@ class NumpyMLPUpdate:
     def step(self, batch: Batch, *, epsilon: float, generator: torch.Generator) -> Update:
         """Take one AdamW step on ``batch`` at the optimizer's current learning rate.
 
-        The batch's ``discounts`` (n-step) replace ``gamma`` and its ``weights`` (prioritized
-        replay) weight each term of the loss, ``dL/dQ(s_i, a_i)`` scaled by ``w_i`` to match.
+        The batch's ``discounts`` (n-step) replace ``gamma``, its ``weights`` (prioritized
+        replay) weight each term of the loss, ``dL/dQ(s_i, a_i)`` scaled by ``w_i`` to match, and its
+        ``next_mask`` limits the target to the legal actions of ``s'`` (the target needs no gradient).
         """
         obs_BD = batch.obs.astype(np.float32, copy=False)
         batch_size = len(batch.actions)
@@ -295,6 +302,7 @@ class NumpyMLPUpdate:
             self.gamma if batch.discounts is None else torch.from_numpy(batch.discounts),
             epsilon,
             generator,
+            None if batch.next_mask is None else torch.from_numpy(batch.next_mask),
         ).numpy()
 
         hidden, head = self.online

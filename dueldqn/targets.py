@@ -16,6 +16,12 @@ algorithm          bootstrap value                                       referen
 Only ``terminated`` masks the bootstrap: a transition cut by a time limit is bootstrapped from
 its real final observation. The functions check shapes on entry and run under ``no_grad``.
 
+With invalid-action masks (:mod:`dueldqn.envs.masks`) every bootstrap ranges over the legal actions
+``L(s')`` of ``s'`` only: ``next_mask_BA`` (bool, True where legal) sends illegal actions' Q-values to
+``-inf`` before a max or argmax, and the epsilon-greedy policy of the SARSA targets puts
+``epsilon / |L(s')|`` on each legal action and nothing on the others. A terminal ``s'`` may have no
+legal action (its bootstrap is masked by ``terminated``): such a row is taken as all legal.
+
 ``gamma`` is one discount for the batch or a tensor ``(B,)`` of per-transition discounts: an
 n-step return (:mod:`dueldqn.replay.nstep`) folds ``k`` rewards and bootstraps with ``gamma^k``,
 ``y = sum_{j<k} gamma^j r_{t+j} + gamma^k (1 - terminated) bootstrap(s_{t+k})``. The loss takes
@@ -31,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from dueldqn.config import ALGORITHMS, LOSSES
-from dueldqn.exploration import epsilon_greedy_probs
+from dueldqn.exploration import epsilon_greedy_probs, legal_actions
 
 Discount = float | torch.Tensor  # one gamma, or gamma^k per transition (B,)
 
@@ -62,6 +68,13 @@ def _check(rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_BA: torch
         raise ValueError(f"expected a discount gamma in [0, 1], got {gamma}")
 
 
+def _masked(q_BA: torch.Tensor, mask_BA: torch.Tensor | None) -> torch.Tensor:
+    """``q_BA`` with illegal actions at ``-inf`` (``mask_BA`` ``None``: unchanged)."""
+    if mask_BA is None:
+        return q_BA
+    return q_BA.masked_fill(~legal_actions(mask_BA, q_BA.shape), -torch.inf)
+
+
 def _bootstrap(
     rewards_B: torch.Tensor, terminated_B: torch.Tensor, value_B: torch.Tensor, gamma: Discount
 ) -> torch.Tensor:
@@ -70,11 +83,15 @@ def _bootstrap(
 
 @torch.no_grad()
 def q_learning_target(
-    rewards_B: torch.Tensor, terminated_B: torch.Tensor, next_q_target_BA: torch.Tensor, gamma: Discount
+    rewards_B: torch.Tensor,
+    terminated_B: torch.Tensor,
+    next_q_target_BA: torch.Tensor,
+    gamma: Discount,
+    next_mask_BA: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Q-learning target ``r + gamma * (1 - terminated) * max_a' Q_targ(s', a')``, shape ``(B,)``."""
+    """Q-learning target ``r + gamma * (1 - terminated) * max_{a' in L(s')} Q_targ(s', a')``, shape ``(B,)``."""
     _check(rewards_B, terminated_B, next_q_target_BA, gamma)
-    return _bootstrap(rewards_B, terminated_B, next_q_target_BA.max(dim=1).values, gamma)
+    return _bootstrap(rewards_B, terminated_B, _masked(next_q_target_BA, next_mask_BA).max(dim=1).values, gamma)
 
 
 @torch.no_grad()
@@ -84,10 +101,12 @@ def double_q_target(
     next_q_target_BA: torch.Tensor,
     next_q_online_BA: torch.Tensor,
     gamma: Discount,
+    next_mask_BA: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Double Q-learning target: the online network picks ``a*``, the target network values it.
+    """Double Q-learning target: the online network picks ``a*`` (among the legal actions), the target network
+    values it.
 
-    ``y = r + gamma * (1 - terminated) * Q_targ(s', argmax_a' Q(s', a'))``, shape ``(B,)``
+    ``y = r + gamma * (1 - terminated) * Q_targ(s', argmax_{a' in L(s')} Q(s', a'))``, shape ``(B,)``
     (van Hasselt, Guez and Silver, 2016).
     """
     _check(rewards_B, terminated_B, next_q_target_BA, gamma)
@@ -96,7 +115,7 @@ def double_q_target(
             f"expected online and target Q-values of one shape, got {tuple(next_q_online_BA.shape)} "
             f"and {tuple(next_q_target_BA.shape)}"
         )
-    best_B1 = next_q_online_BA.argmax(dim=1, keepdim=True)
+    best_B1 = _masked(next_q_online_BA, next_mask_BA).argmax(dim=1, keepdim=True)
     return _bootstrap(rewards_B, terminated_B, next_q_target_BA.gather(1, best_B1).squeeze(1), gamma)
 
 
@@ -152,19 +171,20 @@ def td_target(
     gamma: Discount,
     epsilon: float,
     generator: torch.Generator | None = None,
+    next_mask_BA: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The target of ``algo`` for a batch, reading the networks at ``next_obs``; shape ``(B,)``.
 
     ``epsilon`` is the behaviour policy's current exploration rate (used by the SARSA targets);
-    ``generator`` draws SARSA's ``A'``.
+    ``generator`` draws SARSA's ``A'``; ``next_mask_BA`` (bool, optional) the legal actions of ``s'``.
     """
     next_q_target_BA = target_net(next_obs)
     if algo == "dqn":
-        return q_learning_target(rewards_B, terminated_B, next_q_target_BA, gamma)
+        return q_learning_target(rewards_B, terminated_B, next_q_target_BA, gamma, next_mask_BA)
     next_q_online_BA = q_net(next_obs)
     if algo == "double":
-        return double_q_target(rewards_B, terminated_B, next_q_target_BA, next_q_online_BA, gamma)
-    probs_BA = epsilon_greedy_probs(next_q_online_BA, epsilon)
+        return double_q_target(rewards_B, terminated_B, next_q_target_BA, next_q_online_BA, gamma, next_mask_BA)
+    probs_BA = epsilon_greedy_probs(next_q_online_BA, epsilon, next_mask_BA)
     if algo == "sarsa":
         next_actions_B = torch.multinomial(probs_BA, 1, generator=generator).squeeze(1)
         return sarsa_target(rewards_B, terminated_B, next_q_target_BA, next_actions_B, gamma)
@@ -266,13 +286,15 @@ def categorical_next_distribution(
     support_Z: torch.Tensor,
     epsilon: float,
     generator: torch.Generator | None = None,
+    next_mask_BA: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The distribution at ``s'`` that ``algo`` bootstraps from, read from the target network: ``(B, Z)``.
 
     ``dqn``: ``p_targ(s', a*)`` with ``a* = argmax_a E[Z_targ(s', a)]``; ``double``: ``a*`` by the online
     network's expected Q (Hessel et al., 2018); ``sarsa``: ``A' ~ pi(s')``, the epsilon-greedy policy w.r.t.
     the online expected Q; ``expected-sarsa``: the mixture ``sum_a pi(a | s') p_targ(s', a)``.
-    ``next_q_online_BA`` (the online expected Q at ``s'``) may be ``None`` for ``dqn`` only.
+    ``next_q_online_BA`` (the online expected Q at ``s'``) may be ``None`` for ``dqn`` only. With
+    ``next_mask_BA`` (bool, True where legal) ``a*``, ``A'`` and ``pi`` range over the legal actions of ``s'``.
     """
     if next_probs_target_BAZ.dim() != 3 or next_probs_target_BAZ.shape[2] != support_Z.shape[0]:
         raise ValueError(
@@ -289,9 +311,9 @@ def categorical_next_distribution(
     else:
         select_BA = next_q_online_BA
     if algo in ("dqn", "double"):
-        best_B = select_BA.argmax(dim=1)
+        best_B = _masked(select_BA, next_mask_BA).argmax(dim=1)
     elif algo in ("sarsa", "expected-sarsa"):
-        probs_BA = epsilon_greedy_probs(select_BA, epsilon)
+        probs_BA = epsilon_greedy_probs(select_BA, epsilon, next_mask_BA)
         if algo == "expected-sarsa":
             return (probs_BA.unsqueeze(2) * next_probs_target_BAZ).sum(dim=1)
         best_B = torch.multinomial(probs_BA, 1, generator=generator).squeeze(1)
@@ -312,18 +334,19 @@ def categorical_td_target(
     gamma: Discount,
     epsilon: float,
     generator: torch.Generator | None = None,
+    next_mask_BA: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The projected target distribution ``m`` of ``algo`` for a batch, read at ``next_obs``: ``(B, Z)``.
 
     The networks map observations to log-probabilities ``(B, A, Z)``; the online one is read only to
-    choose (or weight) the next action.
+    choose (or weight) the next action, among the legal ones of ``next_mask_BA`` if given.
     """
     next_probs_target_BAZ = target_log_probs_net(next_obs).exp()
     next_q_online_BA = None
     if algo != "dqn":
         next_q_online_BA = (log_probs_net(next_obs).exp() * support_Z).sum(dim=2)
     next_probs_BZ = categorical_next_distribution(
-        algo, next_probs_target_BAZ, next_q_online_BA, support_Z, epsilon, generator
+        algo, next_probs_target_BAZ, next_q_online_BA, support_Z, epsilon, generator, next_mask_BA
     )
     return categorical_projection(rewards_B, terminated_B, next_probs_BZ, support_Z, gamma)
 

@@ -32,6 +32,7 @@ from dueldqn.checkpoint import REPLAY, Checkpoint, save_model
 from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.device import resolve_device
 from dueldqn.envs import make_vec_env, restore_vector_env_state, vector_env_state
+from dueldqn.envs.masks import run_masks
 from dueldqn.errors import TrainingDiverged, TrainingInterrupted
 from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
 from dueldqn.executors.local import Parts, run_local
@@ -186,15 +187,24 @@ def train(
     noise = noise_generator(config, device)  # noisy nets: one generator for the actor's and the learner's noise
     q_net = build_network(config, env, device, seed=config.seed)
     learner = build_learner(config, q_net, device, noise=noise)
+    # Action masks (auto: where the env gives them), judged from a reset; a resumed run uses them if it did.
+    masks, obs_NO, infos = None, None, dict[str, Any]()
+    if ckpt is None or (config.action_mask != "off" and "mask_NA" in ckpt.states["loop"]):
+        obs_NO, infos = envs.reset(seed=config.seed)  # a resumed run's envs are restored (or reset) below
+    if config.action_mask != "off" and obs_NO is not None:
+        masks = run_masks(config.action_mask, config.env_id, envs, infos)
+    mask_actions = env.n_actions if masks is not None else 0
     replay = build_replay(config, build_storage(config, env.obs_shape, env.obs_dtype, frames=env.frames,
-                                                num_envs=config.num_envs))  # fmt: skip
+                                                num_envs=config.num_envs, mask_actions=mask_actions))  # fmt: skip
     actor = build_actor(config, q_net, env, seed=config.seed, num_envs=config.num_envs, device=device, noise=noise)
     loss_sum = torch.zeros((), device=device)
     threads = ThreadPolicy.for_run(config.torch_threads, env.conv, device)  # timed for conv nets on the CPU
     if ckpt is None:
-        obs_NO, _ = envs.reset(seed=config.seed)
+        assert obs_NO is not None
         state = LoopState(obs_NO=obs_NO, autoreset_N=np.zeros(config.num_envs, dtype=bool), loss_sum=loss_sum,
                           learning_starts_at=config.learning_starts)  # fmt: skip
+        if masks is not None:
+            state.mask_NA = masks.read(envs, infos, 0)
     else:
         loop = ckpt.states["loop"]
         state = LoopState(obs_NO=loop["obs_NO"], autoreset_N=loop["autoreset_N"], loss_sum=loss_sum)
@@ -203,14 +213,16 @@ def train(
     if ckpt is not None:
         session.restore(ckpt.states)
         if ckpt.states["envs"]["snapshot"] is None:  # not saved (EnvPool, Box2D, MuJoCo): new episodes
-            state.obs_NO, _ = envs.reset(seed=seeds.resumed_env_seed(config.seed, state.steps))
+            state.obs_NO, infos = envs.reset(seed=seeds.resumed_env_seed(config.seed, state.steps))
             state.autoreset_N = np.zeros(config.num_envs, dtype=bool)
+            if masks is not None:
+                state.mask_NA = masks.read(envs, infos, state.steps)
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
             state.learning_starts_at = state.steps + config.learning_starts
 
     evaluation = (TrainingEvaluation(config, q_net, env.raw_space, env.n_actions, session.logger, state.steps)
                   if config.eval_every else None)  # fmt: skip
-    parts = Parts(config, actor, learner, replay, rng, device, evaluation, threads)
+    parts = Parts(config, actor, learner, replay, rng, device, evaluation, threads, masks)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
     try:
         with threads:
@@ -252,7 +264,7 @@ def finish(
     )
     with fixed_threads(eval_threads):  # the count the loop ended on: one a shared machine can give
         result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
-                                seed=config.seed + seeds.FINAL_EVAL)  # fmt: skip
+                                seed=config.seed + seeds.FINAL_EVAL, action_mask=config.action_mask)  # fmt: skip
     eval_seconds = time.perf_counter() - start
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)

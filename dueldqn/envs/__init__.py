@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import difflib
 import functools
+import importlib
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -64,7 +65,17 @@ def _register_minatar() -> None:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise ``ValueError`` naming close matches if ``env_id`` is not a registered environment."""
+    """Raise ``ValueError`` naming close matches if ``env_id`` is not a registered environment.
+
+    ``"module:EnvId-v0"`` (gymnasium's form, which ``gym.make`` understands) imports ``module`` first,
+    which registers ``EnvId-v0``: so a worker process finds an env registered outside gymnasium.
+    """
+    if ":" in env_id:
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"cannot import {module!r} to register {env_id!r}: {err}") from err
     if env_id.startswith("MinAtar/") and env_id not in gym.registry:
         with _optional_dependencies(env_id):
             _register_minatar()
@@ -216,7 +227,7 @@ def make_eval_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncV
 # replayed and checked at restore); the Atari wrappers' own state (frame stack, max-pool buffer,
 # lives, no-op generator) is plain attributes like the others. Other envs (Box2D, MuJoCo, EnvPool)
 # hold state in native objects: they are reset on resume.
-_RESTORABLE_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text")
+_RESTORABLE_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text", "dueldqn.envs.testing")
 # time_queue: RecordEpisodeStatistics' wall-clock episode durations, not progress (and never equal across runs)
 _SKIP_ATTRIBUTES = {"_saved_kwargs", "render_mode", "screen", "clock", "isopen", "_np_random_seed", "metadata",
                     "time_queue"}  # fmt: skip

@@ -69,11 +69,13 @@ def run_apex(
     tensorboard: bool = True,
     record_ids: bool = False,
     name_prefix: str = "",
+    mask_actions: int = 0,
 ) -> ApexResult:
     """Train ``q_net`` with Ape-X on Ray and leave checkpoints, ``metrics.csv`` and ``apex.csv`` in ``run_dir``.
 
     ``evaluate``: the env's raw observation space and action count, for evaluations during training
     (``config.eval_every``; they play in the driver, between updates, while the runners go on).
+    ``mask_actions``: the shards keep each transition's ``s'`` action mask of this many actions (0: none).
 
     Raises:
         ValueError: for an on-policy algorithm (SARSA: Ape-X's runners follow many policies).
@@ -96,7 +98,8 @@ def run_apex(
     started = rx.connect(config)
     try:
         cluster = rx.ApexCluster(config, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames,
-                                 first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix)  # fmt: skip
+                                 first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix,
+                                 mask_actions=mask_actions)  # fmt: skip
     except BaseException:  # the real error goes up; the cluster closed its actors, the Ray we started stops
         rx.shutdown(started)
         session.close()
@@ -297,18 +300,23 @@ class ApexNetwork(NamedTuple):
     frames: bool  # Atari's stacked frames (frame replay)
     raw_space: Any  # the env's own observation space (the Agent encodes it)
     n_actions: int
+    mask_actions: int = 0  # n_actions when the run uses action masks, else 0
 
 
 def apex_network(config: Config, device: torch.device) -> ApexNetwork:
     """Build the learner's network (seeded by ``config.seed``) for ``config.env_id``."""
     from dueldqn.envs import make_vec_env
+    from dueldqn.envs.masks import run_masks
 
     envs = make_vec_env(config.env_id, 1, config.seed, config.backend)  # the spaces only
     env = EnvSpec.of(envs, config.env_id)
-    envs.close()
     q_net = build_network(config, env, device, seed=config.seed)
+    masks = None
+    if config.action_mask != "off":  # the runners judge their envs alike; the shards must know before they start
+        masks = run_masks(config.action_mask, config.env_id, envs, envs.reset(seed=config.seed)[1])
+    envs.close()
     return ApexNetwork(q_net, env.network_spec(config), env.obs_shape, env.obs_dtype, env.frames, env.raw_space,
-                       env.n_actions)  # fmt: skip
+                       env.n_actions, env.n_actions if masks is not None else 0)  # fmt: skip
 
 
 def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, progress: bool,
@@ -325,5 +333,6 @@ def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, prog
     net = apex_network(config, device)
     result = run_apex(config, run_dir, q_net=net.q_net, spec=net.spec, obs_shape=net.obs_shape,
                       obs_dtype=net.obs_dtype, frames=net.frames, device=device, resume=resume,
-                      evaluate=(net.raw_space, net.n_actions), progress=progress, tensorboard=tensorboard)  # fmt: skip
+                      evaluate=(net.raw_space, net.n_actions), progress=progress, tensorboard=tensorboard,
+                      mask_actions=net.mask_actions)  # fmt: skip
     return net, result

@@ -17,6 +17,8 @@ twice and ``n_step`` stays a setting of the sampler. Each row also carries the r
 its own priority rather than the maximum. A distributional learner's priorities are cross-entropies, which
 no runner can estimate without the target network: its rows carry none and enter with the maximum, as in
 Rainbow (:func:`actor_priorities`). A noisy runner draws new noise each act step from its own generator.
+With action masks (:mod:`dueldqn.envs.masks`) a runner acts over the legal actions and its chunk carries
+each row's ``s'`` mask, which the shard stores beside the transition.
 
 Shape suffixes: ``T`` vector steps of a chunk, ``K`` envs of the runner, ``O`` observation, ``A`` actions.
 """
@@ -33,6 +35,7 @@ from dueldqn.agent import noise_generator
 from dueldqn.build import EnvSpec, build_actor, build_network
 from dueldqn.config import Config
 from dueldqn.envs import make_vec_env
+from dueldqn.envs.masks import run_masks
 from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons
 from dueldqn.seeds import runner_seed
 from dueldqn.tensors import Weights
@@ -55,6 +58,7 @@ class Chunk(NamedTuple):
     ids_TK: np.ndarray  # int64 transition ids, vector step * K + env: unique within the runner's life
     episodes: list[tuple[int, float, int]]  # (env k, return, length) of episodes finished in the chunk
     weights_version: int  # the version of the weights that acted (-1: the initial random network)
+    next_mask_TKA: np.ndarray | None = None  # bool: the legal actions of each next_obs (None: no masks)
 
     @property
     def transitions(self) -> int:
@@ -124,8 +128,11 @@ def initial_td_errors(
     *,
     n_step: int,
     gamma: float,
+    next_mask_TKA: np.ndarray | None = None,
 ) -> np.ndarray:
     """Ape-X's actor-side priorities ``|G - Q(s_t, a_t)|``, ``(T, K)`` float64 (0 where not valid).
+
+    With ``next_mask_TKA`` (action masks) the max ranges over the legal actions of ``s_{t+k}``.
 
     ``G = sum_{j<k} gamma^j r_{t+j} + gamma^k (1 - terminated_{t+k-1}) max_a Q(s_{t+k}, a)`` over a
     window of ``k <= n`` steps of the same env that stops at the episode's end or at the chunk's
@@ -149,6 +156,9 @@ def initial_td_errors(
         last_TK = np.where(take_TK, src_T[:, None], last_TK)
         open_TK = take_TK & ~ended_TK[src_T]
     env_K = np.arange(K)
+    if next_mask_TKA is not None:  # illegal actions out of the max (a terminal s' with none: all, masked below)
+        legal_TKA = next_mask_TKA | ~next_mask_TKA.any(axis=-1, keepdims=True)
+        q_next_TKA = np.where(legal_TKA, q_next_TKA, -np.inf)
     bootstrap_TK = q_next_TKA[last_TK, env_K].max(axis=-1) * (1.0 - terminated_TK[last_TK, env_K])
     q_sa_TK = np.take_along_axis(q_obs_TKA, actions_TK[..., None], axis=-1)[..., 0]
     td_TK = np.abs(return_TK + discount_TK * bootstrap_TK - q_sa_TK)
@@ -189,7 +199,9 @@ class EnvRunner:
         self.actor = build_actor(config, self.q_net, env, seed=seed, num_envs=K, device=cpu, noise=noise)
         rates = apex_epsilons(num_runners * K, config.apex_epsilon_base, config.apex_epsilon_alpha)
         self.epsilons_K = rates[index * K : (index + 1) * K]
-        self.obs_KO, _ = self.envs.reset(seed=seed)
+        self.obs_KO, infos = self.envs.reset(seed=seed)
+        self.masks = run_masks(config.action_mask, config.env_id, self.envs, infos)
+        self.mask_KA = None if self.masks is None else self.masks.read(self.envs, infos, 0)  # legal in obs_KO
         self.autoreset_K = np.zeros(K, dtype=bool)
         self.episode_return_K = np.zeros(K)
         self.episode_length_K = np.zeros(K, dtype=np.int64)
@@ -229,11 +241,14 @@ class EnvRunner:
         terminated_TK = np.empty((T, K), dtype=bool)
         truncated_TK = np.empty((T, K), dtype=bool)
         valid_TK = np.empty((T, K), dtype=bool)
+        next_mask_TKA = None if self.masks is None else np.empty((T, K, self.n_actions), dtype=bool)
         episodes: list[tuple[int, float, int]] = []
         first_iteration = self.iteration
         for t in range(T):
-            actions_K = self.actor.act(self.obs_KO, epsilons_K, self.iteration)
-            next_obs_KO, rewards_K, terminated_K, truncated_K, _ = self.envs.step(actions_K)
+            actions_K = self.actor.act(self.obs_KO, epsilons_K, self.iteration, self.mask_KA)
+            next_obs_KO, rewards_K, terminated_K, truncated_K, infos = self.envs.step(actions_K)
+            if self.masks is not None and next_mask_TKA is not None:  # the legal actions of next_obs_KO
+                self.mask_KA = next_mask_TKA[t] = self.masks.read(self.envs, infos, self.iteration * K, terminated_K)
             obs_TKO[t], next_obs_TKO[t], actions_TK[t], rewards_TK[t] = self.obs_KO, next_obs_KO, actions_K, rewards_K
             terminated_TK[t], truncated_TK[t], valid_TK[t] = terminated_K, truncated_K, ~self.autoreset_K
             # Episode statistics from the rows themselves (the env's own episode wrapper may be absent).
@@ -247,11 +262,11 @@ class EnvRunner:
             self.iteration += 1
         self.steps_since_sync += T * K
         td_abs_TK = self._initial_td_errors(obs_TKO, actions_TK, rewards_TK, next_obs_TKO, terminated_TK,
-                                            truncated_TK, valid_TK)  # fmt: skip
+                                            truncated_TK, valid_TK, next_mask_TKA)  # fmt: skip
         ids_TK = (np.arange(first_iteration, self.iteration)[:, None] * K + np.arange(K)).astype(np.int64)
         chunk = Chunk(self.index, self.incarnation, self.seq, obs_TKO, actions_TK, rewards_TK, next_obs_TKO,
                       terminated_TK, truncated_TK, valid_TK, td_abs_TK, ids_TK,
-                      episodes, self.version)  # fmt: skip
+                      episodes, self.version, next_mask_TKA)  # fmt: skip
         self.seq += 1
         return chunk
 
@@ -264,6 +279,7 @@ class EnvRunner:
         terminated_TK: np.ndarray,
         truncated_TK: np.ndarray,
         valid_TK: np.ndarray,
+        next_mask_TKA: np.ndarray | None = None,
     ) -> np.ndarray:
         if not actor_priorities(self.config):
             return np.zeros(actions_TK.shape)
@@ -272,7 +288,7 @@ class EnvRunner:
         q_next_TKA = self.actor.q_values(next_obs_TKO.reshape(T * K, *obs_TKO.shape[2:])).reshape(T, K, -1)
         return initial_td_errors(q_obs_TKA, q_next_TKA, actions_TK, rewards_TK, terminated_TK.astype(np.float64),
                                  terminated_TK | truncated_TK, valid_TK, n_step=self.config.n_step,
-                                 gamma=self.config.gamma)  # fmt: skip
+                                 gamma=self.config.gamma, next_mask_TKA=next_mask_TKA)  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         """What the driver wants to know about this runner (its epsilons, version, life)."""

@@ -25,6 +25,7 @@ import torch
 
 from dueldqn.actor import Actor
 from dueldqn.config import Config
+from dueldqn.envs.masks import VectorMasks
 from dueldqn.evaluate import TrainingEvaluation
 from dueldqn.executors.cadence import TargetSync
 from dueldqn.executors.session import LoopState, Session
@@ -45,18 +46,31 @@ class Parts(NamedTuple):
     device: torch.device
     evaluation: TrainingEvaluation | None = None  # evaluations during training (eval_every)
     threads: ThreadPolicy | None = None  # torch's thread count, re-chosen between updates when auto
+    masks: VectorMasks | None = None  # the envs' action masks, when the run uses them
 
 
-def env_step(envs: gym.vector.VectorEnv, replay: Replay, state: LoopState, actions_N: np.ndarray) -> dict[str, Any]:
+def env_step(
+    envs: gym.vector.VectorEnv,
+    replay: Replay,
+    state: LoopState,
+    actions_N: np.ndarray,
+    masks: VectorMasks | None = None,
+) -> dict[str, Any]:
     """Step the envs with ``actions_N``, store the new transitions and advance ``state``.
 
     An env whose episode ended on the previous step only resets on this one (gymnasium's
     next-step autoreset): its "transition" joins two episodes and is not stored. A truncated
     transition keeps its real final observation and ``terminated=False``, so it is bootstrapped.
-    Returns the envs' ``infos``.
+    With ``masks`` each transition keeps the legal actions of its ``s'`` and ``state.mask_NA``
+    follows the observation (on an autoreset step, the new episode's first). Returns the envs' ``infos``.
     """
     next_obs_NO, rewards_N, terminated_N, truncated_N, infos = envs.step(actions_N)
-    replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N)
+    if masks is None:
+        replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N)
+    else:
+        state.mask_NA = masks.read(envs, infos, state.steps + len(actions_N), terminated_N)
+        replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N,
+                   next_mask_N=state.mask_NA)  # fmt: skip
     state.autoreset_N = terminated_N | truncated_N
     state.obs_NO = next_obs_NO
     state.steps += len(actions_N)
@@ -80,8 +94,8 @@ def run_local(parts: Parts, envs: gym.vector.VectorEnv, session: Session, state:
     evaluation = parts.evaluation
     while state.steps < end and stop.signum is None and state.return_reached_at is None:
         epsilon = epsilon_at(state.steps - config.epsilon_decay_start, *eps)
-        actions_N = actor.act(state.obs_NO, epsilon, state.iteration)  # act
-        infos = env_step(envs, replay, state, actions_N)  # step, store (an autoreset step stores nothing)
+        actions_N = actor.act(state.obs_NO, epsilon, state.iteration, state.mask_NA)  # act (legal actions if masked)
+        infos = env_step(envs, replay, state, actions_N, parts.masks)  # step, store (an autoreset step stores nothing)
         for episode_return, length in finished_episodes(infos):
             state.episodes += 1
             session.episode(state, episode_return, length, epsilon)

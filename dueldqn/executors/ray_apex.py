@@ -136,7 +136,8 @@ class ApexCluster:
     """The run's actors: ``S`` shards (on the driver's node) and ``R`` runners; stops them all on :meth:`close`."""
 
     def __init__(self, config: Config, *, obs_shape: tuple[int, ...], obs_dtype: np.dtype, frames: bool,
-                 first_life: int, record_ids: bool = False, name_prefix: str = "") -> None:  # fmt: skip
+                 first_life: int, record_ids: bool = False, name_prefix: str = "",
+                 mask_actions: int = 0) -> None:  # fmt: skip
         self.config = config
         cpus = runner_cpus(config)
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
@@ -145,7 +146,13 @@ class ApexCluster:
         shard_names = [f"dueldqn-shard-{s}-{run_id}" for s in range(config.replay_shards)]
         self.shards: list[Any] = [
             shard_cls.options(num_cpus=cpus, max_restarts=0, scheduling_strategy=here, name=shard_names[s]).remote(
-                config, index=s, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames, record_ids=record_ids
+                config,
+                index=s,
+                obs_shape=obs_shape,
+                obs_dtype=obs_dtype,
+                frames=frames,
+                record_ids=record_ids,
+                mask_actions=mask_actions,
             )
             for s in range(config.replay_shards)
         ]

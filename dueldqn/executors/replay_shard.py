@@ -41,6 +41,7 @@ class ReplayShard:
         obs_dtype: one observation's dtype.
         frames: Atari's stacked frames (each frame stored once, :class:`~dueldqn.replay.frames.FrameReplayBuffer`).
         record_ids: keep every ingested transition id (tests check exactly-once ingestion).
+        mask_actions: store each row's ``s'`` action mask of this many actions (0: the run uses no masks).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class ReplayShard:
         obs_dtype: np.dtype | type,
         frames: bool = False,
         record_ids: bool = False,
+        mask_actions: int = 0,
     ) -> None:
         self.config, self.index = config, index
         self.runners = runners_of_shard(index, config.replay_shards, config.num_env_runners)
@@ -59,7 +61,7 @@ class ReplayShard:
         N = self.num_streams = len(self.runners) * K
         capacity = max(config.buffer_size // config.replay_shards, config.batch_size)
         self.storage = build_storage(config, obs_shape, np.dtype(obs_dtype), frames=frames, num_envs=N,
-                                     capacity=capacity)  # fmt: skip
+                                     capacity=capacity, mask_actions=mask_actions)  # fmt: skip
         self.replay = build_replay(config, self.storage)
         self.rng = shard_rng(config.seed, index)
         # One vector step of all N streams, reused: a chunk fills its runner's K rows, the rest stay invalid.
@@ -70,6 +72,7 @@ class ReplayShard:
         self._terminated_N = np.zeros(N, dtype=bool)
         self._truncated_N = np.zeros(N, dtype=bool)
         self._td_abs_N = np.zeros(N)
+        self._next_mask_NA = np.zeros((N, mask_actions), dtype=bool) if mask_actions else None
         self.ingested = 0  # transitions stored
         self.sampled = 0  # transitions drawn by the learner
         self.chunks: dict[tuple[int, int], int] = {}  # (runner, incarnation) -> chunks taken (the next seq)
@@ -91,6 +94,10 @@ class ReplayShard:
                 or repeated chunk would break the streams' n-step links).
         """
         chunk = unpack_frames(chunk)
+        if (chunk.next_mask_TKA is None) != (self._next_mask_NA is None):
+            sent = "without" if chunk.next_mask_TKA is None else "with"
+            raise ValueError(f"runner {chunk.runner} sent a chunk {sent} action masks to a shard whose run "
+                             f"{'uses' if self._next_mask_NA is not None else 'uses no'} masks")  # fmt: skip
         if chunk.runner not in self.runners:
             raise ValueError(f"runner {chunk.runner} writes to shard {chunk.runner % self.config.replay_shards}, "
                              f"not {self.index}")  # fmt: skip
@@ -123,10 +130,11 @@ class ReplayShard:
         rows = (chunk.obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]), chunk.actions_TK.ravel(),
                 chunk.rewards_TK.ravel(), chunk.next_obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]),
                 chunk.terminated_TK.ravel(), chunk.truncated_TK.ravel(), chunk.valid_TK.ravel())  # fmt: skip
+        masks = {} if chunk.next_mask_TKA is None else {"next_mask_N": chunk.next_mask_TKA.reshape(T * K, -1)}
         if isinstance(self.replay, PrioritizedReplay) and self.runner_priorities:
-            self.replay.add(*rows, td_abs_N=chunk.td_abs_TK.ravel())
+            self.replay.add(*rows, td_abs_N=chunk.td_abs_TK.ravel(), **masks)
         else:
-            self.replay.add(*rows)
+            self.replay.add(*rows, **masks)
 
     def _add_steps(self, chunk: Chunk, cols: slice) -> None:
         """One vector step at a time, the runner's rows among all streams: the storage links each stream."""
@@ -141,14 +149,18 @@ class ReplayShard:
             self._td_abs_N[cols] = chunk.td_abs_TK[t]
             rows = (self._obs_NO, self._actions_N, self._rewards_N, self._next_obs_NO, self._terminated_N,
                     self._truncated_N, valid_N)  # fmt: skip
+            masks = {}
+            if self._next_mask_NA is not None and chunk.next_mask_TKA is not None:
+                self._next_mask_NA[cols] = chunk.next_mask_TKA[t]
+                masks = {"next_mask_N": self._next_mask_NA}
             if (
                 isinstance(self.replay, PrioritizedReplay)
                 and isinstance(self.storage, ReplayBuffer)
                 and self.runner_priorities
             ):
-                self.replay.add(*rows, td_abs_N=self._td_abs_N)
+                self.replay.add(*rows, td_abs_N=self._td_abs_N, **masks)
             else:  # uniform; frames, whose slots do not map one to one onto the rows; or C51: the max priority
-                self.replay.add(*rows)
+                self.replay.add(*rows, **masks)
 
     def sample_many(
         self, count: int, batch_size: int, beta: float, priorities: tuple[np.ndarray, np.ndarray] | None = None

@@ -91,6 +91,14 @@ class LoopState(Counters):
     autoreset_N: np.ndarray  # envs whose next step only resets them (gymnasium next-step autoreset)
     iteration: int = 0  # vector steps taken
     learning_starts_at: int = 0  # no updates before this step (moved on when a resume refills the replay)
+    mask_NA: np.ndarray | None = None  # action masks: the legal actions of obs_NO (None: the run uses none)
+
+    def state_dict(self) -> StateDict:
+        """The counters (JSON), the live observation, mask and flags (arrays) and the running loss (a tensor)."""
+        state = super().state_dict()
+        if self.mask_NA is None:  # a run without masks saves as before
+            del state["mask_NA"]
+        return state
 
 
 class NumpyRNG:

@@ -22,6 +22,7 @@ class Batch(NamedTuple):
     indices: np.ndarray | None = None  # (B,) int64: storage slots, or PrioritizedReplay's tickets
     weights: np.ndarray | None = None  # (B,) float32 importance-sampling weights; None (all 1) from a storage
     discounts: np.ndarray | None = None  # (B,) float32, n-step: gamma^k bootstrapping s' after k rewards
+    next_mask: np.ndarray | None = None  # (B, A) bool: the legal actions of next_obs (action masks); None: all
 
 
 class SlotChanges(NamedTuple):

@@ -37,6 +37,10 @@ continues the one in ``p`` when ``p`` is not its env's newest slot, ``p + 1`` ho
 ``truncated`` flags; the autoreset step is never stored). The window only reads slots newer than
 ``p``, which the ring has not overwritten.
 
+Action masks (``mask_actions = A > 0``): a slot where a transition ends also keeps the legal actions
+of its ``s'`` as packed bits, ``ceil(A / 8)`` bytes (3 B for Atari's 18 actions); an n-step batch
+reads those of the window's last slot, the state it bootstraps from. Without masks nothing is kept.
+
 Memory for ``(4, 84, 84)`` ``uint8`` observations, per slot: frame ``84 * 84 = 7056`` B, action
 (int16) 2 B, reward (float32) 4 B, depth (uint8) 1 B, flags (uint8: transition, terminated,
 truncated) 1 B: 7,064 B. Per env: the previous ``s'`` (28,224 B) and three int64 counters. For 1M slots in one
@@ -85,6 +89,7 @@ class FrameReplayBuffer:
         num_envs: ``N``, the number of parallel envs; :meth:`add` takes one row per env.
         n_step: fold up to this many transitions into each sampled one (1: one-step transitions).
         gamma: the discount of the n-step fold.
+        mask_actions: keep each ``s'``'s action mask of this many actions, packed (0: no masks).
 
     Raises:
         ValueError: for a ring of fewer than ``2 * C + 2`` slots per env, ``obs_shape``
@@ -99,6 +104,7 @@ class FrameReplayBuffer:
         num_envs: int = 1,
         n_step: int = 1,
         gamma: float = 0.99,
+        mask_actions: int = 0,
     ) -> None:
         if n_step < 1:
             raise ValueError(f"n_step must be a positive number of transitions, got {n_step}")
@@ -123,6 +129,10 @@ class FrameReplayBuffer:
         self.rewards_NL = np.zeros((n, length), dtype=np.float32)
         self.depth_NL = np.zeros((n, length), dtype=np.uint8)  # min(slots since stream start, C)
         self.flags_NL = np.zeros((n, length), dtype=np.uint8)  # _TRANSITION | _TERMINATED | _TRUNCATED
+        self.mask_actions = int(mask_actions)
+        mask_bytes = -(-self.mask_actions // 8)
+        self.mask_NLM = np.zeros((n, length if mask_actions else 0, mask_bytes), dtype=np.uint8)  # s' legal, packed
+        self._slot_arrays = _SLOT_ARRAYS | ({"next_mask": "mask_NLM"} if mask_actions else {})
         self.last_next_obs_N = np.zeros((n, *self.obs_shape), dtype=obs_dtype)  # each env's previous s'
         self.head_N = np.zeros(n, dtype=np.int64)  # slots written by each env so far (not wrapped)
         self.stream_start_N = np.zeros(n, dtype=np.int64)  # head value at the current stream's first slot
@@ -145,7 +155,7 @@ class FrameReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes of all the arrays this buffer holds (allocated, touched or not)."""
-        return int(sum(getattr(self, name).nbytes for name in (*_SLOT_ARRAYS.values(), *_ENV_ARRAYS.values())))
+        return int(sum(getattr(self, name).nbytes for name in (*self._slot_arrays.values(), *_ENV_ARRAYS.values())))
 
     def bytes_per_transition(self) -> float:
         """``nbytes / capacity``: 7,064.03 B for 1M ``(4, 84, 84)`` uint8 slots in one env."""
@@ -165,8 +175,11 @@ class FrameReplayBuffer:
         flags_K: np.ndarray,
         actions_K: np.ndarray,
         rewards_K: np.ndarray,
+        masks_KM: np.ndarray | None = None,
     ) -> SlotChanges:
         """Write one slot for each of the distinct envs ``env_K``, keeping ``size_N`` exact.
+
+        ``masks_KM``: the packed action masks of the slots' ``s'`` (with ``mask_actions``; lead slots: zeros).
 
         Returns the flat slots: ``written`` where a transition was written, ``cleared`` the slots
         that left the sampleable window and those written without a transition.
@@ -185,6 +198,8 @@ class FrameReplayBuffer:
         self.flags_NL[env_K, slot_K] = flags_K
         self.actions_NL[env_K, slot_K] = actions_K
         self.rewards_NL[env_K, slot_K] = rewards_K
+        if self.mask_actions:
+            self.mask_NLM[env_K, slot_K] = 0 if masks_KM is None else masks_KM
         self.size_N[env_K] += flags_K & _TRANSITION
         self.head_N[env_K] = head_K + 1
         flat_K = env_K.astype(np.int64) * self.slots + slot_K
@@ -239,8 +254,12 @@ class FrameReplayBuffer:
         terminated_N: np.ndarray,
         truncated_N: np.ndarray,
         valid_N: np.ndarray | None = None,
+        *,
+        next_mask_N: np.ndarray | None = None,
     ) -> SlotChanges:
         """Store one step of the ``N`` envs, skipping those where ``valid_N`` is False.
+
+        ``next_mask_N`` ``(N, A)`` bool: the legal actions of each ``s'``, required with ``mask_actions``.
 
         Row ``n`` must always come from env ``n``. ``valid_N`` is False for the step that only
         resets an env after its episode ended (next-step autoreset): it joins two episodes
@@ -259,6 +278,10 @@ class FrameReplayBuffer:
                 step passed as valid), or an action outside ``[0, 32767]``.
         """
         expected = (self.num_envs, *self.obs_shape)
+        if self.mask_actions and (next_mask_N is None or next_mask_N.shape != (self.num_envs, self.mask_actions)):
+            got = None if next_mask_N is None else next_mask_N.shape
+            raise ValueError(f"expected next-state action masks of shape {(self.num_envs, self.mask_actions)}, "
+                             f"got {got}")  # fmt: skip
         if obs_N.shape != expected or next_obs_N.shape != expected:
             raise ValueError(
                 f"FrameReplayBuffer.add expects obs_N and next_obs_N of shape {expected}, "
@@ -297,6 +320,7 @@ class FrameReplayBuffer:
             ),
             actions_V.astype(_ACTION_DTYPE),
             np.asarray(rewards_N, dtype=np.float32)[env_V],
+            None if next_mask_N is None or not self.mask_actions else np.packbits(next_mask_N[env_V], axis=1),
         )
         self.last_next_obs_N[env_V] = next_obs_V
         return SlotChanges(changes.written, np.concatenate([*cleared, changes.cleared]))
@@ -353,7 +377,14 @@ class FrameReplayBuffer:
             terminated=((flags_B & _TERMINATED) != 0).astype(np.float32),
             indices=env_B * self.slots + slot_B,
             discounts=discounts_B,
+            next_mask=self._masks(env_B, last_B),
         )
+
+    def _masks(self, env_B: np.ndarray, slot_B: np.ndarray) -> np.ndarray | None:
+        """The action masks ``(B, A)`` bool kept at the slots (``None`` without masks)."""
+        if not self.mask_actions:
+            return None
+        return np.unpackbits(self.mask_NLM[env_B, slot_B], axis=1, count=self.mask_actions).astype(bool)
 
     def sample(self, batch_size: int, rng: np.random.Generator, *, beta: float = 1.0) -> Batch:
         """Draw ``batch_size`` stored transitions uniformly, with replacement (``beta`` is unused).
@@ -388,7 +419,7 @@ class FrameReplayBuffer:
         """The stored frames, transitions and counters, as plain arrays (for ``np.save``)."""
         m = int(min(self.slots, self.head_N.max()))  # slots written in any env so far
         return (
-            {key: getattr(self, name)[:, :m] for key, name in _SLOT_ARRAYS.items()}
+            {key: getattr(self, name)[:, :m] for key, name in self._slot_arrays.items()}
             | {key: getattr(self, name) for key, name in _ENV_ARRAYS.items()}
             | {"capacity_num_envs": np.array([self.capacity, self.num_envs], dtype=np.int64)}
         )
@@ -402,8 +433,10 @@ class FrameReplayBuffer:
                 f"replay state is for capacity {capacity}, {num_envs} envs and observations {obs_shape}; "
                 f"this buffer has capacity {self.capacity}, {self.num_envs} envs and observations {self.obs_shape}"
             )
+        if self.mask_actions and "next_mask" not in state:
+            raise ValueError(f"replay state holds no action masks of {self.mask_actions} actions, which this run uses")
         m = state["frames"].shape[1]
-        for key, name in _SLOT_ARRAYS.items():
+        for key, name in self._slot_arrays.items():
             getattr(self, name)[:, :m] = state[key]
         for key, name in _ENV_ARRAYS.items():
             getattr(self, name)[:] = state[key]

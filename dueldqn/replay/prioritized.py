@@ -87,15 +87,18 @@ class PrioritizedReplay:
         truncated_N: np.ndarray,
         valid_N: np.ndarray | None = None,
         td_abs_N: np.ndarray | None = None,
+        *,
+        next_mask_N: np.ndarray | None = None,
     ) -> None:
         """Store one step of ``N`` envs in the storage (same arguments); new transitions get the max priority.
 
         ``td_abs_N`` (``(N,)``, optional): initial ``|delta|`` per row, computed by whoever acted
         (Ape-X's env runners, with their copy of the network); new transitions then get
         ``(|delta_i| + eps)^alpha`` instead of the max priority. Rows where ``valid_N`` is False
-        are ignored, as by the storage.
+        are ignored, as by the storage. ``next_mask_N``: the storage's action masks of ``s'``.
         """
-        changes = self.storage.add(obs_N, actions_N, rewards_N, next_obs_N, terminated_N, truncated_N, valid_N)
+        changes = self.storage.add(obs_N, actions_N, rewards_N, next_obs_N, terminated_N, truncated_N, valid_N,
+                                   next_mask_N=next_mask_N)  # fmt: skip
         written, cleared = changes
         if len(cleared):  # cleared first, so that a slot in both gets its new transition's priority (last wins)
             self._pending.append((cleared, 0.0))

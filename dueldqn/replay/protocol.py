@@ -26,9 +26,12 @@ class Replay(Protocol):
         terminated_N: np.ndarray,
         truncated_N: np.ndarray,
         valid_N: np.ndarray | None = None,
+        *,
+        next_mask_N: np.ndarray | None = None,
     ) -> object:
-        """Store one vector step of ``N`` envs (``valid_N`` False: an autoreset step, not stored); the storages
-        return the :class:`~dueldqn.replay.batch.SlotChanges` they made."""
+        """Store one vector step of ``N`` envs (``valid_N`` False: an autoreset step, not stored; ``next_mask_N``:
+        the legal actions of each ``s'`` where the run uses action masks); the storages return the
+        :class:`~dueldqn.replay.batch.SlotChanges` they made."""
         ...
 
     def can_sample(self, min_size: int) -> bool:

@@ -12,6 +12,10 @@ With ``n_step > 1`` a sampled transition is folded with the next ones of its env
 n-step return (:mod:`dueldqn.replay.nstep`): the buffer then keeps, per slot, the slot of the same
 env's next transition (``next_slot``), written when that transition arrives and cut at the end of
 an episode. With ``n_step = 1`` none of that runs and a batch is exactly the stored transitions.
+
+With action masks (``mask_actions > 0``) each transition also keeps the legal actions of its ``s'``
+(``(A,)`` bool); an n-step batch takes those of the state it bootstraps from, ``s_{t+k}``. A run
+without masks allocates nothing for them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class ReplayBuffer:
         num_envs: envs stepped together (each ``add`` takes one row per env); needed for n-step.
         n_step: transitions folded into each sampled return (1: the stored transition).
         gamma: the discount of the n-step return.
+        mask_actions: store each ``s'``'s action mask of this many actions (0: no masks).
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class ReplayBuffer:
         num_envs: int = 1,
         n_step: int = 1,
         gamma: float = 0.99,
+        mask_actions: int = 0,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"replay capacity must be a positive number of transitions, got {capacity}")
@@ -60,6 +66,8 @@ class ReplayBuffer:
         self.actions = np.zeros(capacity, dtype=np.int64)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.mask_actions = int(mask_actions)
+        self.next_mask = np.zeros((capacity if mask_actions else 0, self.mask_actions), dtype=bool)  # legal in s'
         self.pos = 0  # where the next transition goes
         self.size = 0  # how many transitions are stored
 
@@ -84,8 +92,12 @@ class ReplayBuffer:
         terminated_N: np.ndarray,
         truncated_N: np.ndarray,
         valid_N: np.ndarray | None = None,
+        *,
+        next_mask_N: np.ndarray | None = None,
     ) -> SlotChanges:
         """Store one step of ``N`` vectorised envs, skipping the envs where ``valid_N`` is False.
+
+        ``next_mask_N`` ``(N, A)`` bool: the legal actions of each ``s'``, required with ``mask_actions``.
 
         ``valid_N`` is False for the step that only resets an env after its episode ended
         (gymnasium's next-step autoreset): that "transition" joins two episodes and is never
@@ -101,9 +113,15 @@ class ReplayBuffer:
                 raise ValueError(f"expected one row per env ({self.num_envs}) for n-step returns, got {len(actions_N)}")
             ended_N = terminated_N.astype(bool) | truncated_N.astype(bool)
             valid_all = valid_N
+        if self.mask_actions and (next_mask_N is None or next_mask_N.shape != (len(actions_N), self.mask_actions)):
+            got = None if next_mask_N is None else next_mask_N.shape
+            raise ValueError(f"expected next-state action masks of shape {(len(actions_N), self.mask_actions)}, "
+                             f"got {got}")  # fmt: skip
         if valid_N is not None and not valid_N.all():
             obs_N, actions_N, rewards_N = obs_N[valid_N], actions_N[valid_N], rewards_N[valid_N]
             next_obs_N, terminated_N = next_obs_N[valid_N], terminated_N[valid_N]
+            if next_mask_N is not None:
+                next_mask_N = next_mask_N[valid_N]
         n = len(actions_N)
         if n == 0:
             return SlotChanges(NO_SLOTS, NO_SLOTS)
@@ -116,6 +134,8 @@ class ReplayBuffer:
         self.actions[idx] = actions_N
         self.rewards[idx] = rewards_N
         self.terminated[idx] = terminated_N
+        if self.mask_actions:
+            self.next_mask[idx] = next_mask_N
         written = np.arange(self.pos, end, dtype=np.int64) % self.capacity
         if self.n_step > 1:
             self._link(valid_all, written, ended_N)
@@ -165,6 +185,7 @@ class ReplayBuffer:
                 self.next_obs[idx_B],
                 self.terminated[idx_B],
                 idx_B,
+                next_mask=self.next_mask[idx_B] if self.mask_actions else None,
             )
         fold = fold_n_step(idx_B, rewards_S=self.rewards, terminated_S=self.terminated, next_S=self.next_slot,
                            n=self.n_step, gamma=self.gamma)  # fmt: skip
@@ -176,6 +197,7 @@ class ReplayBuffer:
             self.terminated[fold.last_B],
             idx_B,
             discounts=fold.discounts_B,
+            next_mask=self.next_mask[fold.last_B] if self.mask_actions else None,  # S_{t+k}'s, the bootstrap's
         )
 
     def sample(self, batch_size: int, rng: np.random.Generator, *, beta: float = 1.0) -> Batch:
@@ -190,14 +212,18 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, np.ndarray]:
         """The stored transitions and ring position, as plain arrays (for checkpoints)."""
         n = self.size
-        return {
-            "obs": self.obs[:n],
-            "next_obs": self.next_obs[:n],
-            "actions": self.actions[:n],
-            "rewards": self.rewards[:n],
-            "terminated": self.terminated[:n],
-            "pos_size_capacity": np.array([self.pos, self.size, self.capacity], dtype=np.int64),
-        } | ({"next_slot": self.next_slot[:n], "open_envs": self.open_N} if self.n_step > 1 else {})
+        return (
+            {
+                "obs": self.obs[:n],
+                "next_obs": self.next_obs[:n],
+                "actions": self.actions[:n],
+                "rewards": self.rewards[:n],
+                "terminated": self.terminated[:n],
+                "pos_size_capacity": np.array([self.pos, self.size, self.capacity], dtype=np.int64),
+            }
+            | ({"next_slot": self.next_slot[:n], "open_envs": self.open_N} if self.n_step > 1 else {})
+            | ({"next_mask": self.next_mask[:n]} if self.mask_actions else {})
+        )
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned; the capacity and shapes must match."""
@@ -207,7 +233,16 @@ class ReplayBuffer:
                 f"replay state is for capacity {capacity} and observations {tuple(state['obs'].shape[1:])}, "
                 f"this buffer has capacity {self.capacity} and observations {self.obs_shape}"
             )
-        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+        if self.mask_actions and ("next_mask" not in state or state["next_mask"].shape[1:] != (self.mask_actions,)):
+            raise ValueError(f"replay state holds no action masks of {self.mask_actions} actions, which this run uses")
+        for name in (
+            "obs",
+            "next_obs",
+            "actions",
+            "rewards",
+            "terminated",
+            *(("next_mask",) if self.mask_actions else ()),
+        ):
             getattr(self, name)[:size] = state[name]
         self.pos, self.size = pos, size
         if self.n_step > 1:  # a one-step state has no links: its windows start at the next transitions

@@ -155,11 +155,13 @@ def _finished(study: optuna.Study) -> int:
 
 
 def greedy_return(agent: Any, config: Config, episodes: int) -> float:
-    """Mean return of the greedy policy over ``episodes`` episodes, on the final evaluation's env and seed."""
+    """Mean return of the greedy policy over ``episodes`` episodes, on the final evaluation's env and seed
+    (over the legal actions where the run uses action masks)."""
     env = make_eval_env(config.env_id, seed=config.seed + seeds.FINAL_EVAL)
     try:
         result = evaluate(env, lambda obs: int(agent.predict(obs, deterministic=True)[0]),
-                          episodes=episodes, seed=config.seed + seeds.FINAL_EVAL)  # fmt: skip
+                          episodes=episodes, seed=config.seed + seeds.FINAL_EVAL, action_mask=config.action_mask,
+                          act_masked=lambda obs, mask: int(agent.predict(obs, action_mask=mask)[0]))  # fmt: skip
     finally:
         env.close()
     return result.mean
