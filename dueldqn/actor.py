@@ -34,7 +34,7 @@ class Actor:
         n_actions: the number of discrete actions.
         draws: the exploration draws, one uniform per env and vector step.
         device: where ``q_net`` is.
-        fast_numpy: act through numpy where the network allows it (a CPU float32 MLP with a plain head).
+        numpy_mlp: act through numpy where the network allows it (a CPU float32 MLP with a plain head).
         noise: a noisy network's noise generator: new noise before each greedy action (``None``: none drawn).
     """
 
@@ -45,18 +45,18 @@ class Actor:
         *,
         draws: ExplorationDraws,
         device: torch.device,
-        fast_numpy: bool = True,
+        numpy_mlp: bool = True,
         noise: torch.Generator | None = None,
     ) -> None:
         self.q_net, self.n_actions, self.draws, self.device = q_net, n_actions, draws, device
         self.noise = noise
-        self._numpy_greedy = numpy_greedy(q_net) if fast_numpy else None
+        self._numpy_mlp_greedy = numpy_greedy(q_net) if numpy_mlp else None
 
     def greedy(self, obs_NO: np.ndarray, mask_NA: np.ndarray | None = None) -> np.ndarray:
         """``argmax_a Q(s, a)`` for each row of ``obs_NO``, over the legal actions of ``mask_NA`` if given: ``(N,)``."""
         legal_NA = None if mask_NA is None else mask_NA | ~mask_NA.any(axis=1, keepdims=True)
-        if self._numpy_greedy is not None:
-            return self._numpy_greedy(obs_NO, legal_NA)
+        if self._numpy_mlp_greedy is not None:
+            return self._numpy_mlp_greedy(obs_NO, legal_NA)
         if self.noise is not None:
             reset_noise(self.q_net, self.noise)
         with torch.inference_mode():
@@ -85,7 +85,7 @@ class Actor:
         """Nothing to load (see :meth:`state_dict`)."""
 
     def set_weights(self, weights: Weights) -> None:
-        """Copy ``weights`` into the network in place (the numpy fast path reads views of the same tensors)."""
+        """Copy ``weights`` into the network in place (the numpy_mlp path reads views of the same tensors)."""
         state = {name: torch.from_numpy(value) for name, value in weights.params.items()}
         self.q_net.load_state_dict(state)
 

@@ -124,7 +124,7 @@ class Agent:
         self.rng = np.random.default_rng(seed)
         # Greedy actions of a CPU MLP through numpy (views of the weights): evaluating CartPole's
         # 10,000 greedy steps takes 0.2 s instead of 1.2 s of torch's per-call overhead.
-        self._numpy_greedy = numpy_greedy(q_net)
+        self._numpy_mlp_greedy = numpy_greedy(q_net)
 
     @torch.inference_mode()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
@@ -157,7 +157,7 @@ class Agent:
             raw = np.asarray(action_mask)
             mask_BA = check_mask(raw[None] if single else raw, self.n_actions, len(batch), where="Agent.predict")
             check_legal(mask_BA, None, where="Agent.predict")
-        greedy = self._numpy_greedy
+        greedy = self._numpy_mlp_greedy
         if greedy is not None:
             actions_B = greedy(batch, mask_BA)
         else:

@@ -126,4 +126,4 @@ def build_actor(
 ) -> Actor:
     """The epsilon-greedy actor of ``num_envs`` envs; small MLPs on the CPU act through numpy (``numpy_mlp``)."""
     draws = ExplorationDraws(seed, num_envs)
-    return Actor(q_net, env.n_actions, draws=draws, device=device, fast_numpy=config.numpy_mlp, noise=noise)
+    return Actor(q_net, env.n_actions, draws=draws, device=device, numpy_mlp=config.numpy_mlp, noise=noise)

@@ -150,16 +150,16 @@ class Learner:
                 q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps,
                 fused=True,
             )  # fmt: skip
-        self._numpy: NumpyMLPUpdate | None = None
+        self._numpy_mlp: NumpyMLPUpdate | None = None
         self.optimizer_loaded()
         self.version = 0  # updates applied so far (Ape-X stamps the weights it publishes with it)
 
     def optimizer_loaded(self) -> None:
         """Call after loading the optimizer's state (a resume): the numpy update takes over its moments."""
         config = self.config
-        self._numpy = None
+        self._numpy_mlp = None
         if config.numpy_mlp:
-            self._numpy = NumpyMLPUpdate.create(
+            self._numpy_mlp = NumpyMLPUpdate.create(
                 self.online, self.target, self.optimizer, algo=config.algo, gamma=config.gamma, loss=config.loss,
                 max_grad_norm=config.max_grad_norm,
             )  # fmt: skip
@@ -173,8 +173,8 @@ class Learner:
             reset_noise(self.online, self.noise_generator)
             if self.target is not self.online:
                 reset_noise(self.target, self.noise_generator)
-        if self._numpy is not None:
-            return self._numpy.step(batch, epsilon=epsilon, generator=self.generator)
+        if self._numpy_mlp is not None:
+            return self._numpy_mlp.step(batch, epsilon=epsilon, generator=self.generator)
         assert isinstance(self.optimizer, torch.optim.Optimizer)
         return gradient_step(self.online, self.target, self.optimizer, batch, config=self.config, epsilon=epsilon,
                              device=self.device, generator=self.generator)  # fmt: skip

@@ -93,8 +93,8 @@ def test_exploration_draws_are_a_function_of_seed_and_iteration() -> None:
     assert not np.isin(np.random.default_rng(3).random(64), first).any()
 
 
-@pytest.mark.parametrize("fast_numpy", [True, False])
-def test_the_actor_is_greedy_at_epsilon_0_and_follows_its_draws_at_epsilon_1(fast_numpy: bool) -> None:
+@pytest.mark.parametrize("numpy_mlp", [True, False])
+def test_the_actor_is_greedy_at_epsilon_0_and_follows_its_draws_at_epsilon_1(numpy_mlp: bool) -> None:
     import gymnasium as gym
     import torch
 
@@ -104,7 +104,7 @@ def test_the_actor_is_greedy_at_epsilon_0_and_follows_its_draws_at_epsilon_1(fas
     torch.manual_seed(0)
     q_net = build_q_network(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(4), hidden_sizes=(8,))
     draws = ExplorationDraws(seed=5, num_envs=6)
-    actor = Actor(q_net, 4, draws=draws, device=torch.device("cpu"), fast_numpy=fast_numpy)
+    actor = Actor(q_net, 4, draws=draws, device=torch.device("cpu"), numpy_mlp=numpy_mlp)
     obs_NO = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
     with torch.no_grad():
         greedy_N = q_net(torch.from_numpy(obs_NO)).argmax(dim=1).numpy()

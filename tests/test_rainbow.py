@@ -243,7 +243,7 @@ def test_distributional_and_noisy_mlps_run_on_torch() -> None:
     config = Config(distributional=True)
     net = build_q_network(CARTPOLE, gym.spaces.Discrete(2), **network_kwargs(config))
     learner = Learner(net, config, device=torch.device("cpu"), generator=torch.Generator())
-    assert isinstance(learner.optimizer, torch.optim.AdamW) and learner._numpy is None
+    assert isinstance(learner.optimizer, torch.optim.AdamW) and learner._numpy_mlp is None
 
 
 def test_plain_heads_keep_their_spec_so_earlier_runs_still_resume() -> None:
