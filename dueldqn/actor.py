@@ -74,8 +74,9 @@ class Actor:
         True where legal): explore and exploit over the legal actions only (a row with none, a terminal state
         whose action the autoreset ignores, as if all were legal).
         """
-        return epsilon_greedy_actions(lambda: self.greedy(obs_NO, mask_NA), self.draws(iteration), epsilon,
-                                      self.n_actions, mask_NA)  # fmt: skip
+        return epsilon_greedy_actions(
+            lambda: self.greedy(obs_NO, mask_NA), self.draws(iteration), epsilon, self.n_actions, mask_NA
+        )
 
     def state_dict(self) -> StateDict:
         """Nothing: the draws are a function of (seed, step) and the weights are the learner's."""

@@ -68,8 +68,9 @@ class EnvSpec:
 
     def network_spec(self, config: Config) -> dict[str, Any]:
         """What the model file and checkpoints record of the network (:func:`dueldqn.agent.network_spec`)."""
-        return network_spec(self.obs_space, self.n_actions, config.dueling, config.hidden_sizes, self.raw_space,
-                            head_spec(config))  # fmt: skip
+        return network_spec(
+            self.obs_space, self.n_actions, config.dueling, config.hidden_sizes, self.raw_space, head_spec(config)
+        )
 
 
 def build_network(config: Config, env: EnvSpec, device: torch.device, *, seed: int) -> torch.nn.Module:
@@ -105,8 +106,15 @@ def build_storage(
     run uses no masks)."""
     capacity = config.buffer_size if capacity is None else capacity
     storage_type = FrameReplayBuffer if frames else ReplayBuffer
-    return storage_type(capacity, obs_shape, obs_dtype, num_envs=num_envs, n_step=config.n_step, gamma=config.gamma,
-                        mask_actions=mask_actions)  # fmt: skip
+    return storage_type(
+        capacity,
+        obs_shape,
+        obs_dtype,
+        num_envs=num_envs,
+        n_step=config.n_step,
+        gamma=config.gamma,
+        mask_actions=mask_actions,
+    )
 
 
 def build_replay(config: Config, storage: ReplayBuffer | FrameReplayBuffer) -> Replay:

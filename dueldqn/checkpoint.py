@@ -120,8 +120,9 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         ) from err
 
 
-def _route(states: Mapping[str, StateDict]) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray],
-                                                        dict[str, np.ndarray] | None, dict[str, Any]]:  # fmt: skip
+def _route(
+    states: Mapping[str, StateDict],
+) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray], dict[str, np.ndarray] | None, dict[str, Any]]:
     """Split component states into tensors, arrays, the replay's arrays and JSON values."""
     tensors: dict[str, torch.Tensor] = {}
     arrays: dict[str, np.ndarray] = {}
@@ -215,10 +216,19 @@ def _components_of_format_1(
     """The component states held by a format-1 checkpoint (flat keys, written before components had names)."""
     learner: StateDict = {k: v for k, v in tensors.items() if k != "loss_sum"}
     learner["optimizer_param_groups"] = state["optimizer_param_groups"]
-    loop: StateDict = {**state["loop"], "obs_NO": arrays["obs"], "autoreset_N": arrays["autoreset"],
-                       "loss_sum": tensors["loss_sum"]}  # fmt: skip
-    states = {"learner": learner, "loop": loop, "rng": {"numpy_generator": state["numpy_generator"]},
-              "envs": {"snapshot": state["envs"]}, "logger": {"metrics_bytes": state["metrics_bytes"]}}  # fmt: skip
+    loop: StateDict = {
+        **state["loop"],
+        "obs_NO": arrays["obs"],
+        "autoreset_N": arrays["autoreset"],
+        "loss_sum": tensors["loss_sum"],
+    }
+    states = {
+        "learner": learner,
+        "loop": loop,
+        "rng": {"numpy_generator": state["numpy_generator"]},
+        "envs": {"snapshot": state["envs"]},
+        "logger": {"metrics_bytes": state["metrics_bytes"]},
+    }
     if replay is not None:
         states[REPLAY] = replay
     return states

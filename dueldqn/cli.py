@@ -35,9 +35,16 @@ from dueldqn.errors import TrainingDiverged, TrainingInterrupted
 # accepted: abbreviations are off (argparse would otherwise take ``--lr`` for ``--lr-final-fraction``).
 ALIASES = {"env_id": ["--env"], "total_steps": ["--steps"], "learning_rate": ["--lr"]}
 # Shown in the usage; the Config checks the value and names the choices when it is wrong.
-CHOICES = {"algo": ALGORITHMS, "loss": LOSSES, "target_sync": TARGET_SYNCS, "epsilon_schedule": SCHEDULES,
-           "device": DEVICES, "backend": BACKENDS, "executor": EXECUTORS,
-           "action_mask": ACTION_MASKS}  # fmt: skip
+CHOICES = {
+    "algo": ALGORITHMS,
+    "loss": LOSSES,
+    "target_sync": TARGET_SYNCS,
+    "epsilon_schedule": SCHEDULES,
+    "device": DEVICES,
+    "backend": BACKENDS,
+    "executor": EXECUTORS,
+    "action_mask": ACTION_MASKS,
+}
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -172,8 +179,11 @@ def _train(args: argparse.Namespace) -> None:
     )
     if "stop_return_reached_at" in s:
         reached = s["stop_return_reached_at"]
-        print(f"stop_return: an evaluation during training reached it at step {reached}, where the run stopped"
-              if reached is not None else "stop_return: no evaluation during training reached it")  # fmt: skip
+        print(
+            f"stop_return: an evaluation during training reached it at step {reached}, where the run stopped"
+            if reached is not None
+            else "stop_return: no evaluation during training reached it"
+        )
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -205,8 +215,14 @@ def _tune(args: argparse.Namespace) -> None:
     from dueldqn.envs import check_env_id, stacks_frames
     from dueldqn.tune.space import build_space
 
-    for name, least in (("trials", 1), ("jobs", 1), ("rungs", 0), ("eval_episodes", 1), ("startup_trials", 0),
-                        ("top", 1)):  # fmt: skip
+    for name, least in (
+        ("trials", 1),
+        ("jobs", 1),
+        ("rungs", 0),
+        ("eval_episodes", 1),
+        ("startup_trials", 0),
+        ("top", 1),
+    ):
         if getattr(args, name) < least:
             raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {least}; got {getattr(args, name)}")
     if args.timeout is not None and not args.timeout > 0:
@@ -234,18 +250,32 @@ def _tune(args: argparse.Namespace) -> None:
                 f"pass --storage {other} to go on with it"
             )
     out = args.out or Path("runs/tune") / study_name
-    settings = TuneSettings(base=base, space=space, study_name=study_name, storage=storage, out_dir=out,
-                            trials=args.trials, jobs=args.jobs, seed=base.seed, pruner=args.pruner, rungs=args.rungs,
-                            eval_episodes=args.eval_episodes, startup_trials=args.startup_trials,
-                            tensorboard=args.tensorboard, timeout=args.timeout)  # fmt: skip
+    settings = TuneSettings(
+        base=base,
+        space=space,
+        study_name=study_name,
+        storage=storage,
+        out_dir=out,
+        trials=args.trials,
+        jobs=args.jobs,
+        seed=base.seed,
+        pruner=args.pruner,
+        rungs=args.rungs,
+        eval_episodes=args.eval_episodes,
+        startup_trials=args.startup_trials,
+        tensorboard=args.tensorboard,
+        timeout=args.timeout,
+    )
     study = tune(settings, progress=not args.no_progress)
     report = write_report(study, out, top=args.top)
     print(report.table)
     for name, why in report.skipped.items():
         print(f"not drawn: {name} ({why})")
     if report.best is not None:
-        print(f"best: trial {report.best.number}, value {report.best.value:.1f}. "
-              f"Train it with: dueldqn train --config {out / 'best_config.json'}")  # fmt: skip
+        print(
+            f"best: trial {report.best.number}, value {report.best.value:.1f}. "
+            f"Train it with: dueldqn train --config {out / 'best_config.json'}"
+        )
     for path in report.written:
         print(f"wrote {path}")
 

@@ -218,16 +218,38 @@ def _validate(c: Config) -> None:
             raise ValueError(f"{f.name} must be true or false; got {getattr(c, f.name)!r}")
     if not c.env_id or not isinstance(c.env_id, str):
         raise ValueError(f"env_id must be a gymnasium environment id such as 'CartPole-v1'; got {c.env_id!r}")
-    positive = ("total_steps", "num_envs", "batch_size", "buffer_size", "train_frequency", "gradient_steps", "n_step",
-                "target_sync_every", "eval_episodes", "log_interval", "keep_checkpoints", "num_env_runners",
-                "envs_per_runner", "replay_shards", "runner_chunk_steps", "weight_sync_every",
-                "runner_sync_steps")  # fmt: skip
+    positive = (
+        "total_steps",
+        "num_envs",
+        "batch_size",
+        "buffer_size",
+        "train_frequency",
+        "gradient_steps",
+        "n_step",
+        "target_sync_every",
+        "eval_episodes",
+        "log_interval",
+        "keep_checkpoints",
+        "num_env_runners",
+        "envs_per_runner",
+        "replay_shards",
+        "runner_chunk_steps",
+        "weight_sync_every",
+        "runner_sync_steps",
+    )
     for name in positive:
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    for name in ("learning_starts", "epsilon_decay_steps", "torch_threads", "seed", "checkpoint_every",
-                 "epsilon_decay_start", "eval_every"):  # fmt: skip
+    for name in (
+        "learning_starts",
+        "epsilon_decay_steps",
+        "torch_threads",
+        "seed",
+        "checkpoint_every",
+        "epsilon_decay_start",
+        "eval_every",
+    ):
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer; got {value!r}")

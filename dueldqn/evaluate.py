@@ -91,8 +91,13 @@ def evaluate(
                 action = act(obs)
             else:
                 assert act_masked is not None
-                mask_A = env_mask(env, info, source, int(env.action_space.n),  # type: ignore[attr-defined]
-                                  where=f"{name} at evaluation step {steps}")  # fmt: skip
+                mask_A = env_mask(
+                    env,
+                    info,
+                    source,
+                    int(env.action_space.n),  # type: ignore[attr-defined]
+                    where=f"{name} at evaluation step {steps}",
+                )
                 action = act_masked(obs, mask_A)
             obs, reward, terminated, truncated, info = env.step(action)
             steps += 1
@@ -208,15 +213,20 @@ def evaluate_agent(
     deterministic = epsilon == 0.0
     if stacks_frames(env_id):
         envs = make_eval_vec_env(env_id, min(episodes, EVAL_NUM_ENVS), seed)
-        result = evaluate_vector(envs, lambda obs_B: agent.predict(obs_B, deterministic=deterministic)[0],
-                                 episodes=episodes, seed=seed)  # fmt: skip
+        result = evaluate_vector(
+            envs, lambda obs_B: agent.predict(obs_B, deterministic=deterministic)[0], episodes=episodes, seed=seed
+        )
         envs.close()
         return result
     env = make_eval_env(env_id, seed=seed)
-    result = evaluate(env, lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]), episodes=episodes,
-                      seed=seed, action_mask=action_mask,
-                      act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic,
-                                                                     action_mask=mask)[0]))  # fmt: skip
+    result = evaluate(
+        env,
+        lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]),
+        episodes=episodes,
+        seed=seed,
+        action_mask=action_mask,
+        act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic, action_mask=mask)[0]),
+    )
     env.close()
     return result
 
@@ -244,8 +254,9 @@ class TrainingEvaluation:
         step: the env step the loop starts from (0, or a resumed checkpoint's).
     """
 
-    def __init__(self, config: Config, q_net: torch.nn.Module, raw_space: gym.Space, n_actions: int,
-                 logger: RunLogger, step: int) -> None:  # fmt: skip
+    def __init__(
+        self, config: Config, q_net: torch.nn.Module, raw_space: gym.Space, n_actions: int, logger: RunLogger, step: int
+    ) -> None:
         if config.eval_every < 1:
             raise ValueError(f"TrainingEvaluation needs eval_every >= 1; got {config.eval_every}")
         self.config, self.q_net, self.raw_space, self.n_actions = config, q_net, raw_space, n_actions
@@ -318,18 +329,24 @@ def evaluate_run(
     seed = config.seed + seeds.FINAL_EVAL if seed is None else seed
     agent = Agent.load(run_dir, device=str(resolve_device(device)), epsilon=epsilon, seed=seed)
 
-    result = evaluate_agent(config.env_id, agent, episodes=episodes, epsilon=epsilon, seed=seed,
-                            action_mask=config.action_mask)  # fmt: skip
+    result = evaluate_agent(
+        config.env_id, agent, episodes=episodes, epsilon=epsilon, seed=seed, action_mask=config.action_mask
+    )
     written = [run_dir / "eval.json"]
     atomic_write_json(written[0], {"epsilon": epsilon, "seed": seed, **result.to_dict()})
     if video:
         frames: list[np.ndarray] = []
         env = make_eval_env(config.env_id, seed=seed, render_mode="rgb_array")
         deterministic = epsilon == 0.0
-        evaluate(env, lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]), episodes=1, seed=seed,
-                 on_frame=frames.append, action_mask=config.action_mask,
-                 act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic,
-                                                                action_mask=mask)[0]))  # fmt: skip
+        evaluate(
+            env,
+            lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]),
+            episodes=1,
+            seed=seed,
+            on_frame=frames.append,
+            action_mask=config.action_mask,
+            act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic, action_mask=mask)[0]),
+        )
         fps = int(env.metadata.get("render_fps") or 30)
         env.close()
         written.append(_write_video(run_dir / "video", frames, fps))

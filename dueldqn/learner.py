@@ -143,13 +143,17 @@ class Learner:
         # The numpy path keeps AdamW's state itself: building a torch optimizer costs seconds of imports.
         self.optimizer: torch.optim.Optimizer | NumpyAdamW
         if config.numpy_mlp and mlp_layers(q_net) is not None:
-            self.optimizer = NumpyAdamW(q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                                        eps=config.adam_eps)  # fmt: skip
+            self.optimizer = NumpyAdamW(
+                q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps
+            )
         else:
             self.optimizer = torch.optim.AdamW(
-                q_net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps,
+                q_net.parameters(),
+                lr=config.learning_rate,
+                weight_decay=config.weight_decay,
+                eps=config.adam_eps,
                 fused=True,
-            )  # fmt: skip
+            )
         self._numpy_mlp: NumpyMLPUpdate | None = None
         self.optimizer_loaded()
         self.version = 0  # updates applied so far (Ape-X stamps the weights it publishes with it)
@@ -160,9 +164,14 @@ class Learner:
         self._numpy_mlp = None
         if config.numpy_mlp:
             self._numpy_mlp = NumpyMLPUpdate.create(
-                self.online, self.target, self.optimizer, algo=config.algo, gamma=config.gamma, loss=config.loss,
+                self.online,
+                self.target,
+                self.optimizer,
+                algo=config.algo,
+                gamma=config.gamma,
+                loss=config.loss,
                 max_grad_norm=config.max_grad_norm,
-            )  # fmt: skip
+            )
 
     def update(self, batch: Batch, *, epsilon: float, lr: float) -> Update:
         """One AdamW step at learning rate ``lr`` on ``batch``; ``epsilon`` is the behaviour policy's (SARSA)."""
@@ -176,8 +185,16 @@ class Learner:
         if self._numpy_mlp is not None:
             return self._numpy_mlp.step(batch, epsilon=epsilon, generator=self.generator)
         assert isinstance(self.optimizer, torch.optim.Optimizer)
-        return gradient_step(self.online, self.target, self.optimizer, batch, config=self.config, epsilon=epsilon,
-                             device=self.device, generator=self.generator)  # fmt: skip
+        return gradient_step(
+            self.online,
+            self.target,
+            self.optimizer,
+            batch,
+            config=self.config,
+            epsilon=epsilon,
+            device=self.device,
+            generator=self.generator,
+        )
 
     def sync_target(self, tau: float = 1.0) -> None:
         """``theta_targ <- tau * theta + (1 - tau) * theta_targ`` (``tau = 1``: a hard copy)."""

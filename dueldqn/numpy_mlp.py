@@ -142,10 +142,21 @@ class NumpyAdamW:
     ) -> None:
         # The keys and defaults of torch.optim.AdamW(fused=True)'s param group (tests compare them).
         self.param_groups: list[dict[str, Any]] = [
-            {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "amsgrad": False, "maximize": False,
-             "foreach": None, "capturable": False, "differentiable": False, "fused": True,
-             "decoupled_weight_decay": True, "params": list(params)}
-        ]  # fmt: skip
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "amsgrad": False,
+                "maximize": False,
+                "foreach": None,
+                "capturable": False,
+                "differentiable": False,
+                "fused": True,
+                "decoupled_weight_decay": True,
+                "params": list(params),
+            }
+        ]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
     def state_dict(self) -> dict[str, Any]:

@@ -46,8 +46,14 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, window: int = 20) -> Path:
             (line,) = ax_ret.plot(steps, moving_average(returns, window), label=label)
             ax_ret.plot(steps, returns, color=line.get_color(), alpha=0.15, linewidth=0.8)
             if rows.get("eval"):  # evaluations during training (--eval-every): their mean returns as markers
-                ax_ret.plot([r["step"] for r in rows["eval"]], [r["return"] for r in rows["eval"]], "o",
-                            color=line.get_color(), markersize=4, label=f"{label} (evaluations)")  # fmt: skip
+                ax_ret.plot(
+                    [r["step"] for r in rows["eval"]],
+                    [r["return"] for r in rows["eval"]],
+                    "o",
+                    color=line.get_color(),
+                    markersize=4,
+                    label=f"{label} (evaluations)",
+                )
         if train:
             ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label=label)
     ax_ret.set_ylabel(f"episode return (mean of {window})")

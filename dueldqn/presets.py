@@ -140,19 +140,40 @@ PRESETS["cartpole-sarsa"] = {**PRESETS["cartpole"], "algo": "sarsa", "total_step
 # network's final evaluation on other start states was >= 475 on all 48 (lowest 480.6). Without the
 # stop, the same settings for 40k steps ended at or above 475 on 17 of 19 runs on the 2-core Xeon
 # (BENCHMARKS.md, "Ape-X on Ray" and its hand notes).
-PRESETS["cartpole-apex"] = {**PRESETS["cartpole"], "executor": "ray", "num_env_runners": 2, "envs_per_runner": 2,
-                            "prioritized": True, "runner_rate_limit": True, "runner_chunk_steps": 25,
-                            "total_steps": 60_000, "eval_every": 2_000, "stop_return": 475.0,
-                            "weight_sync_every": 10, "runner_sync_steps": 1}  # fmt: skip
+PRESETS["cartpole-apex"] = {
+    **PRESETS["cartpole"],
+    "executor": "ray",
+    "num_env_runners": 2,
+    "envs_per_runner": 2,
+    "prioritized": True,
+    "runner_rate_limit": True,
+    "runner_chunk_steps": 25,
+    "total_steps": 60_000,
+    "eval_every": 2_000,
+    "stop_return": 475.0,
+    "weight_sync_every": 10,
+    "runner_sync_steps": 1,
+}
 
 # Found by `python -m benchmarks.bench_tune --envs Acrobot-v1` (trial 25 of 30, TPE, 2026-11-22):
 # on seeds 0-4 it ends higher than `acrobot` (mean -70.5 against -79.9) and reaches -100 in fewer
 # env steps (median 20,000 against 25,000), but its loop takes 3.7x as long (4 updates of 256 every
 # 8 steps, prioritized): `acrobot` stays the default, this one is for the best final policy.
-PRESETS["acrobot-tuned"] = {**PRESETS["acrobot"], "algo": "double", "learning_rate": 0.004411868598519704,
-                            "batch_size": 256, "buffer_size": 100_000, "prioritized": True,
-                            "alpha": 0.7084154012029709, "beta0": 0.29118041926060484, "train_frequency": 8,
-                            "gradient_steps": 4, "gamma": 0.995, "n_step": 3, "epsilon_decay_steps": 2_095}  # fmt: skip
+PRESETS["acrobot-tuned"] = {
+    **PRESETS["acrobot"],
+    "algo": "double",
+    "learning_rate": 0.004411868598519704,
+    "batch_size": 256,
+    "buffer_size": 100_000,
+    "prioritized": True,
+    "alpha": 0.7084154012029709,
+    "beta0": 0.29118041926060484,
+    "train_frequency": 8,
+    "gradient_steps": 4,
+    "gamma": 0.995,
+    "n_step": 3,
+    "epsilon_decay_steps": 2_095,
+}
 
 # Atari: the Nature DQN / Dueling DQN training settings as CleanRL's dqn_atari.py runs them (reported
 # ~366 on Breakout after 10M steps): 10M agent steps (40M frames), replay of 1M transitions,

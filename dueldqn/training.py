@@ -92,9 +92,12 @@ class VectorEnvState:
 
 
 def resolve_run(
-    config: Config | None, run_dir: str | Path | None, resume: str | Path | None, preset: str | None,
+    config: Config | None,
+    run_dir: str | Path | None,
+    resume: str | Path | None,
+    preset: str | None,
     overrides: dict[str, Any],
-) -> tuple[Config, Path, Checkpoint | None]:  # fmt: skip
+) -> tuple[Config, Path, Checkpoint | None]:
     """The run's config, directory and the checkpoint it resumes from (``None`` for a new run)."""
     if resume is None:
         if config is None:
@@ -163,13 +166,26 @@ def train(
         start = time.perf_counter()
         net, apex = train_apex(config, run_path, resume=ckpt, progress=progress, tensorboard=tensorboard)
         per_second = 1 / max(apex.seconds, 1e-9)
-        return finish(config, run_path, net.q_net, net.spec, net.raw_space, net.n_actions, steps=apex.state.steps,
-                      updates=apex.state.updates, train_seconds=apex.seconds,
-                      wall_seconds=time.perf_counter() - start,  # the Ape-X counters keep no earlier sittings' time
-                      reached=apex.state.return_reached_at,
-                      extra={"executor": "ray", "updates_per_second": apex.state.updates * per_second,
-                             "samples_per_insert": apex.samples_per_insert, "weight_lag": apex.lag_mean,
-                             "runner_restarts": apex.restarts})  # fmt: skip
+        return finish(
+            config,
+            run_path,
+            net.q_net,
+            net.spec,
+            net.raw_space,
+            net.n_actions,
+            steps=apex.state.steps,
+            updates=apex.state.updates,
+            train_seconds=apex.seconds,
+            wall_seconds=time.perf_counter() - start,  # the Ape-X counters keep no earlier sittings' time
+            reached=apex.state.return_reached_at,
+            extra={
+                "executor": "ray",
+                "updates_per_second": apex.state.updates * per_second,
+                "samples_per_insert": apex.samples_per_insert,
+                "weight_lag": apex.lag_mean,
+                "runner_restarts": apex.restarts,
+            },
+        )
     device = resolve_device(config.device)
     envs = make_vec_env(config.env_id, config.num_envs, config.seed, config.backend)  # checks the env id and spaces
     env = EnvSpec.of(envs, config.env_id)
@@ -178,8 +194,14 @@ def train(
         raise ValueError(
             f"checkpoint {ckpt.path} holds another network ({ckpt.meta['network']}) than this run's {spec}"
         )
-    session = Session(config, run_path, ckpt, meta={"config": config.to_dict(), "network": spec}, progress=progress,
-                      tensorboard=tensorboard)  # fmt: skip
+    session = Session(
+        config,
+        run_path,
+        ckpt,
+        meta={"config": config.to_dict(), "network": spec},
+        progress=progress,
+        tensorboard=tensorboard,
+    )
 
     # One seed, explicit generators: the network's initialisation, numpy for replay sampling, torch for SARSA's A'
     # (the learner's), and exploration draws that are a function of (seed, step) alone (ExplorationDraws).
@@ -194,22 +216,38 @@ def train(
     if config.action_mask != "off" and obs_NO is not None:
         masks = run_masks(config.action_mask, config.env_id, envs, infos)
     mask_actions = env.n_actions if masks is not None else 0
-    replay = build_replay(config, build_storage(config, env.obs_shape, env.obs_dtype, frames=env.frames,
-                                                num_envs=config.num_envs, mask_actions=mask_actions))  # fmt: skip
+    replay = build_replay(
+        config,
+        build_storage(
+            config, env.obs_shape, env.obs_dtype, frames=env.frames, num_envs=config.num_envs, mask_actions=mask_actions
+        ),
+    )
     actor = build_actor(config, q_net, env, seed=config.seed, num_envs=config.num_envs, device=device, noise=noise)
     loss_sum = torch.zeros((), device=device)
     threads = ThreadPolicy.for_run(config.torch_threads, env.conv, device)  # timed for conv nets on the CPU
     if ckpt is None:
         assert obs_NO is not None
-        state = LoopState(obs_NO=obs_NO, autoreset_N=np.zeros(config.num_envs, dtype=bool), loss_sum=loss_sum,
-                          learning_starts_at=config.learning_starts)  # fmt: skip
+        state = LoopState(
+            obs_NO=obs_NO,
+            autoreset_N=np.zeros(config.num_envs, dtype=bool),
+            loss_sum=loss_sum,
+            learning_starts_at=config.learning_starts,
+        )
         if masks is not None:
             state.mask_NA = masks.read(envs, infos, 0)
     else:
         loop = ckpt.states["loop"]
         state = LoopState(obs_NO=loop["obs_NO"], autoreset_N=loop["autoreset_N"], loss_sum=loss_sum)
-    session.components = {"learner": learner, "actor": actor, REPLAY: replay, "loop": state, "rng": NumpyRNG(rng),
-                          "envs": VectorEnvState(envs), "logger": session.logger, "threads": threads}  # fmt: skip
+    session.components = {
+        "learner": learner,
+        "actor": actor,
+        REPLAY: replay,
+        "loop": state,
+        "rng": NumpyRNG(rng),
+        "envs": VectorEnvState(envs),
+        "logger": session.logger,
+        "threads": threads,
+    }
     if ckpt is not None:
         session.restore(ckpt.states)
         if ckpt.states["envs"]["snapshot"] is None:  # not saved (EnvPool, Box2D, MuJoCo): new episodes
@@ -220,8 +258,11 @@ def train(
         if REPLAY not in ckpt.states:  # checkpointed without its replay: collect a fresh warm-up first
             state.learning_starts_at = state.steps + config.learning_starts
 
-    evaluation = (TrainingEvaluation(config, q_net, env.raw_space, env.n_actions, session.logger, state.steps)
-                  if config.eval_every else None)  # fmt: skip
+    evaluation = (
+        TrainingEvaluation(config, q_net, env.raw_space, env.n_actions, session.logger, state.steps)
+        if config.eval_every
+        else None
+    )
     parts = Parts(config, actor, learner, replay, rng, device, evaluation, threads, masks)
     end = config.total_steps if stop_at is None else min(stop_at, config.total_steps)
     try:
@@ -242,16 +283,38 @@ def train(
         )
         return TrainResult(run_path, {}, agent, None, finished=False)
     wall_seconds = state.wall_seconds + time.perf_counter() - session.start_time
-    return finish(config, run_path, q_net, spec, env.raw_space, env.n_actions, steps=state.steps, updates=state.updates,
-                  train_seconds=train_seconds, wall_seconds=wall_seconds, reached=reached,
-                  eval_threads=threads.current)  # fmt: skip
+    return finish(
+        config,
+        run_path,
+        q_net,
+        spec,
+        env.raw_space,
+        env.n_actions,
+        steps=state.steps,
+        updates=state.updates,
+        train_seconds=train_seconds,
+        wall_seconds=wall_seconds,
+        reached=reached,
+        eval_threads=threads.current,
+    )
 
 
 def finish(
-    config: Config, run_path: Path, q_net: torch.nn.Module, spec: dict[str, Any], raw_space: gym.Space,
-    n_actions: int, *, steps: int, updates: int, train_seconds: float, wall_seconds: float,
-    reached: int | None = None, extra: dict[str, Any] | None = None, eval_threads: int | None = None,
-) -> TrainResult:  # fmt: skip
+    config: Config,
+    run_path: Path,
+    q_net: torch.nn.Module,
+    spec: dict[str, Any],
+    raw_space: gym.Space,
+    n_actions: int,
+    *,
+    steps: int,
+    updates: int,
+    train_seconds: float,
+    wall_seconds: float,
+    reached: int | None = None,
+    extra: dict[str, Any] | None = None,
+    eval_threads: int | None = None,
+) -> TrainResult:
     """After any executor: evaluate the greedy (or ``eval_epsilon``) policy on separate envs, save the model, plot,
     and write ``eval.json`` and ``summary.json`` (its time includes the evaluation).
 
@@ -263,8 +326,14 @@ def finish(
         q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + seeds.FINAL_EVAL_POLICY
     )
     with fixed_threads(eval_threads):  # the count the loop ended on: one a shared machine can give
-        result = evaluate_agent(config.env_id, agent, episodes=config.eval_episodes, epsilon=config.eval_epsilon,
-                                seed=config.seed + seeds.FINAL_EVAL, action_mask=config.action_mask)  # fmt: skip
+        result = evaluate_agent(
+            config.env_id,
+            agent,
+            episodes=config.eval_episodes,
+            epsilon=config.eval_epsilon,
+            seed=config.seed + seeds.FINAL_EVAL,
+            action_mask=config.action_mask,
+        )
     eval_seconds = time.perf_counter() - start
     atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)

@@ -229,8 +229,16 @@ def make_eval_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncV
 # hold state in native objects: they are reset on resume.
 _RESTORABLE_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text", "dueldqn.envs.testing")
 # time_queue: RecordEpisodeStatistics' wall-clock episode durations, not progress (and never equal across runs)
-_SKIP_ATTRIBUTES = {"_saved_kwargs", "render_mode", "screen", "clock", "isopen", "_np_random_seed", "metadata",
-                    "time_queue"}  # fmt: skip
+_SKIP_ATTRIBUTES = {
+    "_saved_kwargs",
+    "render_mode",
+    "screen",
+    "clock",
+    "isopen",
+    "_np_random_seed",
+    "metadata",
+    "time_queue",
+}
 
 
 def _layers(env: gym.Env) -> list[Any]:

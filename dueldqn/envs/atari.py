@@ -353,8 +353,13 @@ def make_atari_vec_env(
             repeat_action_probability=repeat_action_probability,
             fire_reset=fire_reset,
         )
-    settings = {"max_episode_frames": max_episode_frames, "noop_max": noop_max, "fire_reset": fire_reset,
-                "repeat_action_probability": repeat_action_probability, "training": training}  # fmt: skip
+    settings = {
+        "max_episode_frames": max_episode_frames,
+        "noop_max": noop_max,
+        "fire_reset": fire_reset,
+        "repeat_action_probability": repeat_action_probability,
+        "training": training,
+    }
     return gym.vector.SyncVectorEnv(
         [_env_factory(env_id, seed=seed + i, settings=settings) for i in range(num_envs)],
         autoreset_mode=AutoresetMode.NEXT_STEP,

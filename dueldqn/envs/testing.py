@@ -76,10 +76,13 @@ class MaskMethodCorridor(MaskedCorridor):
 
 def register() -> None:
     """Register the ids (idempotent)."""
-    ids = {"MaskedCorridor-v0": ("MaskedCorridor", {}), "MaskMethodCorridor-v0": ("MaskMethodCorridor", {}),
-           "MaskedCorridorBadShape-v0": ("MaskedCorridor", {"bad": "shape"}),
-           "MaskedCorridorFloat-v0": ("MaskedCorridor", {"bad": "float"}),
-           "MaskedCorridorStuck-v0": ("MaskedCorridor", {"bad": "stuck"})}  # fmt: skip
+    ids = {
+        "MaskedCorridor-v0": ("MaskedCorridor", {}),
+        "MaskMethodCorridor-v0": ("MaskMethodCorridor", {}),
+        "MaskedCorridorBadShape-v0": ("MaskedCorridor", {"bad": "shape"}),
+        "MaskedCorridorFloat-v0": ("MaskedCorridor", {"bad": "float"}),
+        "MaskedCorridorStuck-v0": ("MaskedCorridor", {"bad": "stuck"}),
+    }
     for env_id, (cls, kwargs) in ids.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=f"{__name__}:{cls}", max_episode_steps=50, kwargs=kwargs)

@@ -90,16 +90,29 @@ def run_apex(
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     learner = build_learner(config, q_net, device, noise=noise_generator(config, device))
     state = ApexState(runner_episodes=[0] * config.num_env_runners, loss_sum=torch.zeros((), device=device))
-    session = Session(config, run_dir, resume, meta={"config": config.to_dict(), "network": spec, "executor": "ray"},
-                      progress=progress, tensorboard=tensorboard)  # fmt: skip
+    session = Session(
+        config,
+        run_dir,
+        resume,
+        meta={"config": config.to_dict(), "network": spec, "executor": "ray"},
+        progress=progress,
+        tensorboard=tensorboard,
+    )
     if resume is not None:
         state.load_state_dict(resume.states["loop"])  # first: the runners' lives are numbered from its steps
     apex_file = ApexCsv(run_dir / APEX_CSV)
     started = rx.connect(config)
     try:
-        cluster = rx.ApexCluster(config, obs_shape=obs_shape, obs_dtype=obs_dtype, frames=frames,
-                                 first_life=state.steps, record_ids=record_ids, name_prefix=name_prefix,
-                                 mask_actions=mask_actions)  # fmt: skip
+        cluster = rx.ApexCluster(
+            config,
+            obs_shape=obs_shape,
+            obs_dtype=obs_dtype,
+            frames=frames,
+            first_life=state.steps,
+            record_ids=record_ids,
+            name_prefix=name_prefix,
+            mask_actions=mask_actions,
+        )
     except BaseException:  # the real error goes up; the cluster closed its actors, the Ray we started stops
         rx.shutdown(started)
         session.close()
@@ -107,22 +120,32 @@ def run_apex(
         raise
     # As in the local loop (dueldqn.threads): an MLP learns on one thread, a conv net's count is timed and re-chosen.
     threads = ThreadPolicy.for_run(config.torch_threads, frames, device)
-    session.components = {"learner": learner, REPLAY: ShardsState(cluster), "loop": state, "logger": session.logger,
-                          "apex_csv": apex_file, "threads": threads}  # fmt: skip
+    session.components = {
+        "learner": learner,
+        REPLAY: ShardsState(cluster),
+        "loop": state,
+        "logger": session.logger,
+        "apex_csv": apex_file,
+        "threads": threads,
+    }
     try:
         with threads:
             if resume is not None:
                 session.restore(resume.states)  # the learner, every shard's replay, the counters, the metrics files
                 learner.version = state.updates
-            evaluation = (TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], session.logger, state.steps)
-                          if config.eval_every and evaluate is not None else None)  # fmt: skip
+            evaluation = (
+                TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], session.logger, state.steps)
+                if config.eval_every and evaluate is not None
+                else None
+            )
             driver = Driver(config, learner, cluster, session, state, apex_file, evaluation, threads, rx)
             driver.run()
     except rx.ApexError as err:
         kept = list_checkpoints(run_dir)
-        raise rx.ApexError(f"{err}; the run stopped and "
-                           + (f"its last checkpoint, {kept[0]}, is kept" if kept else "no checkpoint had been written")
-                           ) from err  # fmt: skip
+        raise rx.ApexError(
+            f"{err}; the run stopped and "
+            + (f"its last checkpoint, {kept[0]}, is kept" if kept else "no checkpoint had been written")
+        ) from err
     finally:
         cluster.close()
         rx.shutdown(started, cluster.pids)
@@ -138,9 +161,18 @@ class Driver:
     sample requests queued on the shards, and what the result reports (weights versions, lives, lags).
     """
 
-    def __init__(self, config: Config, learner: Learner, cluster: Any, session: Session, state: ApexState,
-                 apex_file: ApexCsv, evaluation: TrainingEvaluation | None, threads: ThreadPolicy,
-                 rx: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        learner: Learner,
+        cluster: Any,
+        session: Session,
+        state: ApexState,
+        apex_file: ApexCsv,
+        evaluation: TrainingEvaluation | None,
+        threads: ThreadPolicy,
+        rx: Any,
+    ) -> None:
         self.config, self.learner, self.cluster, self.session, self.state = config, learner, cluster, session, state
         self.evaluation, self.threads, self.rx = evaluation, threads, rx
         self.sync = TargetSync(config, learner)
@@ -177,8 +209,11 @@ class Driver:
             for _ in range(self.rx.CALLS_QUEUED):
                 self.call(r)
         stop = self.session.start(state)  # session.close() restores the signal handlers
-        while ((self.queued or self.resting or state.steps < config.total_steps) and stop.signum is None
-               and state.return_reached_at is None):  # fmt: skip
+        while (
+            (self.queued or self.resting or state.steps < config.total_steps)
+            and stop.signum is None
+            and state.return_reached_at is None
+        ):
             self.collect()
             self.queue()
             if not self.learn() and self.queued:
@@ -286,8 +321,9 @@ class Driver:
         spi = state.updates * self.config.batch_size / max(state.transitions, 1)
         lag_mean = float(np.mean(self.lags)) if self.lags else math.nan
         seconds = time.perf_counter() - self.session.start_time
-        return ApexResult(state, seconds, restarts, self.versions, self.lives, epsilons, self.shard_stats, lag_mean,
-                          spi)  # fmt: skip
+        return ApexResult(
+            state, seconds, restarts, self.versions, self.lives, epsilons, self.shard_stats, lag_mean, spi
+        )
 
 
 class ApexNetwork(NamedTuple):
@@ -315,12 +351,21 @@ def apex_network(config: Config, device: torch.device) -> ApexNetwork:
     if config.action_mask != "off":  # the runners judge their envs alike; the shards must know before they start
         masks = run_masks(config.action_mask, config.env_id, envs, envs.reset(seed=config.seed)[1])
     envs.close()
-    return ApexNetwork(q_net, env.network_spec(config), env.obs_shape, env.obs_dtype, env.frames, env.raw_space,
-                       env.n_actions, env.n_actions if masks is not None else 0)  # fmt: skip
+    return ApexNetwork(
+        q_net,
+        env.network_spec(config),
+        env.obs_shape,
+        env.obs_dtype,
+        env.frames,
+        env.raw_space,
+        env.n_actions,
+        env.n_actions if masks is not None else 0,
+    )
 
 
-def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, progress: bool,
-               tensorboard: bool) -> tuple[ApexNetwork, ApexResult]:  # fmt: skip
+def train_apex(
+    config: Config, run_dir: Path, *, resume: Checkpoint | None, progress: bool, tensorboard: bool
+) -> tuple[ApexNetwork, ApexResult]:
     """The ``executor="ray"`` part of :func:`dueldqn.training.train`: build the learner's network and run Ape-X.
 
     ``train()`` then evaluates, saves the model and writes the summary, as for a local run.
@@ -331,8 +376,19 @@ def train_apex(config: Config, run_dir: Path, *, resume: Checkpoint | None, prog
         raise ValueError(f"checkpoint {resume.path} is not from a ray run")
     device = resolve_device(config.device)
     net = apex_network(config, device)
-    result = run_apex(config, run_dir, q_net=net.q_net, spec=net.spec, obs_shape=net.obs_shape,
-                      obs_dtype=net.obs_dtype, frames=net.frames, device=device, resume=resume,
-                      evaluate=(net.raw_space, net.n_actions), progress=progress, tensorboard=tensorboard,
-                      mask_actions=net.mask_actions)  # fmt: skip
+    result = run_apex(
+        config,
+        run_dir,
+        q_net=net.q_net,
+        spec=net.spec,
+        obs_shape=net.obs_shape,
+        obs_dtype=net.obs_dtype,
+        frames=net.frames,
+        device=device,
+        resume=resume,
+        evaluate=(net.raw_space, net.n_actions),
+        progress=progress,
+        tensorboard=tensorboard,
+        mask_actions=net.mask_actions,
+    )
     return net, result

@@ -19,8 +19,16 @@ from dueldqn.config import Config
 from dueldqn.executors.session import Counters, Session
 
 APEX_CSV = "apex.csv"
-APEX_COLUMNS = ("step", "updates", "env_steps_per_s", "updates_per_s", "samples_per_insert", "weight_lag",
-                "replay_size", "runner_episodes")  # fmt: skip
+APEX_COLUMNS = (
+    "step",
+    "updates",
+    "env_steps_per_s",
+    "updates_per_s",
+    "samples_per_insert",
+    "weight_lag",
+    "replay_size",
+    "runner_episodes",
+)
 
 
 @dataclass(kw_only=True)
@@ -65,14 +73,30 @@ class Meter:
         spi = state.updates * self.config.batch_size / max(state.transitions, 1)
         lag = float(np.mean(lags[-100:])) if lags else math.nan
         size = sum(shard["size"] for shard in shards)
-        self.apex_file.csv.writerow((state.steps, state.updates, f"{sps:.1f}", f"{ups:.1f}", f"{spi:.3g}", f"{lag:.3g}",
-                                     size, " ".join(map(str, state.runner_episodes))))  # fmt: skip
-        self.session.bar.set_description_str(f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}",
-                                             refresh=False)  # fmt: skip
+        self.apex_file.csv.writerow(
+            (
+                state.steps,
+                state.updates,
+                f"{sps:.1f}",
+                f"{ups:.1f}",
+                f"{spi:.3g}",
+                f"{lag:.3g}",
+                size,
+                " ".join(map(str, state.runner_episodes)),
+            )
+        )
+        self.session.bar.set_description_str(
+            f"{sps:,.0f} steps/s, {ups:,.0f} updates/s, spi {spi:.2g}, lag {lag:.0f}", refresh=False
+        )
         tb = self.session.logger._tb  # RunLogger's TensorBoard writer (None without TensorBoard); it has no Ape-X rows
         if tb is not None:
-            for name, value in (("env_steps_per_s", sps), ("updates_per_s", ups), ("samples_per_insert", spi),
-                                ("weight_lag", lag), ("replay_size", size)):  # fmt: skip
+            for name, value in (
+                ("env_steps_per_s", sps),
+                ("updates_per_s", ups),
+                ("samples_per_insert", spi),
+                ("weight_lag", lag),
+                ("replay_size", size),
+            ):
                 tb.add_scalar(f"apex/{name}", value, state.steps)
         self.apex_file.flush()  # a row a few seconds: readable while the run goes on
         self.time, self.updates = now, state.updates

@@ -92,8 +92,12 @@ def pack_frames(chunk: Chunk) -> FrameChunk | Chunk:
     if not chained:
         return chunk
     empty = np.empty((0,), dtype=obs_TKO.dtype)
-    return FrameChunk(chunk._replace(obs_TKO=empty, next_obs_TKO=empty), obs_TKO[0].copy(),
-                      np.ascontiguousarray(next_obs_TKO[:, :, -1]), next_obs_TKO[~valid_TK])  # fmt: skip
+    return FrameChunk(
+        chunk._replace(obs_TKO=empty, next_obs_TKO=empty),
+        obs_TKO[0].copy(),
+        np.ascontiguousarray(next_obs_TKO[:, :, -1]),
+        next_obs_TKO[~valid_TK],
+    )
 
 
 def unpack_frames(packed: FrameChunk | Chunk) -> Chunk:
@@ -232,8 +236,9 @@ class EnvRunner:
         epsilons_K = self.epsilons_K
         if run_step is not None:
             c = self.config
-            epsilons_K = annealed_apex_epsilons(run_step - c.epsilon_decay_start, epsilons_K, c.epsilon_schedule,
-                                                c.epsilon_start, c.epsilon_decay_steps)  # fmt: skip
+            epsilons_K = annealed_apex_epsilons(
+                run_step - c.epsilon_decay_start, epsilons_K, c.epsilon_schedule, c.epsilon_start, c.epsilon_decay_steps
+            )
         obs_TKO = np.empty((T, *obs.shape), dtype=obs.dtype)
         next_obs_TKO = np.empty_like(obs_TKO)
         actions_TK = np.empty((T, K), dtype=np.int64)
@@ -261,12 +266,27 @@ class EnvRunner:
             self.obs_KO = next_obs_KO
             self.iteration += 1
         self.steps_since_sync += T * K
-        td_abs_TK = self._initial_td_errors(obs_TKO, actions_TK, rewards_TK, next_obs_TKO, terminated_TK,
-                                            truncated_TK, valid_TK, next_mask_TKA)  # fmt: skip
+        td_abs_TK = self._initial_td_errors(
+            obs_TKO, actions_TK, rewards_TK, next_obs_TKO, terminated_TK, truncated_TK, valid_TK, next_mask_TKA
+        )
         ids_TK = (np.arange(first_iteration, self.iteration)[:, None] * K + np.arange(K)).astype(np.int64)
-        chunk = Chunk(self.index, self.incarnation, self.seq, obs_TKO, actions_TK, rewards_TK, next_obs_TKO,
-                      terminated_TK, truncated_TK, valid_TK, td_abs_TK, ids_TK,
-                      episodes, self.version, next_mask_TKA)  # fmt: skip
+        chunk = Chunk(
+            self.index,
+            self.incarnation,
+            self.seq,
+            obs_TKO,
+            actions_TK,
+            rewards_TK,
+            next_obs_TKO,
+            terminated_TK,
+            truncated_TK,
+            valid_TK,
+            td_abs_TK,
+            ids_TK,
+            episodes,
+            self.version,
+            next_mask_TKA,
+        )
         self.seq += 1
         return chunk
 
@@ -286,14 +306,28 @@ class EnvRunner:
         T, K = actions_TK.shape
         q_obs_TKA = self.actor.q_values(obs_TKO.reshape(T * K, *obs_TKO.shape[2:])).reshape(T, K, -1)
         q_next_TKA = self.actor.q_values(next_obs_TKO.reshape(T * K, *obs_TKO.shape[2:])).reshape(T, K, -1)
-        return initial_td_errors(q_obs_TKA, q_next_TKA, actions_TK, rewards_TK, terminated_TK.astype(np.float64),
-                                 terminated_TK | truncated_TK, valid_TK, n_step=self.config.n_step,
-                                 gamma=self.config.gamma, next_mask_TKA=next_mask_TKA)  # fmt: skip
+        return initial_td_errors(
+            q_obs_TKA,
+            q_next_TKA,
+            actions_TK,
+            rewards_TK,
+            terminated_TK.astype(np.float64),
+            terminated_TK | truncated_TK,
+            valid_TK,
+            n_step=self.config.n_step,
+            gamma=self.config.gamma,
+            next_mask_TKA=next_mask_TKA,
+        )
 
     def stats(self) -> dict[str, Any]:
         """What the driver wants to know about this runner (its epsilons, version, life)."""
-        return {"runner": self.index, "incarnation": self.incarnation, "epsilons": self.epsilons_K.tolist(),
-                "version": self.version, "iteration": self.iteration}  # fmt: skip
+        return {
+            "runner": self.index,
+            "incarnation": self.incarnation,
+            "epsilons": self.epsilons_K.tolist(),
+            "version": self.version,
+            "iteration": self.iteration,
+        }
 
     def close(self) -> None:
         """Close the envs."""

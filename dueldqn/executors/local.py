@@ -69,8 +69,16 @@ def env_step(
         replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N)
     else:
         state.mask_NA = masks.read(envs, infos, state.steps + len(actions_N), terminated_N)
-        replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N,
-                   next_mask_N=state.mask_NA)  # fmt: skip
+        replay.add(
+            state.obs_NO,
+            actions_N,
+            rewards_N,
+            next_obs_NO,
+            terminated_N,
+            truncated_N,
+            ~state.autoreset_N,
+            next_mask_N=state.mask_NA,
+        )
     state.autoreset_N = terminated_N | truncated_N
     state.obs_NO = next_obs_NO
     state.steps += len(actions_N)

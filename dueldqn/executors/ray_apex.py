@@ -103,10 +103,14 @@ class RunnerActor:
             ray.get(self.pushes.pop(0))
         self.pushes.append(self.shard.add_chunk.remote(pack_frames(chunk) if self.frames else chunk))
         return {
-            "runner": chunk.runner, "life": chunk.incarnation, "transitions": chunk.transitions,
-            "env_steps": chunk.actions_TK.size, "episodes": chunk.episodes, "version": chunk.weights_version,
+            "runner": chunk.runner,
+            "life": chunk.incarnation,
+            "transitions": chunk.transitions,
+            "env_steps": chunk.actions_TK.size,
+            "episodes": chunk.episodes,
+            "version": chunk.weights_version,
             "pid": os.getpid(),
-        }  # fmt: skip
+        }
 
     def pid(self) -> int:
         """This actor's process id (a run that started Ray reaps its local processes by id)."""
@@ -135,9 +139,18 @@ STARTUP_SECONDS = 600  # how long the actors may take to start (a cluster may fi
 class ApexCluster:
     """The run's actors: ``S`` shards (on the driver's node) and ``R`` runners; stops them all on :meth:`close`."""
 
-    def __init__(self, config: Config, *, obs_shape: tuple[int, ...], obs_dtype: np.dtype, frames: bool,
-                 first_life: int, record_ids: bool = False, name_prefix: str = "",
-                 mask_actions: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        *,
+        obs_shape: tuple[int, ...],
+        obs_dtype: np.dtype,
+        frames: bool,
+        first_life: int,
+        record_ids: bool = False,
+        name_prefix: str = "",
+        mask_actions: int = 0,
+    ) -> None:
         self.config = config
         cpus = runner_cpus(config)
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
@@ -184,8 +197,9 @@ class ApexCluster:
 
     def run(self, runner: int, run_step: int) -> Pending:
         """Queue one chunk's collection on ``runner``, the run being at env step ``run_step``."""
-        return Pending(self.runners[runner].run.remote(self.config.runner_chunk_steps, self.version, self.weights_box,
-                                                       run_step))  # fmt: skip
+        return Pending(
+            self.runners[runner].run.remote(self.config.runner_chunk_steps, self.version, self.weights_box, run_step)
+        )
 
     def sample(self, shard: int, count: int, beta: float) -> Pending:
         """Ask ``shard`` for ``count`` batches, sending it the ``|delta|`` gathered for it since the last request."""

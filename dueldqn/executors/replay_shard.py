@@ -60,8 +60,15 @@ class ReplayShard:
         K = config.envs_per_runner
         N = self.num_streams = len(self.runners) * K
         capacity = max(config.buffer_size // config.replay_shards, config.batch_size)
-        self.storage = build_storage(config, obs_shape, np.dtype(obs_dtype), frames=frames, num_envs=N,
-                                     capacity=capacity, mask_actions=mask_actions)  # fmt: skip
+        self.storage = build_storage(
+            config,
+            obs_shape,
+            np.dtype(obs_dtype),
+            frames=frames,
+            num_envs=N,
+            capacity=capacity,
+            mask_actions=mask_actions,
+        )
         self.replay = build_replay(config, self.storage)
         self.rng = shard_rng(config.seed, index)
         # One vector step of all N streams, reused: a chunk fills its runner's K rows, the rest stay invalid.
@@ -96,16 +103,20 @@ class ReplayShard:
         chunk = unpack_frames(chunk)
         if (chunk.next_mask_TKA is None) != (self._next_mask_NA is None):
             sent = "without" if chunk.next_mask_TKA is None else "with"
-            raise ValueError(f"runner {chunk.runner} sent a chunk {sent} action masks to a shard whose run "
-                             f"{'uses' if self._next_mask_NA is not None else 'uses no'} masks")  # fmt: skip
+            raise ValueError(
+                f"runner {chunk.runner} sent a chunk {sent} action masks to a shard whose run "
+                f"{'uses' if self._next_mask_NA is not None else 'uses no'} masks"
+            )
         if chunk.runner not in self.runners:
-            raise ValueError(f"runner {chunk.runner} writes to shard {chunk.runner % self.config.replay_shards}, "
-                             f"not {self.index}")  # fmt: skip
+            raise ValueError(
+                f"runner {chunk.runner} writes to shard {chunk.runner % self.config.replay_shards}, not {self.index}"
+            )
         life = (chunk.runner, chunk.incarnation)
         expected = self.chunks.get(life, 0)
         if chunk.seq != expected:
-            raise ValueError(f"runner {chunk.runner} (life {chunk.incarnation}) sent chunk {chunk.seq}, "
-                             f"expected {expected}")  # fmt: skip
+            raise ValueError(
+                f"runner {chunk.runner} (life {chunk.incarnation}) sent chunk {chunk.seq}, expected {expected}"
+            )
         K = chunk.actions_TK.shape[1]
         first = self.runners.index(chunk.runner) * K
         cols = slice(first, first + K)
@@ -120,16 +131,23 @@ class ReplayShard:
         self.ingested += stored
         if self.record_ids:
             ids_M = chunk.ids_TK[chunk.valid_TK]
-            self.ids.append(np.stack([np.full_like(ids_M, chunk.runner), np.full_like(ids_M, chunk.incarnation),
-                                      ids_M], axis=1))  # fmt: skip
+            self.ids.append(
+                np.stack([np.full_like(ids_M, chunk.runner), np.full_like(ids_M, chunk.incarnation), ids_M], axis=1)
+            )
         return stored
 
     def _add_rows(self, chunk: Chunk) -> None:
         """One-step rows without links: the chunk's ``T K`` rows in one ``add`` (order is kept, T-major)."""
         T, K = chunk.actions_TK.shape
-        rows = (chunk.obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]), chunk.actions_TK.ravel(),
-                chunk.rewards_TK.ravel(), chunk.next_obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]),
-                chunk.terminated_TK.ravel(), chunk.truncated_TK.ravel(), chunk.valid_TK.ravel())  # fmt: skip
+        rows = (
+            chunk.obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]),
+            chunk.actions_TK.ravel(),
+            chunk.rewards_TK.ravel(),
+            chunk.next_obs_TKO.reshape(T * K, *chunk.obs_TKO.shape[2:]),
+            chunk.terminated_TK.ravel(),
+            chunk.truncated_TK.ravel(),
+            chunk.valid_TK.ravel(),
+        )
         masks = {} if chunk.next_mask_TKA is None else {"next_mask_N": chunk.next_mask_TKA.reshape(T * K, -1)}
         if isinstance(self.replay, PrioritizedReplay) and self.runner_priorities:
             self.replay.add(*rows, td_abs_N=chunk.td_abs_TK.ravel(), **masks)
@@ -147,8 +165,15 @@ class ReplayShard:
             self._actions_N[cols], self._rewards_N[cols] = chunk.actions_TK[t], chunk.rewards_TK[t]
             self._terminated_N[cols], self._truncated_N[cols] = chunk.terminated_TK[t], chunk.truncated_TK[t]
             self._td_abs_N[cols] = chunk.td_abs_TK[t]
-            rows = (self._obs_NO, self._actions_N, self._rewards_N, self._next_obs_NO, self._terminated_N,
-                    self._truncated_N, valid_N)  # fmt: skip
+            rows = (
+                self._obs_NO,
+                self._actions_N,
+                self._rewards_N,
+                self._next_obs_NO,
+                self._terminated_N,
+                self._truncated_N,
+                valid_N,
+            )
             masks = {}
             if self._next_mask_NA is not None and chunk.next_mask_TKA is not None:
                 self._next_mask_NA[cols] = chunk.next_mask_TKA[t]
@@ -182,8 +207,13 @@ class ReplayShard:
 
     def stats(self) -> dict[str, Any]:
         """Size and counters; with ``record_ids``, every ingested id as an ``(M, 3)`` array."""
-        out: dict[str, Any] = {"shard": self.index, "size": len(self), "ingested": self.ingested,
-                               "sampled": self.sampled, "lives": len(self.chunks)}  # fmt: skip
+        out: dict[str, Any] = {
+            "shard": self.index,
+            "size": len(self),
+            "ingested": self.ingested,
+            "sampled": self.sampled,
+            "lives": len(self.chunks),
+        }
         if self.record_ids:
             out["ids"] = np.concatenate(self.ids) if self.ids else np.zeros((0, 3), dtype=np.int64)
         return out

@@ -213,8 +213,14 @@ class Session:
 
     def start(self, state: Counters) -> StopSignal:
         """Open the progress bar and the signal handlers as the loop starts."""
-        self.bar = tqdm(total=self.config.total_steps, initial=state.steps, disable=not self._progress, unit="step",
-                        dynamic_ncols=True, mininterval=0.5)  # fmt: skip
+        self.bar = tqdm(
+            total=self.config.total_steps,
+            initial=state.steps,
+            disable=not self._progress,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
         self.log_time = self.loop_start = time.perf_counter()
         return self.stop.__enter__()
 
@@ -272,8 +278,10 @@ class Session:
         self.checkpointed_step = state.steps
         now = time.perf_counter()
         states = {name: component.state_dict() for name, component in self.components.items()}
-        states["loop"] |= {"wall_seconds": state.wall_seconds + now - self.start_time,
-                           "train_seconds": state.train_seconds + now - self.loop_start}  # fmt: skip
+        states["loop"] |= {
+            "wall_seconds": state.wall_seconds + now - self.start_time,
+            "train_seconds": state.train_seconds + now - self.loop_start,
+        }
         if not self.config.save_replay:
             states.pop(REPLAY, None)
         return save_checkpoint(self.run_dir, state.steps, states, meta=self.meta, keep=self.config.keep_checkpoints)

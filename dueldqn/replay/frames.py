@@ -64,8 +64,13 @@ _TERMINATED = np.uint8(2)  # flags bit 1: that transition's s' is terminal
 _TRUNCATED = np.uint8(4)  # flags bit 2: that transition's episode was cut by a time limit (s' bootstrapped)
 _ACTION_DTYPE = np.int16
 # Checkpoint key -> attribute: the per-slot arrays (saved up to the slots written so far) and the per-env ones.
-_SLOT_ARRAYS = {"frames": "frames", "actions": "actions_NL", "rewards": "rewards_NL", "depth": "depth_NL",
-                "flags": "flags_NL"}  # fmt: skip
+_SLOT_ARRAYS = {
+    "frames": "frames",
+    "actions": "actions_NL",
+    "rewards": "rewards_NL",
+    "depth": "depth_NL",
+    "flags": "flags_NL",
+}
 _ENV_ARRAYS = {"last_next_obs": "last_next_obs_N", "head": "head_N", "stream_start": "stream_start_N", "size": "size_N"}
 
 
@@ -280,8 +285,9 @@ class FrameReplayBuffer:
         expected = (self.num_envs, *self.obs_shape)
         if self.mask_actions and (next_mask_N is None or next_mask_N.shape != (self.num_envs, self.mask_actions)):
             got = None if next_mask_N is None else next_mask_N.shape
-            raise ValueError(f"expected next-state action masks of shape {(self.num_envs, self.mask_actions)}, "
-                             f"got {got}")  # fmt: skip
+            raise ValueError(
+                f"expected next-state action masks of shape {(self.num_envs, self.mask_actions)}, got {got}"
+            )
         if obs_N.shape != expected or next_obs_N.shape != expected:
             raise ValueError(
                 f"FrameReplayBuffer.add expects obs_N and next_obs_N of shape {expected}, "
@@ -363,8 +369,13 @@ class FrameReplayBuffer:
                 & ((np.roll(flags_BK, -1, axis=1) & _TRANSITION) != 0)
                 & ((flags_BK & (_TERMINATED | _TRUNCATED)) == 0)
             )
-            fold = fold_consecutive(self.rewards_NL[env_B[:, None], slot_BK], (flags_BK & _TERMINATED) != 0,
-                                    linked_BK, n=self.n_step, gamma=self.gamma)  # fmt: skip
+            fold = fold_consecutive(
+                self.rewards_NL[env_B[:, None], slot_BK],
+                (flags_BK & _TERMINATED) != 0,
+                linked_BK,
+                n=self.n_step,
+                gamma=self.gamma,
+            )
             rewards_B, discounts_B = fold.returns_B, fold.discounts_B
             last_B = slot_BK[np.arange(len(slot_B)), fold.last_B]
             flags_B = self.flags_NL[env_B, last_B]

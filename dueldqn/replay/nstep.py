@@ -104,6 +104,12 @@ def fold_consecutive(
     local_BK = np.arange(b * k, dtype=np.int64).reshape(b, k)  # each window's slots, numbered apart
     next_BK = np.full((b, k), -1, dtype=np.int64)
     next_BK[:, :-1] = np.where(linked_BK[:, :-1], local_BK[:, 1:], -1)
-    fold = fold_n_step(local_BK[:, 0], rewards_S=rewards_BK.reshape(-1), terminated_S=terminated_BK.reshape(-1),
-                       next_S=next_BK.reshape(-1), n=n, gamma=gamma)  # fmt: skip
+    fold = fold_n_step(
+        local_BK[:, 0],
+        rewards_S=rewards_BK.reshape(-1),
+        terminated_S=terminated_BK.reshape(-1),
+        next_S=next_BK.reshape(-1),
+        n=n,
+        gamma=gamma,
+    )
     return fold._replace(last_B=fold.last_B - local_BK[:, 0])

@@ -97,8 +97,9 @@ class PrioritizedReplay:
         ``(|delta_i| + eps)^alpha`` instead of the max priority. Rows where ``valid_N`` is False
         are ignored, as by the storage. ``next_mask_N``: the storage's action masks of ``s'``.
         """
-        changes = self.storage.add(obs_N, actions_N, rewards_N, next_obs_N, terminated_N, truncated_N, valid_N,
-                                   next_mask_N=next_mask_N)  # fmt: skip
+        changes = self.storage.add(
+            obs_N, actions_N, rewards_N, next_obs_N, terminated_N, truncated_N, valid_N, next_mask_N=next_mask_N
+        )
         written, cleared = changes
         if len(cleared):  # cleared first, so that a slot in both gets its new transition's priority (last wins)
             self._pending.append((cleared, 0.0))

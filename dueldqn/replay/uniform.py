@@ -115,8 +115,9 @@ class ReplayBuffer:
             valid_all = valid_N
         if self.mask_actions and (next_mask_N is None or next_mask_N.shape != (len(actions_N), self.mask_actions)):
             got = None if next_mask_N is None else next_mask_N.shape
-            raise ValueError(f"expected next-state action masks of shape {(len(actions_N), self.mask_actions)}, "
-                             f"got {got}")  # fmt: skip
+            raise ValueError(
+                f"expected next-state action masks of shape {(len(actions_N), self.mask_actions)}, got {got}"
+            )
         if valid_N is not None and not valid_N.all():
             obs_N, actions_N, rewards_N = obs_N[valid_N], actions_N[valid_N], rewards_N[valid_N]
             next_obs_N, terminated_N = next_obs_N[valid_N], terminated_N[valid_N]
@@ -187,8 +188,14 @@ class ReplayBuffer:
                 idx_B,
                 next_mask=self.next_mask[idx_B] if self.mask_actions else None,
             )
-        fold = fold_n_step(idx_B, rewards_S=self.rewards, terminated_S=self.terminated, next_S=self.next_slot,
-                           n=self.n_step, gamma=self.gamma)  # fmt: skip
+        fold = fold_n_step(
+            idx_B,
+            rewards_S=self.rewards,
+            terminated_S=self.terminated,
+            next_S=self.next_slot,
+            n=self.n_step,
+            gamma=self.gamma,
+        )
         return Batch(
             self.obs[idx_B],
             self.actions[idx_B],

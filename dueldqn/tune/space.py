@@ -29,8 +29,21 @@ from typing import Any
 from dueldqn.config import Config
 
 # Fields a study may not search: they define the problem (env, budget, seed) or the machine, not the learner.
-UNTUNABLE = ("env_id", "seed", "total_steps", "backend", "device", "torch_threads", "numpy_mlp", "log_interval",
-             "eval_episodes", "eval_epsilon", "checkpoint_every", "keep_checkpoints", "save_replay")  # fmt: skip
+UNTUNABLE = (
+    "env_id",
+    "seed",
+    "total_steps",
+    "backend",
+    "device",
+    "torch_threads",
+    "numpy_mlp",
+    "log_interval",
+    "eval_episodes",
+    "eval_epsilon",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "save_replay",
+)
 SPEC_KEYS = ("low", "high", "log", "step", "choices", "when")
 # The algorithm families: a study searches the TD targets of one family (SARSA's values follow epsilon).
 FAMILIES = {"q-learning": ("dqn", "double"), "sarsa": ("sarsa", "expected-sarsa")}

@@ -159,9 +159,14 @@ def greedy_return(agent: Any, config: Config, episodes: int) -> float:
     (over the legal actions where the run uses action masks)."""
     env = make_eval_env(config.env_id, seed=config.seed + seeds.FINAL_EVAL)
     try:
-        result = evaluate(env, lambda obs: int(agent.predict(obs, deterministic=True)[0]),
-                          episodes=episodes, seed=config.seed + seeds.FINAL_EVAL, action_mask=config.action_mask,
-                          act_masked=lambda obs, mask: int(agent.predict(obs, action_mask=mask)[0]))  # fmt: skip
+        result = evaluate(
+            env,
+            lambda obs: int(agent.predict(obs, deterministic=True)[0]),
+            episodes=episodes,
+            seed=config.seed + seeds.FINAL_EVAL,
+            action_mask=config.action_mask,
+            act_masked=lambda obs, mask: int(agent.predict(obs, action_mask=mask)[0]),
+        )
     finally:
         env.close()
     return result.mean
@@ -263,8 +268,13 @@ def tune(settings: TuneSettings, *, progress: bool = True) -> optuna.Study:
         print(f"marked FAIL (their worker died): trials {', '.join(map(str, marked))}; queued again")
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     trials_before = len(study.trials)
-    bar = tqdm(total=settings.trials, initial=min(_finished(study), settings.trials), unit="trial",
-               disable=not progress, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=settings.trials,
+        initial=min(_finished(study), settings.trials),
+        unit="trial",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
 
     def refresh() -> None:
         bar.update(min(_finished(study), settings.trials) - bar.n)
