@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dueldqn.checkpoint import StateDict
-from dueldqn.exploration import ExplorationDraws, epsilon_greedy_actions
+from dueldqn.exploration import ExplorationDraws, epsilon_greedy_actions, legal_rows
 from dueldqn.networks import reset_noise
 from dueldqn.numpy_mlp import numpy_greedy
 from dueldqn.tensors import Weights, as_network_input
@@ -54,7 +54,7 @@ class Actor:
 
     def greedy(self, obs_NO: np.ndarray, mask_NA: np.ndarray | None = None) -> np.ndarray:
         """``argmax_a Q(s, a)`` for each row of ``obs_NO``, over the legal actions of ``mask_NA`` if given: ``(N,)``."""
-        legal_NA = None if mask_NA is None else mask_NA | ~mask_NA.any(axis=1, keepdims=True)
+        legal_NA = None if mask_NA is None else legal_rows(mask_NA)
         if self._numpy_mlp_greedy is not None:
             return self._numpy_mlp_greedy(obs_NO, legal_NA)
         if self.noise is not None:

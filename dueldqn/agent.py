@@ -17,6 +17,7 @@ import torch
 
 from dueldqn.checkpoint import load_model_spec
 from dueldqn.config import Config
+from dueldqn.exploration import kth_legal
 from dueldqn.files import MODEL_FILE
 from dueldqn.networks import QNetwork, build_q_network
 from dueldqn.numpy_mlp import numpy_greedy
@@ -169,7 +170,7 @@ class Agent:
                 random_B = self.rng.integers(0, self.n_actions, len(actions_B))
             else:  # uniform over each row's legal actions
                 k_B = (self.rng.random(len(actions_B)) * mask_BA.sum(axis=1)).astype(np.int64)
-                random_B = np.argmax(np.cumsum(mask_BA, axis=1) > k_B[:, None], axis=1)
+                random_B = kth_legal(mask_BA, k_B)
             actions_B = np.where(explore_B, random_B, actions_B)
         return (actions_B[0] if single else actions_B), None
 

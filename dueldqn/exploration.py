@@ -174,6 +174,17 @@ def epsilon_greedy_actions(
     return np.where(explore_N, random_N, greedy())
 
 
+def legal_rows(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (bool ``(..., A)``, True where legal) with each row of no legal action made all legal: only a
+    terminal state has none, and the action taken there (or its bootstrap) is ignored."""
+    return mask | ~mask.any(axis=-1, keepdims=True)
+
+
+def kth_legal(legal_NA: np.ndarray, k_N: np.ndarray) -> np.ndarray:
+    """The ``k_N``-th legal action of each row of ``legal_NA`` (counted from 0), ``(N,)`` int64."""
+    return np.argmax(np.cumsum(legal_NA, axis=1) > k_N[:, None], axis=1).astype(np.int64)
+
+
 def _masked_epsilon_greedy(
     greedy: Callable[[], np.ndarray], uniforms_N: np.ndarray, epsilon: float | np.ndarray, mask_NA: np.ndarray
 ) -> np.ndarray:
@@ -181,10 +192,10 @@ def _masked_epsilon_greedy(
     explore_N = uniforms_N < epsilon
     if not explore_N.any():
         return greedy()
-    legal_NA = mask_NA | ~mask_NA.any(axis=1, keepdims=True)  # only a terminal state has none; its action is ignored
+    legal_NA = legal_rows(mask_NA)
     count_N = legal_NA.sum(axis=1)
     rate_N = np.broadcast_to(np.asarray(epsilon, dtype=np.float64), uniforms_N.shape)
     scaled_N = uniforms_N / np.where(explore_N, rate_N, 1.0)  # uniform on [0, 1) where env i explores
     k_N = np.minimum((scaled_N * count_N).astype(np.int64), count_N - 1)  # the k-th legal action, counted from 0
-    random_N = np.argmax(np.cumsum(legal_NA, axis=1) > k_N[:, None], axis=1).astype(np.int64)
+    random_N = kth_legal(legal_NA, k_N)
     return random_N if explore_N.all() else np.where(explore_N, random_N, greedy())

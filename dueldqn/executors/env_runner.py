@@ -36,7 +36,7 @@ from dueldqn.build import EnvSpec, build_actor, build_network
 from dueldqn.config import Config
 from dueldqn.envs import make_vec_env
 from dueldqn.envs.masks import run_masks
-from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons
+from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons, legal_rows
 from dueldqn.seeds import runner_seed
 from dueldqn.tensors import Weights
 
@@ -161,8 +161,7 @@ def initial_td_errors(
         open_TK = take_TK & ~ended_TK[src_T]
     env_K = np.arange(K)
     if next_mask_TKA is not None:  # illegal actions out of the max (a terminal s' with none: all, masked below)
-        legal_TKA = next_mask_TKA | ~next_mask_TKA.any(axis=-1, keepdims=True)
-        q_next_TKA = np.where(legal_TKA, q_next_TKA, -np.inf)
+        q_next_TKA = np.where(legal_rows(next_mask_TKA), q_next_TKA, -np.inf)
     bootstrap_TK = q_next_TKA[last_TK, env_K].max(axis=-1) * (1.0 - terminated_TK[last_TK, env_K])
     q_sa_TK = np.take_along_axis(q_obs_TKA, actions_TK[..., None], axis=-1)[..., 0]
     td_TK = np.abs(return_TK + discount_TK * bootstrap_TK - q_sa_TK)

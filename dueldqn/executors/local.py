@@ -65,20 +65,12 @@ def env_step(
     follows the observation (on an autoreset step, the new episode's first). Returns the envs' ``infos``.
     """
     next_obs_NO, rewards_N, terminated_N, truncated_N, infos = envs.step(actions_N)
-    if masks is None:
-        replay.add(state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, ~state.autoreset_N)
-    else:
+    if masks is not None:
         state.mask_NA = masks.read(envs, infos, state.steps + len(actions_N), terminated_N)
-        replay.add(
-            state.obs_NO,
-            actions_N,
-            rewards_N,
-            next_obs_NO,
-            terminated_N,
-            truncated_N,
-            ~state.autoreset_N,
-            next_mask_N=state.mask_NA,
-        )
+    valid_N = ~state.autoreset_N
+    replay.add(
+        state.obs_NO, actions_N, rewards_N, next_obs_NO, terminated_N, truncated_N, valid_N, next_mask_N=state.mask_NA
+    )
     state.autoreset_N = terminated_N | truncated_N
     state.obs_NO = next_obs_NO
     state.steps += len(actions_N)
