@@ -14,8 +14,9 @@ evaluation returns and the reference runs of ``dueldqn.atari100k`` (rliable's da
 DER, DrQ(eps) and SPR): per game our seeds' scores, mean +- std and human-normalised score (HNS) beside
 DrQ(eps)'s percentiles; IQM, median and mean HNS with 95% stratified-bootstrap intervals for us and for
 DER, DrQ(eps) and SPR on the same games; P(ours > DrQ(eps)); the goal's verdict (labelled "so far" while
-runs of the plan are missing) and the median run's time against the 45-minute goal. It writes the
-``atari100k`` section of BENCHMARKS.md and ``<figures-dir>/atari100k_campaign.png``.
+runs of the plan are missing); and the runs' wall times, grouped by how runs shared the machine, with the
+45-minute goal judged only on runs that had it alone. It writes the ``atari100k`` section of BENCHMARKS.md
+and ``<figures-dir>/atari100k_campaign.png``.
 
     python -m benchmarks.bench_atari100k --games Breakout --seeds 1 --total-steps 500 --eval-episodes 2 \\
         --runs-dir /tmp/smoke                                  # the training script end to end in a minute
@@ -310,6 +311,50 @@ def _compare(ours: Estimate, drq: Estimate) -> str:
     return "the intervals overlap, so these runs do not separate the two"
 
 
+def _throughput(timed: list[RunResult]) -> list[str]:
+    """Each run's wall time (training and its 100 games) by how the runs shared the machine, against the goal.
+
+    The goal is one run alone on 2 quiet cores. A run beside others is not that: its own wall time is longer,
+    while the machine finishes a run every ``wall / runs_at_once`` minutes. So the verdict reads only runs
+    that had the machine alone; the others are shown, labelled, and never judged against the goal.
+    """
+    if not timed:
+        return []
+    minutes = {id(r): ((r.train_seconds or 0.0) + (r.eval_seconds or 0.0)) / 60 for r in timed}
+    lines = [
+        f"\nThroughput (goal: one run, training and its 100 games, in at most {GOAL_MINUTES:.0f} min on 2 quiet "
+        "cores). Machine time per run is a run's own wall time divided by the runs sharing the machine:",
+        "",
+        "| runs at once | torch threads each | runs | own wall time per run, median (range), min "
+        "| machine time per run, median, min | updates/s, median |",
+        "|---|---|---|---|---|---|",
+    ]
+    for at_once, threads in sorted({(r.runs_at_once, r.torch_threads) for r in timed}):
+        group = [r for r in timed if (r.runs_at_once, r.torch_threads) == (at_once, threads)]
+        walls = np.array([minutes[id(r)] for r in group])
+        rates = [r.updates / r.train_seconds for r in group if r.train_seconds]
+        lines.append(
+            f"| {at_once} | {threads} | {len(group)} | {np.median(walls):.1f} ({walls.min():.1f}-{walls.max():.1f}) "
+            f"| {np.median(walls) / at_once:.1f} | {np.median(rates):.1f} |"
+        )
+    alone = np.array([minutes[id(r)] for r in timed if r.runs_at_once == 1])
+    if alone.size:
+        median = float(np.median(alone))
+        side = "over" if median > GOAL_MINUTES else "within"
+        verdict = (
+            f"the median run alone took **{median:.1f} min** ({alone.size} run(s)), {abs(median - GOAL_MINUTES):.1f} "
+            f"min {side} the goal"
+        )
+    else:
+        verdict = "no run has had the machine alone yet, so the goal is not judged"
+    cpus = "; ".join(
+        f"{cpu} ({sum(r.cpu_model == cpu for r in timed)} runs)" for cpu in sorted({r.cpu_model for r in timed})
+    )
+    labels = " ".join(sorted({r.contended.rstrip(".") + "." for r in timed}))
+    lines.append(f"\nOn the goal, {verdict}. CPU: {cpus}. How the runs shared the machine: {labels}")
+    return lines
+
+
 def report(campaign: Campaign) -> tuple[str, str]:
     """The section's title and markdown body."""
     runs = [r for rs in campaign.runs.values() for r in rs]
@@ -382,23 +427,7 @@ def report(campaign: Campaign) -> tuple[str, str]:
             f"25th percentile): **{verdict}** ({'; '.join(why)}). On the plan's games: IQM {_ci(ours)} against "
             f"DrQ(eps)'s {_ci(drq)} on the same {len(core)} games: {_compare(ours, drq)}."
         )
-    timed = [r for r in runs if r.train_seconds is not None and r.eval_seconds is not None]
-    if timed:
-        totals = np.array([(r.train_seconds or 0.0) + (r.eval_seconds or 0.0) for r in timed]) / 60
-        median = float(np.median(totals))
-        rates = [r.updates / r.train_seconds for r in timed if r.train_seconds]
-        side = "over" if median > GOAL_MINUTES else "within"
-        cpus = "; ".join(
-            f"{cpu} ({sum(r.cpu_model == cpu for r in timed)} runs)" for cpu in sorted({r.cpu_model for r in timed})
-        )
-        setups = sorted({f"{r.runs_at_once} run(s) at once, {r.torch_threads} torch thread(s) each" for r in timed})
-        lines.append(
-            f"\nThroughput: the median run took **{median:.1f} min** of training and evaluation "
-            f"({totals.min():.1f}-{totals.max():.1f} over {len(timed)} runs), {abs(median - GOAL_MINUTES):.1f} "
-            f"min {side} the {GOAL_MINUTES:.0f}-minute goal (one run on 2 quiet cores); median "
-            f"{np.median(rates):.1f} updates/s. CPU: {cpus}; {'; '.join(setups)}. "
-            + " ".join(sorted({r.contended.rstrip(".") + "." for r in timed}))
-        )
+    lines += _throughput([r for r in runs if r.train_seconds is not None and r.eval_seconds is not None])
     commits = sorted({c for r in runs for c in r.commits})
     lines.append(
         f"\nRead from {len(runs)} result file(s) `<Game>-s<seed>.json` (raw returns of 100 evaluation games per run"

@@ -23,7 +23,14 @@ OURS, load_results, main, report, summarize = bench.OURS, bench.load_results, be
 
 
 def write_result(
-    results_dir: Path, game: str, seed: int, returns: list[float], train_s: float = 2400.0, eval_s: float = 300.0
+    results_dir: Path,
+    game: str,
+    seed: int,
+    returns: list[float],
+    train_s: float = 2400.0,
+    eval_s: float = 300.0,
+    at_once: int = 2,
+    threads: int = 1,
 ) -> Path:
     """A result file with the campaign's schema (atari100k_campaign.write_result): ``returns`` (1 or 2 numbers)
     repeated over 100 evaluation games, the protocol's count."""
@@ -51,10 +58,10 @@ def write_result(
         "env_steps_per_second": 40.0,
         "cpu_model": "Test CPU",
         "cpu_count": 2,
-        "torch_threads": 1,
-        "runs_at_once": 2,
-        "contended": "2 campaign run(s) at once on 1 torch thread each, development work beside: wall times are "
-        "contended",
+        "torch_threads": threads,
+        "runs_at_once": at_once,
+        "contended": f"{at_once} campaign run(s) at once on {threads} torch thread each, development work beside: "
+        "wall times are contended",
         "python": "3.11",
         "torch": "2.13.0",
         "numpy": "2.4",
@@ -104,9 +111,11 @@ def test_a_partial_campaign_gives_each_game_its_seeds_and_the_verdict_only_so_fa
     assert "P(ours > DrQ(eps)) on the same games: **" in body
     assert "**not met so far, on 7 of the 18 planned runs (3 of 6 games)**" in body
     assert "below DrQ(eps) p25: Boxing, Krull" in body
-    # seven runs of 2,400 s training and 300 s evaluation: 45.0 min, on the goal; 100,000 updates / 2,400 s
-    assert "the median run took **45.0 min**" in body and "0.0 min within the 45-minute goal" in body
-    assert "41.7 updates/s" in body and "CPU: Test CPU (7 runs)" in body and "wall times are contended." in body
+    # seven runs of 2,400 s training and 300 s evaluation, two at a time: 45.0 min each, a run every 22.5 min of
+    # the machine, 100,000 updates / 2,400 s; none had the machine alone, so the goal is not judged
+    assert "| 2 | 1 | 7 | 45.0 (45.0-45.0) | 22.5 | 41.7 |" in body
+    assert "On the goal, no run has had the machine alone yet, so the goal is not judged." in body
+    assert "CPU: Test CPU (7 runs)" in body and "wall times are contended." in body
 
 
 def test_a_finished_campaign_gets_a_verdict_and_the_median_runs_time(tmp_path: Path) -> None:
@@ -118,9 +127,22 @@ def test_a_finished_campaign_gets_a_verdict_and_the_median_runs_time(tmp_path: P
     assert title == "Atari 100k campaign (DuelDQN, DrQ(eps) recipe)"
     assert body.count("| yes |") == 6 and "IQM" in body
     assert "): **met** (IQM " in body and "every game's mean >= DrQ(eps) p25" in body
-    # 45..62 min: the median is (53 + 54) / 2 = 53.5 min; updates/s the mean of 100,000 / 2,880 and / 2,940
-    assert "the median run took **53.5 min**" in body and "8.5 min over the 45-minute goal" in body
-    assert f"median {np.median([100_000 / 2880, 100_000 / 2940]):.1f} updates/s" in body
+    # 45..62 min two at a time: the median is (53 + 54) / 2 = 53.5 min, 26.8 of the machine; updates/s the mean
+    # of 100,000 / 2,880 and / 2,940. Runs beside others are shown, never judged against the goal
+    rate = np.median([100_000 / 2880, 100_000 / 2940])
+    assert f"| 2 | 1 | 18 | 53.5 (45.0-62.0) | 26.8 | {rate:.1f} |" in body
+    assert "no run has had the machine alone yet" in body
+    # runs alone on 2 threads: 40 and 50 min, median 45.0, on the goal; a third of 60 min puts the median over it
+    write_result(tmp_path, "Assault", 1, [222.4], train_s=2100.0, eval_s=300.0, at_once=1, threads=2)
+    write_result(tmp_path, "Assault", 2, [222.4], train_s=2700.0, eval_s=300.0, at_once=1, threads=2)
+    _, body = report(summarize(load_results(tmp_path), reps=300))
+    assert "| 1 | 2 | 2 | 45.0 (40.0-50.0) | 45.0 |" in body
+    assert "the median run alone took **45.0 min** (2 run(s)), 0.0 min within the goal" in body
+    write_result(tmp_path, "Asterix", 0, [210.0], train_s=3300.0, eval_s=300.0, at_once=1, threads=2)
+    _, body = report(summarize(load_results(tmp_path), reps=300))
+    assert "the median run alone took **50.0 min** (3 run(s)), 5.0 min over the goal" in body
+    for name in ("Assault-s1.json", "Assault-s2.json", "Asterix-s0.json"):
+        (tmp_path / name).unlink()
     # a game outside the plan's six joins the aggregates (7 games) but not the verdict (6)
     write_result(tmp_path, "Assault", 0, [222.4])
     campaign = summarize(load_results(tmp_path), reps=300)
