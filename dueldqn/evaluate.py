@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from dueldqn import seeds
-from dueldqn.files import CONFIG_FILE, atomic_write, atomic_write_json
+from dueldqn.files import CONFIG_FILE, EVAL_FILE, atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
     import torch
@@ -332,7 +332,7 @@ def evaluate_run(
     result = evaluate_agent(
         config.env_id, agent, episodes=episodes, epsilon=epsilon, seed=seed, action_mask=config.action_mask
     )
-    written = [run_dir / "eval.json"]
+    written = [run_dir / EVAL_FILE]
     atomic_write_json(written[0], {"epsilon": epsilon, "seed": seed, **result.to_dict()})
     if video:
         frames: list[np.ndarray] = []

@@ -18,6 +18,9 @@ from typing import IO, Any
 CONFIG_FILE = "config.json"  # the run's Config (Config.to_dict), written first
 MODEL_FILE = "model.safetensors"  # the trained network and the spec that rebuilds it (dueldqn.checkpoint.save_model)
 SUMMARY_FILE = "summary.json"  # the run's end: steps, times, the final evaluation (dueldqn.training.SUMMARY_FIELDS)
+EVAL_FILE = "eval.json"  # the final (or `dueldqn eval`'s) evaluation: epsilon, seed, each game's return and length
+CURVE_FILE = "learning_curve.png"  # the run's plotted statistics (dueldqn.plotting.plot_run)
+APEX_FILE = "apex.json"  # an Ape-X run's runner restarts and each runner's epsilon (dueldqn.executors.apex)
 
 
 def file_mode(directory: bool = False) -> int:

@@ -44,7 +44,7 @@ from dueldqn.executors.session import (
     load_newest_checkpoint,
     prepare_run_dir,
 )
-from dueldqn.files import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, atomic_write_json
+from dueldqn.files import CONFIG_FILE, CURVE_FILE, EVAL_FILE, MODEL_FILE, SUMMARY_FILE, atomic_write_json
 from dueldqn.plotting import plot_run
 from dueldqn.threads import ThreadPolicy, fixed_threads
 
@@ -335,9 +335,9 @@ def finish(
             action_mask=config.action_mask,
         )
     eval_seconds = time.perf_counter() - start
-    atomic_write_json(run_path / "eval.json", {"epsilon": config.eval_epsilon, **result.to_dict()})
+    atomic_write_json(run_path / EVAL_FILE, {"epsilon": config.eval_epsilon, **result.to_dict()})
     save_model(run_path / MODEL_FILE, q_net, spec)
-    plot_run(run_path, run_path / "learning_curve.png")
+    plot_run(run_path, run_path / CURVE_FILE)
     summary = {
         "env_id": config.env_id,
         "algo": config.algo,

@@ -45,7 +45,7 @@ from dueldqn.executors.apex_parts import (
 from dueldqn.executors.cadence import TargetSync
 from dueldqn.executors.session import Session
 from dueldqn.exploration import apex_epsilons, linear_schedule
-from dueldqn.files import atomic_write_json
+from dueldqn.files import APEX_FILE, atomic_write_json
 from dueldqn.learner import Learner
 from dueldqn.threads import ThreadPolicy
 
@@ -316,7 +316,7 @@ class Driver:
         restarts = self.failed + sum(len(life) - 1 for life in self.lives.values())
         epsilons = {f["runner"]: f["epsilons"] for f in self.flushed if f is not None}
         atomic_write_json(
-            run_dir / "apex.json", {"restarts": restarts, "epsilons": {str(k): v for k, v in epsilons.items()}}
+            run_dir / APEX_FILE, {"restarts": restarts, "epsilons": {str(k): v for k, v in epsilons.items()}}
         )
         spi = state.updates * self.config.batch_size / max(state.transitions, 1)
         lag_mean = float(np.mean(self.lags)) if self.lags else math.nan
