@@ -27,14 +27,22 @@ def cpu_features() -> str:
                 break
     except OSError:
         pass
-    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"), ("amx_tile", "AMX"),
-             ("asimd", "NEON")]  # fmt: skip
+    names = [
+        ("avx2", "AVX2"),
+        ("avx512f", "AVX-512"),
+        ("avx512_bf16", "AVX-512 BF16"),
+        ("amx_tile", "AMX"),
+        ("asimd", "NEON"),
+    ]
     present = [name for flag, name in names if flag in flags] or ["none of AVX2, AVX-512, AMX"]
     import numpy  # noqa: F401  (loads its BLAS, so that threadpoolctl sees it)
     from threadpoolctl import threadpool_info
 
-    blas = [f"{p['internal_api']} {p.get('architecture', '')}".strip() for p in threadpool_info()
-            if p["user_api"] == "blas" and "numpy" in p["filepath"]]  # fmt: skip
+    blas = [
+        f"{p['internal_api']} {p.get('architecture', '')}".strip()
+        for p in threadpool_info()
+        if p["user_api"] == "blas" and "numpy" in p["filepath"]
+    ]
     return f"{', '.join(present)}; numpy BLAS kernel {', '.join(blas) or 'unknown'}"
 
 

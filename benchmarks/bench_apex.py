@@ -82,8 +82,16 @@ def throughput(env_id: str, steps: int, runners: list[int], root: Path) -> list[
     config = resolve_config(env_id, None, dict(base))
     train(config, run_dir=root / "local", progress=False, tensorboard=False)
     sps = local_steady_sps(root / "local")
-    out: list[dict[str, Any]] = [{"executor": "local", "n": 1, "sps": sps, "spi": None, "lag": None,
-                                  "ups": sps * config.gradient_steps / config.train_frequency}]  # fmt: skip
+    out: list[dict[str, Any]] = [
+        {
+            "executor": "local",
+            "n": 1,
+            "sps": sps,
+            "spi": None,
+            "lag": None,
+            "ups": sps * config.gradient_steps / config.train_frequency,
+        }
+    ]
     for n in runners:
         config = resolve_config(env_id, None, {**base, "executor": "ray", "num_env_runners": n})
         train(config, run_dir=root / f"ray{n}", progress=False, tensorboard=False)
@@ -163,16 +171,29 @@ def time_to_score(root: Path, seeds: int) -> list[dict[str, Any]]:
     out = []
     for seed in range(seeds):
         for index, (name, extra) in enumerate(SCORE_RUNS.items()):
-            overrides = {"eval_episodes": 20, "seed": seed, "checkpoint_every": CHECK_EVERY, "keep_checkpoints": 100,
-                         "save_replay": False, **extra}  # fmt: skip
+            overrides = {
+                "eval_episodes": 20,
+                "seed": seed,
+                "checkpoint_every": CHECK_EVERY,
+                "keep_checkpoints": 100,
+                "save_replay": False,
+                **extra,
+            }
             config = resolve_config("CartPole-v1", None, overrides)
             run_dir = root / f"score-{index}-{seed}"
             start = time.perf_counter()
             result = train(config, run_dir=run_dir, progress=False, tensorboard=False)
             wall = time.perf_counter() - start
             steps_to, seconds_to = first_reach(run_dir, config)
-            row = {"name": name, "seed": seed, "wall": wall, "score": result.summary["eval_mean_return"],
-                   "updates": result.summary["updates"], "steps_to": steps_to, "seconds_to": seconds_to}  # fmt: skip
+            row = {
+                "name": name,
+                "seed": seed,
+                "wall": wall,
+                "score": result.summary["eval_mean_return"],
+                "updates": result.summary["updates"],
+                "steps_to": steps_to,
+                "seconds_to": seconds_to,
+            }
             print(row, flush=True)
             out.append(row)
     return out
@@ -246,10 +267,16 @@ def components(env_id: str) -> dict[str, float]:
     finally:
         torch.set_num_threads(threads)
     transitions = sum(c.transitions for c in chunks)
-    return {"ingest": ingest, "put_ms": put * 1e3, "weights_mb": sum(v.nbytes for v in weights.params.values()) / 2**20,
-            "ups": ups, "threads": threads if atari else 1, "bytes_per_transition": chunk_bytes / transitions,
-            "stack_bytes_per_transition": stack_bytes / transitions,
-            "batch": config.batch_size}  # fmt: skip
+    return {
+        "ingest": ingest,
+        "put_ms": put * 1e3,
+        "weights_mb": sum(v.nbytes for v in weights.params.values()) / 2**20,
+        "ups": ups,
+        "threads": threads if atari else 1,
+        "bytes_per_transition": chunk_bytes / transitions,
+        "stack_bytes_per_transition": stack_bytes / transitions,
+        "batch": config.batch_size,
+    }
 
 
 def start_ray() -> None:

@@ -50,8 +50,15 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for seed in args.seeds:
-                overrides = {**PRESETS[args.preset], "eval_episodes": 20, "seed": seed, "checkpoint_every": CHECK_EVERY,
-                             "keep_checkpoints": 100, "save_replay": False, **extra}  # fmt: skip
+                overrides = {
+                    **PRESETS[args.preset],
+                    "eval_episodes": 20,
+                    "seed": seed,
+                    "checkpoint_every": CHECK_EVERY,
+                    "keep_checkpoints": 100,
+                    "save_replay": False,
+                    **extra,
+                }
                 config = resolve_config("CartPole-v1", None, overrides)
                 run_dir = Path(tmp) / f"seed{seed}"
                 start = time.perf_counter()
@@ -63,14 +70,19 @@ def main() -> None:
                 score = float(result.summary["eval_mean_return"])
                 scores.append(score)
                 reached.append(steps_to)
-                print(f"seed {seed}: final {score:.1f}, first greedy {SCORE:g} at {steps_to} env steps, "
-                      f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
+                print(
+                    f"seed {seed}: final {score:.1f}, first greedy {SCORE:g} at {steps_to} env steps, "
+                    f"{time.perf_counter() - start:.0f} s",
+                    flush=True,
+                )
     finally:
         stop_ray()
     hits = [s for s in reached if s is not None]
-    print(f"{args.preset} + {extra}: final >= {SCORE:g} on {sum(s >= SCORE for s in scores)}/{len(scores)}, "
-          f"reached on {len(hits)}/{len(scores)} (median {statistics.median(hits) if hits else '-'} env steps); "
-          f"finals {', '.join(f'{s:.1f}' for s in scores)}")  # fmt: skip
+    print(
+        f"{args.preset} + {extra}: final >= {SCORE:g} on {sum(s >= SCORE for s in scores)}/{len(scores)}, "
+        f"reached on {len(hits)}/{len(scores)} (median {statistics.median(hits) if hits else '-'} env steps); "
+        f"finals {', '.join(f'{s:.1f}' for s in scores)}"
+    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,18 @@ def _train(game: str, seed: int, run_dir: Path, settings: dict[str, Any], stop_a
         print(f"{run_dir} has no checkpoint; starting it again", flush=True)
         shutil.rmtree(run_dir)
     extra = {k: v for k, v in settings.items() if k in ("total_steps", "eval_episodes", "backend", "torch_threads")}
-    return train(env_id=f"ALE/{game}-v5", preset=PRESET, seed=seed, run_dir=run_dir, stop_at=stop_at, progress=False,
-                 tensorboard=False, checkpoint_every=CHECKPOINT_EVERY, keep_checkpoints=1, **extra)  # fmt: skip
+    return train(
+        env_id=f"ALE/{game}-v5",
+        preset=PRESET,
+        seed=seed,
+        run_dir=run_dir,
+        stop_at=stop_at,
+        progress=False,
+        tensorboard=False,
+        checkpoint_every=CHECKPOINT_EVERY,
+        keep_checkpoints=1,
+        **extra,
+    )
 
 
 def run_one(game: str, seed: int, runs_dir: Path, settings: dict[str, Any], curve: tuple[int, int] | None) -> None:
@@ -98,16 +108,25 @@ def run_one(game: str, seed: int, runs_dir: Path, settings: dict[str, Any], curv
             seed_k, epsilon = config["seed"] + 20_000 + stop, config["eval_epsilon"]
             result_k = evaluate_agent(config["env_id"], result.agent, episodes=episodes, seed=seed_k, epsilon=epsilon)
             returns = result_k.returns
-            points.append({"step": stop, "returns": returns, "mean": float(np.mean(returns)),
-                           "eval_seconds": time.perf_counter() - start})  # fmt: skip
+            points.append(
+                {
+                    "step": stop,
+                    "returns": returns,
+                    "mean": float(np.mean(returns)),
+                    "eval_seconds": time.perf_counter() - start,
+                }
+            )
             atomic_write_json(curve_path, points)
             print(f"{game} seed {seed}: {stop} steps, eval {np.mean(returns):.1f} over {episodes} games", flush=True)
     result = _train(game, seed, run_dir, settings, None)
     if curve is not None:
         final = {"step": result.summary["total_steps"], "returns": result.eval.returns, "mean": result.eval.mean}
         atomic_write_json(run_dir / CURVE_FILE, [*points, final])
-    print(f"{game} seed {seed}: eval {result.summary['eval_mean_return']:.1f}, "
-          f"{result.summary['wall_seconds'] / 60:.1f} min", flush=True)  # fmt: skip
+    print(
+        f"{game} seed {seed}: eval {result.summary['eval_mean_return']:.1f}, "
+        f"{result.summary['wall_seconds'] / 60:.1f} min",
+        flush=True,
+    )
 
 
 def collect(runs_dir: Path, games: list[str], seeds: list[int]) -> dict[str, list[dict[str, Any]]]:
@@ -123,10 +142,16 @@ def collect(runs_dir: Path, games: list[str], seeds: list[int]) -> dict[str, lis
             curve_path = run_dir / CURVE_FILE
             curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
             extra = sum(p.get("eval_seconds", 0.0) for p in curve)
-            found[game].append({
-                "seed": seed, "score": summary["eval_mean_return"], "episodes": summary["eval_episodes"],
-                "steps": summary["total_steps"], "wall_seconds": summary["wall_seconds"] + extra, "curve": curve,
-            })  # fmt: skip
+            found[game].append(
+                {
+                    "seed": seed,
+                    "score": summary["eval_mean_return"],
+                    "episodes": summary["eval_episodes"],
+                    "steps": summary["total_steps"],
+                    "wall_seconds": summary["wall_seconds"] + extra,
+                    "curve": curve,
+                }
+            )
     return found
 
 
@@ -557,15 +582,23 @@ def main(argv: list[str] | None = None) -> None:
             write_section("atari100k", title, body)
         return
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    settings = {k: v for k, v in (("total_steps", args.total_steps), ("eval_episodes", args.eval_episodes),
-                                  ("backend", args.backend)) if v is not None}  # fmt: skip
+    settings = {
+        k: v
+        for k, v in (
+            ("total_steps", args.total_steps),
+            ("eval_episodes", args.eval_episodes),
+            ("backend", args.backend),
+        )
+        if v is not None
+    }
     from dueldqn.errors import TrainingInterrupted
 
     try:
         for seed in seeds:  # every game once before a second seed: a stopped benchmark covers more games
             for game in args.games:
-                run_one(game, seed, args.runs_dir, settings,
-                        (args.curve_every, args.curve_episodes) if args.curve else None)  # fmt: skip
+                run_one(
+                    game, seed, args.runs_dir, settings, (args.curve_every, args.curve_episodes) if args.curve else None
+                )
     except TrainingInterrupted as stopped:  # Ctrl-C or SIGTERM: the run checkpointed; the same command resumes
         print(f"{stopped}; run the same command again to go on", flush=True)
         sys.exit(130)

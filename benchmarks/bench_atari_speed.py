@@ -34,11 +34,25 @@ def run_dueldqn(seed: int, warmup: int, steps: int, device: str) -> float:
     from dueldqn.training import train
 
     log = 250
-    config = resolve_config(ENV_ID, None, {
-        "seed": seed, "total_steps": warmup + steps, "learning_starts": warmup, "buffer_size": 10_000,
-        "loss": "huber", "max_grad_norm": 10.0, "epsilon_schedule": "constant", "epsilon_start": 0.05,
-        "eval_episodes": 1, "log_interval": log, "checkpoint_every": 0, "save_replay": False, "device": device,
-    })  # fmt: skip
+    config = resolve_config(
+        ENV_ID,
+        None,
+        {
+            "seed": seed,
+            "total_steps": warmup + steps,
+            "learning_starts": warmup,
+            "buffer_size": 10_000,
+            "loss": "huber",
+            "max_grad_norm": 10.0,
+            "epsilon_schedule": "constant",
+            "epsilon_start": 0.05,
+            "eval_episodes": 1,
+            "log_interval": log,
+            "checkpoint_every": 0,
+            "save_replay": False,
+            "device": device,
+        },
+    )
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         train(config, run_dir=run_dir, progress=False, tensorboard=False)

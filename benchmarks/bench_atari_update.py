@@ -49,9 +49,16 @@ def _batches(count: int, seed: int = 0) -> list[Batch]:
     out = []
     for _ in range(count):
         frames = rng.integers(0, 256, size=(32, 5, 84, 84), dtype=np.uint8)
-        out.append(Batch(frames[:, :4].copy(), rng.integers(0, 4, 32), rng.normal(size=32).astype(np.float32),
-                         frames[:, 1:].copy(), (rng.random(32) < 0.05).astype(np.float32),
-                         discounts=(0.99 ** rng.integers(1, 11, 32)).astype(np.float32)))  # fmt: skip
+        out.append(
+            Batch(
+                frames[:, :4].copy(),
+                rng.integers(0, 4, 32),
+                rng.normal(size=32).astype(np.float32),
+                frames[:, 1:].copy(),
+                (rng.random(32) < 0.05).astype(np.float32),
+                discounts=(0.99 ** rng.integers(1, 11, 32)).astype(np.float32),
+            )
+        )
     return out
 
 
@@ -102,8 +109,11 @@ def bench_updates(
     for name in variants:
         v = VARIANTS[name]
         torch.set_num_threads(int(v.get("threads", 0)) or cores)
-        learners[name] = _learner(channels_last=bool(v["channels_last"]), augment_on=bool(v["augment"]),
-                                  compiled=bool(v.get("compiled", False)))  # fmt: skip
+        learners[name] = _learner(
+            channels_last=bool(v["channels_last"]),
+            augment_on=bool(v["augment"]),
+            compiled=bool(v.get("compiled", False)),
+        )
         start = time.perf_counter()
         _time_updates(learners[name], batches, 5, bool(v.get("bf16", False)))  # compiles, warms the caches
         if v.get("compiled"):
@@ -146,8 +156,14 @@ def bench_loop(steps: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     obs_NO, _ = envs.reset(seed=0)
     autoreset_N = np.zeros(1, dtype=bool)
-    names = ["act", "env step", "replay add", "sample (10-step fold, stacks)",
-             "update (to tensors, augment, fwd/bwd, Adam)", "target sync"]  # fmt: skip
+    names = [
+        "act",
+        "env step",
+        "replay add",
+        "sample (10-step fold, stacks)",
+        "update (to tensors, augment, fwd/bwd, Adam)",
+        "target sync",
+    ]
     parts = {name: np.zeros(2) for name in names}
     for step in range(200 + steps):
         timed = step >= 200
@@ -179,10 +195,22 @@ def bench_train(steps: int) -> float:
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        train(env_id=ENV_ID, preset="atari100k", run_dir=run, progress=False, tensorboard=False,
-              total_steps=200 + steps, learning_starts=200, epsilon_decay_start=0, epsilon_decay_steps=1,
-              log_interval=50, checkpoint_every=0, save_replay=False, eval_episodes=1,
-              eval_epsilon=1.0)  # fmt: skip
+        train(
+            env_id=ENV_ID,
+            preset="atari100k",
+            run_dir=run,
+            progress=False,
+            tensorboard=False,
+            total_steps=200 + steps,
+            learning_starts=200,
+            epsilon_decay_start=0,
+            epsilon_decay_steps=1,
+            log_interval=50,
+            checkpoint_every=0,
+            save_replay=False,
+            eval_episodes=1,
+            eval_epsilon=1.0,
+        )
         with (run / "metrics.csv").open(newline="") as f:
             rows = [r for r in csv.DictReader(f) if r["kind"] == "train" and int(r["step"]) > 250]
     return statistics.median(1e3 / float(r["steps_per_second"]) for r in rows)
@@ -196,8 +224,10 @@ def _median(values: list[np.ndarray]) -> np.ndarray:
 def _row(name: str, values: list[np.ndarray], baseline: np.ndarray) -> str:
     wall, cpu = _median(values)
     walls = [v[0] for v in values]
-    return (f"| {name} | {wall:.2f} | {min(walls):.2f}-{max(walls):.2f} | {cpu:.2f} | {baseline[0] / wall:.2f}x | "
-            f"{baseline[1] / cpu:.2f}x |")  # fmt: skip
+    return (
+        f"| {name} | {wall:.2f} | {min(walls):.2f}-{max(walls):.2f} | {cpu:.2f} | {baseline[0] / wall:.2f}x | "
+        f"{baseline[1] / cpu:.2f}x |"
+    )
 
 
 def main() -> None:
@@ -210,33 +240,49 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = parser.parse_args()
 
-    variants = [n for n in VARIANTS if not ("compile" in args.skip and "compile" in n)
-                and not ("bf16" in args.skip and "bf16" in n)]  # fmt: skip
+    variants = [
+        n
+        for n in VARIANTS
+        if not ("compile" in args.skip and "compile" in n) and not ("bf16" in args.skip and "bf16" in n)
+    ]
     results, compile_s = bench_updates(args.updates, args.repeats, variants)
     aug = _median(bench_augment(args.repeats))
     base = _median(results["NCHW"])
-    lines = [f"### One update (batch 32), torch threads {torch.get_num_threads()} unless said", "",
-             "| variant | wall ms per update (median) | wall range | CPU ms per update (median) | NCHW / this (wall) "
-             "| NCHW / this (CPU) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"### One update (batch 32), torch threads {torch.get_num_threads()} unless said",
+        "",
+        "| variant | wall ms per update (median) | wall range | CPU ms per update (median) | NCHW / this (wall) "
+        "| NCHW / this (CPU) |",
+        "|---|---|---|---|---|---|",
+    ]
     lines += [_row(name, values, base) for name, values in results.items()]
     lines += ["", f"DrQ augmentation of s and s' alone: {aug[0]:.2f} ms wall, {aug[1]:.2f} ms CPU per update."]
     for name, seconds in compile_s.items():
         eager = name.removesuffix(", torch.compile")
         saved_ms = float(_median(results[eager])[0] - _median(results[name])[0])
         payback = f"pays back after {seconds * 1e3 / saved_ms:,.0f} updates" if saved_ms > 0 else "never pays back"
-        lines.append(f"`{name}`: first 5 updates (compilation) {seconds:.1f} s; saves {saved_ms:+.2f} ms per update "
-                     f"against eager `{eager}`: {payback} ({UPDATES_PER_RUN:,} in a run).")  # fmt: skip
+        lines.append(
+            f"`{name}`: first 5 updates (compilation) {seconds:.1f} s; saves {saved_ms:+.2f} ms per update "
+            f"against eager `{eager}`: {payback} ({UPDATES_PER_RUN:,} in a run)."
+        )
     if "loop" not in args.skip:
         parts = bench_loop(args.loop_steps)
         total = sum(parts.values())
-        lines += ["", f"### One loop step of the atari100k preset ({ENV_ID}, epsilon 0.01, 1 update per step)", "",
-                  "| part | wall ms per env step | CPU ms | share of the wall time |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"### One loop step of the atari100k preset ({ENV_ID}, epsilon 0.01, 1 update per step)",
+            "",
+            "| part | wall ms per env step | CPU ms | share of the wall time |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {name} | {ms[0]:.2f} | {ms[1]:.2f} | {ms[0] / total[0]:.0%} |" for name, ms in parts.items()]
         lines.append(f"| sum of the parts | {total[0]:.2f} | {total[1]:.2f} | |")
         if "train" not in args.skip:
             ms = bench_train(args.loop_steps)
-            lines.append(f"| `train()` itself (wall, median of its 50-step log rows) | {ms:.2f} | | "
-                         f"{ms / total[0]:.2f}x the sum |")  # fmt: skip
+            lines.append(
+                f"| `train()` itself (wall, median of its 50-step log rows) | {ms:.2f} | | "
+                f"{ms / total[0]:.2f}x the sum |"
+            )
         lines.append(f"\nAt this pace 100k steps take {total[0] * UPDATES_PER_RUN / 6e4:.0f} min of loop (wall).")
     body = (args.note + "\n\n" if args.note else "") + "\n".join(lines)
     print(body)

@@ -89,8 +89,15 @@ def atari(tmp: Path, capacity: int) -> str:
         tensors |= {f"optimizer.{index}.{name}": torch.as_tensor(v) for name, v in moments.items()}
     run_dir = tmp / "atari"
     start = time.perf_counter()
-    path = save_checkpoint(run_dir, 1, tensors=tensors, arrays={"obs": np.zeros((1, 4, 84, 84), np.uint8)},
-                           replay=filled, state={"note": "benchmark"}, keep=1)  # fmt: skip
+    path = save_checkpoint(
+        run_dir,
+        1,
+        tensors=tensors,
+        arrays={"obs": np.zeros((1, 4, 84, 84), np.uint8)},
+        replay=filled,
+        state={"note": "benchmark"},
+        keep=1,
+    )
     write_s = time.perf_counter() - start
     del filled, replay
     load_s, _ = _rewrite(path, tmp / "atari-copy")

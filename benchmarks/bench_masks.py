@@ -54,8 +54,12 @@ def optimal_q(env_id: str = ENV_ID) -> np.ndarray:
     n_states, n_actions = model.observation_space.n, model.action_space.n  # type: ignore[attr-defined]
     v_S = np.zeros(n_states)
     for _ in range(10_000):
-        q_SA = np.array([[sum(p * (r + (0.0 if done else v_S[s2])) for p, s2, r, done in table[s][a])
-                          for a in range(n_actions)] for s in range(n_states)])  # fmt: skip
+        q_SA = np.array(
+            [
+                [sum(p * (r + (0.0 if done else v_S[s2])) for p, s2, r, done in table[s][a]) for a in range(n_actions)]
+                for s in range(n_states)
+            ]
+        )
         if np.abs(q_SA.max(axis=1) - v_S).max() < 1e-10:
             return q_SA
         v_S = q_SA.max(axis=1)
@@ -92,18 +96,35 @@ def evaluations(run_dir: Path) -> list[tuple[int, float]]:
 
 def run(seed: int, mask: str, target: float, args: argparse.Namespace) -> dict[str, Any]:
     """One run of the taxi preset; its row."""
-    config = resolve_config(ENV_ID, "taxi", {"seed": seed, "action_mask": mask, "total_steps": args.cap,
-                                             "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
-                                             "stop_return": target, "checkpoint_every": 0})  # fmt: skip
+    config = resolve_config(
+        ENV_ID,
+        "taxi",
+        {
+            "seed": seed,
+            "action_mask": mask,
+            "total_steps": args.cap,
+            "eval_every": args.eval_every,
+            "eval_episodes": args.eval_episodes,
+            "stop_return": target,
+            "checkpoint_every": 0,
+        },
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = train(config, run_dir=Path(tmp) / "run", progress=False, tensorboard=False)
         wall = time.perf_counter() - start
         evals = evaluations(result.run_dir)
     reached = result.summary.get("stop_return_reached_at")
-    return {"seed": seed, "action_mask": mask, "reached_at": reached, "steps": result.summary["total_steps"],
-            "updates": result.summary["updates"], "wall_seconds": round(wall, 1),
-            "best_eval": max((r for _, r in evals), default=None), "evaluations": evals}  # fmt: skip
+    return {
+        "seed": seed,
+        "action_mask": mask,
+        "reached_at": reached,
+        "steps": result.summary["total_steps"],
+        "updates": result.summary["updates"],
+        "wall_seconds": round(wall, 1),
+        "best_eval": max((r for _, r in evals), default=None),
+        "evaluations": evals,
+    }
 
 
 def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -124,14 +145,18 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     for row in rows:
         reached = f"{row['reached_at']:,}" if row["reached_at"] is not None else f"not in {row['steps']:,}"
         best = "n/a" if row["best_eval"] is None else f"{row['best_eval']:.3f}"
-        lines.append(f"| {row['seed']} | {'on' if row['action_mask'] == 'auto' else 'off'} | {reached} | {best} | "
-                     f"{meta['optimal_on_eval'][str(row['seed'])]:.3f} | {row['wall_seconds']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {row['seed']} | {'on' if row['action_mask'] == 'auto' else 'off'} | {reached} | {best} | "
+            f"{meta['optimal_on_eval'][str(row['seed'])]:.3f} | {row['wall_seconds']:.0f} |"
+        )
     for mask in ("auto", "off"):
         steps = [r["reached_at"] for r in rows if r["action_mask"] == mask]
         hit = [s for s in steps if s is not None]
         median = f"median {int(np.median(hit)):,} steps over those" if hit else "none"
-        lines.append(f"\nMasks {'on' if mask == 'auto' else 'off'}: {len(hit)} of {len(steps)} seeds reached the "
-                     f"target; {median}.")  # fmt: skip
+        lines.append(
+            f"\nMasks {'on' if mask == 'auto' else 'off'}: {len(hit)} of {len(steps)} seeds reached the "
+            f"target; {median}."
+        )
     return "\n".join(lines)
 
 
@@ -156,9 +181,17 @@ def main() -> None:
     on_eval = {str(s): optimal_on_episodes(q_SA, s + TrainingEvaluation.SEED_OFFSET, args.eval_episodes) for s in seeds}
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
-    meta = {"env_id": ENV_ID, "optimum": optimum, "target": target, "optimal_on_eval": on_eval, "cap": args.cap,
-            "eval_every": args.eval_every, "eval_episodes": args.eval_episodes, "cpu": cpu,
-            "contended": True}  # fmt: skip
+    meta = {
+        "env_id": ENV_ID,
+        "optimum": optimum,
+        "target": target,
+        "optimal_on_eval": on_eval,
+        "cap": args.cap,
+        "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes,
+        "cpu": cpu,
+        "contended": True,
+    }
     print(f"optimum {optimum:.4f}, target {target:.4f}, best policy on the evaluation episodes {on_eval}", flush=True)
     rows = []
     for seed in seeds:

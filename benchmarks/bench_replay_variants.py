@@ -76,8 +76,11 @@ def main() -> None:
                 for seed in range(args.seeds):
                     rows.append(run(preset, variant, seed, Path(tmp)))
                     r = rows[-1]
-                    print(f"{preset} {variant} seed {seed}: eval {_num(r['eval_mean_return'])}, "
-                          f"to threshold {r['to_threshold']}, {r['wall_seconds']:.1f} s", flush=True)  # fmt: skip
+                    print(
+                        f"{preset} {variant} seed {seed}: eval {_num(r['eval_mean_return'])}, "
+                        f"to threshold {r['to_threshold']}, {r['wall_seconds']:.1f} s",
+                        flush=True,
+                    )
                 reached = [r["to_threshold"] for r in rows if r["to_threshold"] is not None]
                 to_threshold = f"{statistics.median(reached):,.0f} ({len(reached)}/{len(rows)})" if reached else "-"
                 solved = sum(r["eval_mean_return"] >= threshold for r in rows)

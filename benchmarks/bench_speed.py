@@ -139,8 +139,12 @@ def main() -> None:
 
 def replay_variants(args: argparse.Namespace) -> None:
     """The loop's throughput with prioritized replay and 3-step returns against uniform replay."""
-    variants = {"dueldqn": {}, "per": {"prioritized": True}, "3-step": {"n_step": 3},
-                "per+3-step": {"prioritized": True, "n_step": 3}}  # fmt: skip
+    variants = {
+        "dueldqn": {},
+        "per": {"prioritized": True},
+        "3-step": {"n_step": 3},
+        "per+3-step": {"prioritized": True, "n_step": 3},
+    }
     results: dict[str, list[float]] = {name: [] for name in variants}
     for repeat in range(args.repeats):
         for name, replay in variants.items():

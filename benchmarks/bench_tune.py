@@ -43,9 +43,26 @@ ROOT = Path("runs/bench-tune")
 def tune_command(env_id: str, trials: int, timeout: float, jobs: int = 1) -> list[str]:
     """The ``dueldqn tune`` arguments of the benchmark's study for ``env_id`` (journal file storage for jobs > 1)."""
     storage = f"journal:{ROOT}/bench-{env_id}.journal" if jobs > 1 else f"sqlite:///{ROOT}/bench-{env_id}.db"
-    return ["tune", "--env", env_id, "--trials", str(trials), "--timeout", str(timeout), "--startup-trials", "8",
-            "--jobs", str(jobs), "--study", f"bench-{env_id}", "--storage", storage,
-            "--out", str(ROOT / env_id), "--no-progress"]  # fmt: skip
+    return [
+        "tune",
+        "--env",
+        env_id,
+        "--trials",
+        str(trials),
+        "--timeout",
+        str(timeout),
+        "--startup-trials",
+        "8",
+        "--jobs",
+        str(jobs),
+        "--study",
+        f"bench-{env_id}",
+        "--storage",
+        storage,
+        "--out",
+        str(ROOT / env_id),
+        "--no-progress",
+    ]
 
 
 def loop_seconds(run_dir: Path) -> float:

@@ -174,8 +174,15 @@ def test_shard_folds_n_step_as_the_local_replay_does() -> None:
         chunk = runner.collect(60)
         shard.add_chunk(chunk)
         for t in range(60):
-            local.add(chunk.obs_TKO[t], chunk.actions_TK[t], chunk.rewards_TK[t], chunk.next_obs_TKO[t],
-                      chunk.terminated_TK[t], chunk.truncated_TK[t], chunk.valid_TK[t])  # fmt: skip
+            local.add(
+                chunk.obs_TKO[t],
+                chunk.actions_TK[t],
+                chunk.rewards_TK[t],
+                chunk.next_obs_TKO[t],
+                chunk.terminated_TK[t],
+                chunk.truncated_TK[t],
+                chunk.valid_TK[t],
+            )
     assert isinstance(shard.storage, ReplayBuffer)
     assert np.array_equal(shard.storage.next_slot, local.next_slot) and len(shard) == len(local)
     slots = np.arange(len(local))
@@ -204,9 +211,22 @@ def _frame_stream_chunk(T: int, K: int, frames: int = 4, seed: int = 0) -> Chunk
             next_obs_TKO[t, k] = np.concatenate([obs_KO[k, 1:], frame]) if valid_TK[t, k] else fresh
         obs_KO = next_obs_TKO[t].copy()
     zeros = np.zeros((T, K))
-    return Chunk(0, 0, 0, obs_TKO, rng.integers(0, 4, (T, K)), zeros.astype(np.float32), next_obs_TKO,
-                 terminated_TK, np.zeros((T, K), dtype=bool), valid_TK, zeros, np.arange(T * K).reshape(T, K),
-                 [], 3)  # fmt: skip
+    return Chunk(
+        0,
+        0,
+        0,
+        obs_TKO,
+        rng.integers(0, 4, (T, K)),
+        zeros.astype(np.float32),
+        next_obs_TKO,
+        terminated_TK,
+        np.zeros((T, K), dtype=bool),
+        valid_TK,
+        zeros,
+        np.arange(T * K).reshape(T, K),
+        [],
+        3,
+    )
 
 
 def test_frame_chunks_send_each_frame_once_and_unpack_to_the_same_chunk() -> None:
@@ -237,8 +257,9 @@ def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_
     pytest.importorskip("ale_py")
     from dueldqn.replay import FrameReplayBuffer
 
-    config = Config(env_id="ALE/Breakout-v5", num_env_runners=1, envs_per_runner=2, n_step=3, gamma=0.9,
-                    buffer_size=400)  # fmt: skip
+    config = Config(
+        env_id="ALE/Breakout-v5", num_env_runners=1, envs_per_runner=2, n_step=3, gamma=0.9, buffer_size=400
+    )
     runner = EnvRunner(config, index=0, num_runners=1)
     shard = ReplayShard(config, index=0, obs_shape=(4, 84, 84), obs_dtype=np.uint8, frames=True)
     packed_shard = ReplayShard(config, index=0, obs_shape=(4, 84, 84), obs_dtype=np.uint8, frames=True)
@@ -250,10 +271,21 @@ def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_
         packed = pack_frames(chunk)  # as a runner actor sends it: each frame once
         assert isinstance(packed, FrameChunk) and packed_shard.add_chunk(packed) == chunk.transitions
         for t in range(50):
-            local.add(chunk.obs_TKO[t], chunk.actions_TK[t], chunk.rewards_TK[t], chunk.next_obs_TKO[t],
-                      chunk.terminated_TK[t], chunk.truncated_TK[t], chunk.valid_TK[t])  # fmt: skip
-        rows += [(chunk.obs_TKO[t, k], chunk.next_obs_TKO[t, k], chunk.actions_TK[t, k])
-                 for t in range(50) for k in range(2) if chunk.valid_TK[t, k]]  # fmt: skip
+            local.add(
+                chunk.obs_TKO[t],
+                chunk.actions_TK[t],
+                chunk.rewards_TK[t],
+                chunk.next_obs_TKO[t],
+                chunk.terminated_TK[t],
+                chunk.truncated_TK[t],
+                chunk.valid_TK[t],
+            )
+        rows += [
+            (chunk.obs_TKO[t, k], chunk.next_obs_TKO[t, k], chunk.actions_TK[t, k])
+            for t in range(50)
+            for k in range(2)
+            if chunk.valid_TK[t, k]
+        ]
     runner.close()
     assert isinstance(shard.storage, FrameReplayBuffer) and shard.storage.n_step == 3
     assert len(shard) == len(local) == len(rows)  # 200 slots per env: nothing overwritten yet
@@ -326,8 +358,15 @@ print(json.dumps({"error": error, "killed": seen["killed"], "ray_running": runni
 @pytest.mark.slow
 def test_a_failed_start_up_gives_the_real_error_and_leaves_nothing_running(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the Ray tests need: pip install 'dueldqn[ray]'")
-    out = subprocess.run([sys.executable, "-c", STARTUP_FAILS, str(tmp_path / "run")], check=True, env=subprocess_env(),
-                         cwd=tmp_path, timeout=300, capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", STARTUP_FAILS, str(tmp_path / "run")],
+        check=True,
+        env=subprocess_env(),
+        cwd=tmp_path,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # the error that happened (not an UnboundLocalError); the 2 runners and the shard killed; the Ray it started, gone
     assert result == {"error": "GetTimeoutError", "killed": 3, "ray_running": False}
@@ -339,16 +378,40 @@ def test_a_failed_start_up_gives_the_real_error_and_leaves_nothing_running(tmp_p
 def _run(tmp_path: Path, name: str = "run", **overrides):  # type: ignore[no-untyped-def]
     from dueldqn.executors.apex import apex_network, run_apex
 
-    values = dict(executor="ray", num_env_runners=2, envs_per_runner=2, total_steps=4_000, learning_starts=500,
-                  batch_size=32, prioritized=True, n_step=3, algo="double", runner_chunk_steps=50,
-                  weight_sync_every=10, runner_sync_steps=100, log_interval=1_000, checkpoint_every=0)  # fmt: skip
+    values = dict(
+        executor="ray",
+        num_env_runners=2,
+        envs_per_runner=2,
+        total_steps=4_000,
+        learning_starts=500,
+        batch_size=32,
+        prioritized=True,
+        n_step=3,
+        algo="double",
+        runner_chunk_steps=50,
+        weight_sync_every=10,
+        runner_sync_steps=100,
+        log_interval=1_000,
+        checkpoint_every=0,
+    )
     config = Config(**{**values, **overrides})
     run_dir = tmp_path / name
     run_dir.mkdir()
     net = apex_network(config, torch.device("cpu"))
-    result = run_apex(config, run_dir, q_net=net.q_net, spec=net.spec, obs_shape=net.obs_shape,
-                      obs_dtype=net.obs_dtype, frames=net.frames, device=torch.device("cpu"), progress=False,
-                      tensorboard=False, record_ids=True, name_prefix=f"{name}-")  # fmt: skip
+    result = run_apex(
+        config,
+        run_dir,
+        q_net=net.q_net,
+        spec=net.spec,
+        obs_shape=net.obs_shape,
+        obs_dtype=net.obs_dtype,
+        frames=net.frames,
+        device=torch.device("cpu"),
+        progress=False,
+        tensorboard=False,
+        record_ids=True,
+        name_prefix=f"{name}-",
+    )
     return config, result
 
 
@@ -404,8 +467,17 @@ def test_a_rainbow_learner_runs_on_ray(ray_local, tmp_path: Path) -> None:  # ty
     # C51 with noisy nets: the runners act by expected Q with their own noise, send no priorities (the
     # shards insert at the largest), and the learner sends back cross-entropies. The rate limit holds the runners
     # until the learner keeps up, so their last chunks act with its weights however the machine is loaded.
-    config, result = _run(tmp_path, "rainbow", total_steps=2_000, distributional=True, noisy=True, v_min=0.0,
-                          v_max=100.0, epsilon_end=0.0, runner_rate_limit=True)  # fmt: skip
+    config, result = _run(
+        tmp_path,
+        "rainbow",
+        total_steps=2_000,
+        distributional=True,
+        noisy=True,
+        v_min=0.0,
+        v_max=100.0,
+        epsilon_end=0.0,
+        runner_rate_limit=True,
+    )
     assert result.state.steps >= config.total_steps and result.state.updates > 0
     ids = np.concatenate([shard["ids"] for shard in result.shards])
     assert len(ids) == result.state.transitions and len(np.unique(ids, axis=0)) == len(ids)
@@ -416,10 +488,20 @@ def test_a_rainbow_learner_runs_on_ray(ray_local, tmp_path: Path) -> None:  # ty
 def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from dueldqn.training import train
 
-    settings = {"executor": "ray", "num_env_runners": 2, "prioritized": True, "n_step": 3, "learning_starts": 500,
-                "batch_size": 32, "log_interval": 500, "eval_episodes": 1, "runner_chunk_steps": 50}  # fmt: skip
-    first = train(env_id="CartPole-v1", total_steps=2_000, run_dir=tmp_path / "run", progress=False,
-                  tensorboard=False, **settings)  # fmt: skip
+    settings = {
+        "executor": "ray",
+        "num_env_runners": 2,
+        "prioritized": True,
+        "n_step": 3,
+        "learning_starts": 500,
+        "batch_size": 32,
+        "log_interval": 500,
+        "eval_episodes": 1,
+        "runner_chunk_steps": 50,
+    }
+    first = train(
+        env_id="CartPole-v1", total_steps=2_000, run_dir=tmp_path / "run", progress=False, tensorboard=False, **settings
+    )
     second = train(resume=tmp_path / "run", total_steps=3_000, progress=False, tensorboard=False)
     assert second.summary["total_steps"] >= 3_000 and second.summary["updates"] > first.summary["updates"]
     rows = (tmp_path / "run" / "apex.csv").read_text().splitlines()[1:]
@@ -436,10 +518,20 @@ def test_a_ray_run_stops_at_its_return_and_a_resume_stays_stopped(ray_local, tmp
     from dueldqn.training import train
 
     # Any policy keeps CartPole's pole up for a step: the first evaluation (at >= 1,000 env steps) reaches 1.
-    settings = {"executor": "ray", "num_env_runners": 2, "learning_starts": 500, "batch_size": 32, "log_interval": 500,
-                "eval_episodes": 2, "runner_chunk_steps": 50, "eval_every": 1_000, "stop_return": 1.0}  # fmt: skip
-    first = train(env_id="CartPole-v1", total_steps=4_000, run_dir=tmp_path / "run", progress=False,
-                  tensorboard=False, **settings)  # fmt: skip
+    settings = {
+        "executor": "ray",
+        "num_env_runners": 2,
+        "learning_starts": 500,
+        "batch_size": 32,
+        "log_interval": 500,
+        "eval_episodes": 2,
+        "runner_chunk_steps": 50,
+        "eval_every": 1_000,
+        "stop_return": 1.0,
+    }
+    first = train(
+        env_id="CartPole-v1", total_steps=4_000, run_dir=tmp_path / "run", progress=False, tensorboard=False, **settings
+    )
     reached = first.summary["stop_return_reached_at"]
     assert reached is not None and 1_000 <= reached < 1_500 and first.summary["total_steps"] == reached
     assert [row["step"] for row in read_metrics(first.run_dir)["eval"]] == [reached]

@@ -45,7 +45,7 @@ def test_atari100k_trains_with_n_step_augmentation_and_the_online_target(
         checkpoint_every=150,
         eval_episodes=1,
         eval_epsilon=1.0,
-    )  # fmt: skip  (a random policy ends its game soon)
+    )  # eval_epsilon 1.0: a random policy ends its game soon
 
     # one update per env step from step 100 on (steps 100, 101, ..., 300), on 32 transitions each
     assert result.summary["updates"] == 201 == len(discounts)

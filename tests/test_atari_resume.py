@@ -101,9 +101,32 @@ def test_envpool_has_no_state_and_resumes_with_new_games() -> None:
 
 
 # End to end: a Breakout run killed with SIGKILL after a checkpoint and resumed in a new process.
-ARGS = ["train", "--env", "ALE/Breakout-v5", "--steps", "400", "--checkpoint-every", "200", "--learning-starts", "100",
-        "--buffer-size", "1000", "--batch-size", "8", "--log-interval", "100", "--eval-episodes", "2",
-        "--eval-epsilon", "1.0", "--epsilon-decay-steps", "300", "--no-progress", "--torch-threads", "1"]  # fmt: skip
+ARGS = [
+    "train",
+    "--env",
+    "ALE/Breakout-v5",
+    "--steps",
+    "400",
+    "--checkpoint-every",
+    "200",
+    "--learning-starts",
+    "100",
+    "--buffer-size",
+    "1000",
+    "--batch-size",
+    "8",
+    "--log-interval",
+    "100",
+    "--eval-episodes",
+    "2",
+    "--eval-epsilon",
+    "1.0",
+    "--epsilon-decay-steps",
+    "300",
+    "--no-progress",
+    "--torch-threads",
+    "1",
+]
 
 
 @pytest.mark.slow

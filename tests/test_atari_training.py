@@ -20,9 +20,19 @@ pytestmark = pytest.mark.slow  # Atari training
 
 
 def test_breakout_trains_end_to_end(tmp_path: Path) -> None:
-    config = resolve_config("ALE/Breakout-v5", None, {
-        "total_steps": 300, "learning_starts": 100, "buffer_size": 1_000, "batch_size": 8, "log_interval": 100,
-        "eval_episodes": 1, "checkpoint_every": 150})  # fmt: skip
+    config = resolve_config(
+        "ALE/Breakout-v5",
+        None,
+        {
+            "total_steps": 300,
+            "learning_starts": 100,
+            "buffer_size": 1_000,
+            "batch_size": 8,
+            "log_interval": 100,
+            "eval_episodes": 1,
+            "checkpoint_every": 150,
+        },
+    )
     assert (config.train_frequency, config.eval_epsilon, config.learning_rate) == (4, 0.05, 1e-4)  # the preset
     result = train(config, run_dir=tmp_path / "run", progress=False, tensorboard=False)
 

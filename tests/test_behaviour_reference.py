@@ -33,8 +33,14 @@ from dueldqn.training import train
 
 REFERENCE = Path(__file__).parent / "data" / "behaviour_reference.json"
 QUIET = {"progress": False, "tensorboard": False}
-SHORT = {"env_id": "CartPole-v1", "total_steps": 3_000, "learning_starts": 500, "log_interval": 250,
-         "eval_episodes": 2, "checkpoint_every": 1_000}  # fmt: skip
+SHORT = {
+    "env_id": "CartPole-v1",
+    "total_steps": 3_000,
+    "learning_starts": 500,
+    "log_interval": 250,
+    "eval_episodes": 2,
+    "checkpoint_every": 1_000,
+}
 RUNS: dict[str, dict[str, Any]] = {
     "cartpole-numpy-dqn": {**SHORT, "preset": "cartpole"},
     "cartpole-torch-double-polyak": {
@@ -66,8 +72,14 @@ def float_key() -> str:
     model = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                      if line.startswith("model name")), model)  # fmt: skip
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            model,
+        )
     site = str(Path(np.__file__).resolve().parent.parent / "numpy")  # numpy/ and its wheel's numpy.libs/
     loaded = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     ours = [lib for lib in loaded if str(Path(lib["filepath"]).resolve()).startswith(site)] or loaded

@@ -20,10 +20,35 @@ from dueldqn.config import Config
 from dueldqn.errors import TrainingDiverged
 from dueldqn.training import train
 
-ARGS = ["train", "--env", "CartPole-v1", "--algo", "double", "--steps", "3000", "--checkpoint-every", "500",
-        "--keep-checkpoints", "3", "--learning-starts", "200", "--batch-size", "32", "--train-frequency", "1",
-        "--hidden-sizes", "32", "32", "--log-interval", "250", "--eval-episodes", "2", "--epsilon-decay-steps", "1500",
-        "--no-progress"]  # fmt: skip
+ARGS = [
+    "train",
+    "--env",
+    "CartPole-v1",
+    "--algo",
+    "double",
+    "--steps",
+    "3000",
+    "--checkpoint-every",
+    "500",
+    "--keep-checkpoints",
+    "3",
+    "--learning-starts",
+    "200",
+    "--batch-size",
+    "32",
+    "--train-frequency",
+    "1",
+    "--hidden-sizes",
+    "32",
+    "32",
+    "--log-interval",
+    "250",
+    "--eval-episodes",
+    "2",
+    "--epsilon-decay-steps",
+    "1500",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +200,16 @@ def test_resume_refuses_other_networks_and_configs(run_with_checkpoints: Path) -
 
 
 def test_resume_without_replay_refills_before_learning(tmp_path: Path) -> None:
-    config = Config(total_steps=1200, checkpoint_every=600, learning_starts=300, batch_size=16, hidden_sizes=(16,),
-                    train_frequency=1, eval_episodes=1, save_replay=False)  # fmt: skip
+    config = Config(
+        total_steps=1200,
+        checkpoint_every=600,
+        learning_starts=300,
+        batch_size=16,
+        hidden_sizes=(16,),
+        train_frequency=1,
+        eval_episodes=1,
+        save_replay=False,
+    )
     run_dir = tmp_path / "run"
     train(config.replace(total_steps=600), run_dir=run_dir, progress=False, tensorboard=False)
     assert "replay" not in load_checkpoint(list_checkpoints(run_dir)[0]).states
@@ -198,8 +231,15 @@ def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(learner_module, "td_loss", poisoned)  # the torch update
     monkeypatch.setattr(numpy_mlp, "td_loss", poisoned)  # the numpy update of MLPs on the CPU
-    config = Config(total_steps=1000, checkpoint_every=200, learning_starts=100, batch_size=16, hidden_sizes=(16,),
-                    train_frequency=1, eval_episodes=1)  # fmt: skip
+    config = Config(
+        total_steps=1000,
+        checkpoint_every=200,
+        learning_starts=100,
+        batch_size=16,
+        hidden_sizes=(16,),
+        train_frequency=1,
+        eval_episodes=1,
+    )
     run_dir = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match=r"the TD loss became nan at step 249 \(update 150\)"):
         train(config, run_dir=run_dir, progress=False, tensorboard=False)

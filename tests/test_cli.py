@@ -15,8 +15,23 @@ from dueldqn.config import PRESETS, Config, resolve_config
 from dueldqn.logger import read_metrics
 from dueldqn.training import SUMMARY_FIELDS
 
-TINY = ["--steps", "600", "--learning-starts", "250", "--batch-size", "16", "--eval-episodes", "2",
-        "--log-interval", "200", "--train-frequency", "1", "--gradient-steps", "1", "--no-progress"]  # fmt: skip
+TINY = [
+    "--steps",
+    "600",
+    "--learning-starts",
+    "250",
+    "--batch-size",
+    "16",
+    "--eval-episodes",
+    "2",
+    "--log-interval",
+    "200",
+    "--train-frequency",
+    "1",
+    "--gradient-steps",
+    "1",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +45,15 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_leaves_the_documented_run_dir(run_dir: Path) -> None:
     names = {p.name for p in run_dir.iterdir()}
-    assert {"config.json", "metrics.csv", "tb", "learning_curve.png", "model.safetensors", "summary.json",
-            "eval.json"} <= names  # fmt: skip
+    assert {
+        "config.json",
+        "metrics.csv",
+        "tb",
+        "learning_curve.png",
+        "model.safetensors",
+        "summary.json",
+        "eval.json",
+    } <= names
     assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tb").iterdir())
     assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -50,9 +72,21 @@ def test_train_leaves_the_documented_run_dir(run_dir: Path) -> None:
     assert summary["wall_seconds"] >= summary["train_seconds"] + summary["eval_seconds"]  # the run's time holds both
 
     config = json.loads((run_dir / "config.json").read_text())
-    assert Config.from_dict(config) == resolve_config("CartPole-v1", None, {
-        "algo": "double", "seed": 3, "total_steps": 600, "learning_starts": 250, "batch_size": 16,
-        "eval_episodes": 2, "log_interval": 200, "train_frequency": 1, "gradient_steps": 1})  # fmt: skip
+    assert Config.from_dict(config) == resolve_config(
+        "CartPole-v1",
+        None,
+        {
+            "algo": "double",
+            "seed": 3,
+            "total_steps": 600,
+            "learning_starts": 250,
+            "batch_size": 16,
+            "eval_episodes": 2,
+            "log_interval": 200,
+            "train_frequency": 1,
+            "gradient_steps": 1,
+        },
+    )
 
     rows = read_metrics(run_dir)
     episodes = rows["episode"]
@@ -157,7 +191,11 @@ def test_presets_resolve_in_order() -> None:
     assert resolve_config(None, None, {"algo": "sarsa"}).algo == "sarsa"
     lecture = resolve_config("MountainCar-v0", "lecture")
     assert (lecture.env_id, lecture.learning_rate, lecture.batch_size, lecture.epsilon_schedule) == (
-        "MountainCar-v0", 1e-4, 32, "constant")  # fmt: skip
+        "MountainCar-v0",
+        1e-4,
+        32,
+        "constant",
+    )
     assert (lecture.epsilon_start, lecture.target_sync, lecture.target_sync_every) == (0.2, "episodes", 10)
     assert (lecture.learning_starts, lecture.buffer_size, lecture.loss, lecture.gamma) == (320, 10**6, "mse", 0.99)
     assert resolve_config("CartPole-v1", None, {"learning_rate": 0.5}).learning_rate == 0.5
@@ -249,8 +287,12 @@ def test_help_and_plot_load_no_torch(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"env_id": "CartPole-v1", "algo": "dqn", "seed": 0}))
-    rows = ["kind,step,episode,return,length,loss,epsilon,steps_per_second",
-            "episode,20,1,20,20,,,", "episode,50,2,30,30,,,", "train,50,,,,0.5,0.9,1000"]  # fmt: skip
+    rows = [
+        "kind,step,episode,return,length,loss,epsilon,steps_per_second",
+        "episode,20,1,20,20,,,",
+        "episode,50,2,30,30,,,",
+        "train,50,,,,0.5,0.9,1000",
+    ]
     (run / "metrics.csv").write_text("\n".join(rows) + "\n")
     png = tmp_path / "curves.png"
     code = (

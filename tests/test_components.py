@@ -36,9 +36,13 @@ def _learner(numpy_mlp: bool, seed: int, algo: str = "sarsa") -> Learner:
 
 def _batch(seed: int) -> Batch:
     rng = np.random.default_rng(seed)
-    return Batch(rng.standard_normal((16, 3)).astype(np.float32), rng.integers(0, 2, 16),
-                 rng.standard_normal(16).astype(np.float32), rng.standard_normal((16, 3)).astype(np.float32),
-                 (rng.random(16) < 0.2).astype(np.float32))  # fmt: skip
+    return Batch(
+        rng.standard_normal((16, 3)).astype(np.float32),
+        rng.integers(0, 2, 16),
+        rng.standard_normal(16).astype(np.float32),
+        rng.standard_normal((16, 3)).astype(np.float32),
+        (rng.random(16) < 0.2).astype(np.float32),
+    )
 
 
 @pytest.mark.parametrize("numpy_mlp", [True, False])
@@ -74,8 +78,14 @@ def test_the_actor_keeps_no_state_and_acts_alike_after_a_round_trip() -> None:
 
 
 def test_loop_state_and_rng_round_trip() -> None:
-    a = LoopState(obs_NO=np.arange(6.0).reshape(2, 3), autoreset_N=np.array([True, False]), loss_sum=torch.tensor(2.5),
-                  steps=40, updates=7, return_reached_at=40)  # fmt: skip
+    a = LoopState(
+        obs_NO=np.arange(6.0).reshape(2, 3),
+        autoreset_N=np.array([True, False]),
+        loss_sum=torch.tensor(2.5),
+        steps=40,
+        updates=7,
+        return_reached_at=40,
+    )
     b = LoopState(obs_NO=np.zeros((2, 3)), autoreset_N=np.zeros(2, dtype=bool))
     b.load_state_dict(a.state_dict())
     assert b.steps == 40 and b.updates == 7 and b.loss_sum.item() == 2.5 and b.return_reached_at == 40
@@ -141,8 +151,12 @@ def test_checkpoints_route_component_states_by_kind_and_load_them_back(tmp_path:
 def test_a_state_that_does_not_fit_is_refused_naming_the_component(tmp_path: Path) -> None:
     session = Session(Config(), tmp_path / "run", None, meta={}, progress=False, tensorboard=False)
     session.components = {"learner": _learner(False, seed=0)}
-    wrong = Learner(build_q_network(SPACE, gym.spaces.Discrete(3), hidden_sizes=(8,)), Config(numpy_mlp=False),
-                    device=torch.device("cpu"), generator=torch.Generator())  # fmt: skip
+    wrong = Learner(
+        build_q_network(SPACE, gym.spaces.Discrete(3), hidden_sizes=(8,)),
+        Config(numpy_mlp=False),
+        device=torch.device("cpu"),
+        generator=torch.Generator(),
+    )
     with pytest.raises(ValueError, match="checkpoint's 'learner' does not fit this run"):
         session.restore({"learner": wrong.state_dict()})
     session.close()

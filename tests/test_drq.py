@@ -38,8 +38,9 @@ def test_epsilon_decays_over_the_5k_steps_after_the_warm_up() -> None:
     c = _config()
 
     def eps(step: int) -> float:
-        return epsilon_at(step - c.epsilon_decay_start, c.epsilon_schedule, c.epsilon_start, c.epsilon_end,
-                          c.epsilon_decay_steps)  # fmt: skip
+        return epsilon_at(
+            step - c.epsilon_decay_start, c.epsilon_schedule, c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps
+        )
 
     # Dopamine's linearly_decaying_epsilon(5000, step, 1600, 0.01): 1 until 1,600, 0.01 from 6,600
     assert [eps(s) for s in (0, 1_600, 4_100, 6_600, 100_000)] == pytest.approx([1.0, 1.0, 0.505, 0.01, 0.01])
@@ -64,8 +65,9 @@ def _batch(rng: np.random.Generator, size: int = 8) -> Batch:
 
 def _learner(seed: int = 0, **changes: object) -> Learner:
     torch.manual_seed(seed)
-    return Learner(DuelDQN(), _config(**changes), device=torch.device("cpu"),
-                   generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    return Learner(
+        DuelDQN(), _config(**changes), device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def test_an_update_trains_on_independently_augmented_s_and_s_prime() -> None:

@@ -19,10 +19,24 @@ def _stack(a: int, b: int) -> np.ndarray:
     return np.array([[[a]], [[b]]], dtype=np.uint8)  # (C=2, 1, 1)
 
 
-def _add(buf: FrameReplayBuffer | PrioritizedReplay, s: tuple[int, int], reward: float, s_next: tuple[int, int],
-         terminated: bool = F, truncated: bool = F, valid: bool = T) -> None:  # fmt: skip
-    buf.add(_stack(*s)[None], np.array([1]), np.array([reward], np.float32), _stack(*s_next)[None],
-            np.array([terminated]), np.array([truncated]), np.array([valid]))  # fmt: skip
+def _add(
+    buf: FrameReplayBuffer | PrioritizedReplay,
+    s: tuple[int, int],
+    reward: float,
+    s_next: tuple[int, int],
+    terminated: bool = F,
+    truncated: bool = F,
+    valid: bool = T,
+) -> None:
+    buf.add(
+        _stack(*s)[None],
+        np.array([1]),
+        np.array([reward], np.float32),
+        _stack(*s_next)[None],
+        np.array([terminated]),
+        np.array([truncated]),
+        np.array([valid]),
+    )
 
 
 def _episodes(buf: FrameReplayBuffer | PrioritizedReplay) -> None:
@@ -62,8 +76,16 @@ def test_windows_stop_at_terminations_truncations_and_the_newest_slot() -> None:
     assert batch.discounts.tolist() == [0.125, 0.125, 0.25, 0.5, 0.25, 0.5, 0.25, 0.5]
     assert batch.terminated.tolist() == [0, 1, 1, 1, 0, 0, 0, 0]
     assert batch.obs[:, :, 0, 0].tolist() == [[1, 1], [1, 2], [2, 3], [3, 4], [10, 10], [10, 11], [11, 12], [12, 13]]
-    assert batch.next_obs[:, :, 0, 0].tolist() == [[3, 4], [4, 5], [4, 5], [4, 5], [11, 12], [11, 12], [13, 14],
-                                                   [13, 14]]  # fmt: skip
+    assert batch.next_obs[:, :, 0, 0].tolist() == [
+        [3, 4],
+        [4, 5],
+        [4, 5],
+        [4, 5],
+        [11, 12],
+        [11, 12],
+        [13, 14],
+        [13, 14],
+    ]
     assert batch.actions.tolist() == [1] * 8 and batch.indices.tolist() == [1, 2, 3, 4, 6, 7, 8, 9]  # type: ignore[union-attr]
 
 
@@ -74,8 +96,16 @@ def test_one_step_keeps_the_stored_transitions() -> None:
     assert batch.discounts is None
     assert batch.rewards.tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
     assert batch.terminated.tolist() == [0, 0, 0, 1, 0, 0, 0, 0]  # a truncation is not terminal
-    assert batch.next_obs[:, :, 0, 0].tolist() == [[1, 2], [2, 3], [3, 4], [4, 5], [10, 11], [11, 12], [12, 13],
-                                                   [13, 14]]  # fmt: skip
+    assert batch.next_obs[:, :, 0, 0].tolist() == [
+        [1, 2],
+        [2, 3],
+        [3, 4],
+        [4, 5],
+        [10, 11],
+        [11, 12],
+        [12, 13],
+        [13, 14],
+    ]
 
 
 def test_windows_run_across_the_end_of_a_wrapped_ring() -> None:

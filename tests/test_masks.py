@@ -40,8 +40,16 @@ METHOD_CORRIDOR = "dueldqn.envs.testing:MaskMethodCorridor-v0"
 # step longer (0.97: the discounted values differ by under 1%); a policy that wanders scores far lower.
 OPTIMUM = 0.98
 NEAR_OPTIMUM = 0.97 - 1e-9
-RUN = {"total_steps": 1_500, "learning_starts": 200, "epsilon_decay_steps": 800, "batch_size": 32,
-       "hidden_sizes": (32,), "eval_episodes": 3, "log_interval": 500, "target_sync_every": 100}  # fmt: skip
+RUN = {
+    "total_steps": 1_500,
+    "learning_starts": 200,
+    "epsilon_decay_steps": 800,
+    "batch_size": 32,
+    "hidden_sizes": (32,),
+    "eval_episodes": 3,
+    "log_interval": 500,
+    "target_sync_every": 100,
+}
 
 # --- targets -----------------------------------------------------------------------------------
 
@@ -81,8 +89,18 @@ def test_masked_expected_sarsa_and_sarsa_targets() -> None:
     # SARSA: A' is drawn among the legal actions: over many draws, only Q_targ values 2 (a'=1) and 1 (a'=2).
     rows = torch.zeros(400, dtype=torch.long)
     gen = torch.Generator().manual_seed(0)
-    values = td_target("sarsa", R[rows], TERM[rows], obs[rows], lambda _: Q_ONLINE[rows], lambda _: Q_TARG[rows],
-                       1.0, 0.5, gen, MASK[rows])  # fmt: skip
+    values = td_target(
+        "sarsa",
+        R[rows],
+        TERM[rows],
+        obs[rows],
+        lambda _: Q_ONLINE[rows],
+        lambda _: Q_TARG[rows],
+        1.0,
+        0.5,
+        gen,
+        MASK[rows],
+    )
     bootstraps = set((values - 1.0).tolist())
     assert bootstraps == {2.0, 1.0}
 
@@ -100,16 +118,30 @@ def test_masked_categorical_next_distribution() -> None:
     expected = categorical_next_distribution("expected-sarsa", p_BAZ, q_online, support, 0.5, None, mask)
     # Row 0: only a=1 legal: all its mass; row 1: 0.25 + 0.5 on a=0, 0.25 on a=1.
     assert torch.allclose(expected, torch.tensor([[1.0, 0.0, 0.0], [0.25, 0.0, 0.75]]))
-    sarsa = categorical_next_distribution("sarsa", p_BAZ[:1].repeat(50, 1, 1), q_online[:1].repeat(50, 1), support,
-                                          0.9, torch.Generator().manual_seed(1), mask[:1].repeat(50, 1))  # fmt: skip
+    sarsa = categorical_next_distribution(
+        "sarsa",
+        p_BAZ[:1].repeat(50, 1, 1),
+        q_online[:1].repeat(50, 1),
+        support,
+        0.9,
+        torch.Generator().manual_seed(1),
+        mask[:1].repeat(50, 1),
+    )
     assert torch.equal(sarsa, p_BAZ[0, 1].repeat(50, 1))
 
 
 def test_masked_initial_priorities_take_the_max_over_legal_actions() -> None:
     q_obs = np.array([[[1.0, 0.0]]])
     q_next = np.array([[[10.0, 3.0]]])
-    args = (q_obs, q_next, np.array([[0]]), np.array([[0.0]]), np.array([[0.0]]), np.array([[False]]),
-            np.array([[True]]))  # fmt: skip
+    args = (
+        q_obs,
+        q_next,
+        np.array([[0]]),
+        np.array([[0.0]]),
+        np.array([[0.0]]),
+        np.array([[False]]),
+        np.array([[True]]),
+    )
     masked = initial_td_errors(*args, n_step=1, gamma=1.0, next_mask_TKA=np.array([[[False, True]]]))
     assert masked[0, 0] == pytest.approx(3.0 - 1.0)
     assert initial_td_errors(*args, n_step=1, gamma=1.0)[0, 0] == pytest.approx(10.0 - 1.0)
@@ -125,12 +157,14 @@ def test_masked_exploration_is_uniform_over_legal_actions_from_the_same_draws() 
     actions = epsilon_greedy_actions(lambda: pytest.fail("no env exploits"), u, 0.6, 5, mask)  # type: ignore[arg-type,return-value]
     assert actions.tolist() == [1, 3, 4]
     rng = np.random.default_rng(0)
-    many = epsilon_greedy_actions(lambda: np.zeros(6000, dtype=np.int64), rng.random(6000), 1.0, 5,
-                                  np.repeat(mask[:1], 6000, axis=0))  # fmt: skip
+    many = epsilon_greedy_actions(
+        lambda: np.zeros(6000, dtype=np.int64), rng.random(6000), 1.0, 5, np.repeat(mask[:1], 6000, axis=0)
+    )
     counts = np.bincount(many, minlength=5)
     assert counts[[0, 2]].sum() == 0 and all(abs(c - 2000) < 150 for c in counts[[1, 3, 4]])
-    per_env = epsilon_greedy_actions(lambda: np.array([7, 7, 7]), np.array([0.05, 0.5, 0.01]),
-                                     np.array([0.1, 0.1, 0.02]), 5, mask)  # fmt: skip
+    per_env = epsilon_greedy_actions(
+        lambda: np.array([7, 7, 7]), np.array([0.05, 0.5, 0.01]), np.array([0.1, 0.1, 0.02]), 5, mask
+    )
     assert per_env.tolist() == [3, 7, 3]  # u / eps = 0.5: legal index floor(1.5) = 1 (action 3); env 1 exploits
 
 
@@ -200,8 +234,15 @@ def test_frame_replay_packs_each_slots_mask_into_bits() -> None:
     masks = rng.random((7, A)) < 0.5
     for t in range(6):
         obs, next_obs = frames[t : t + 2][None], frames[t + 1 : t + 3][None]
-        replay.add(obs, np.array([1]), np.array([0.0], np.float32), next_obs, np.array([False]), np.array([False]),
-                   next_mask_N=masks[t : t + 1])  # fmt: skip
+        replay.add(
+            obs,
+            np.array([1]),
+            np.array([0.0], np.float32),
+            next_obs,
+            np.array([False]),
+            np.array([False]),
+            next_mask_N=masks[t : t + 1],
+        )
     slots = replay.valid_indices()
     batch = replay.gather(slots)
     # a two-step window bootstraps from the next slot's s' (the newest slot bootstraps from its own)
@@ -223,10 +264,12 @@ def test_bad_masks_are_clear_errors_naming_the_step_and_the_env(tmp_path: Path) 
     with pytest.raises(ValueError, match="bools or 0/1 integers"):
         check_mask(np.full((1, 4), 2), 4, 1, where="here")
     config = {"run_dir": None, "progress": False, "tensorboard": False, **RUN}
-    cases = {"MaskedCorridorBadShape-v0": r"MaskedCorridorBadShape-v0 at env step 0: expected an action mask",
-             "MaskedCorridorFloat-v0": "MaskedCorridorFloat-v0 at env step 0: .* got dtype float32",
-             "MaskedCorridorStuck-v0": r"MaskedCorridorStuck-v0 at env step \d+, env 0: a non-terminal state with "
-                                       "no legal action"}  # fmt: skip
+    cases = {
+        "MaskedCorridorBadShape-v0": r"MaskedCorridorBadShape-v0 at env step 0: expected an action mask",
+        "MaskedCorridorFloat-v0": "MaskedCorridorFloat-v0 at env step 0: .* got dtype float32",
+        "MaskedCorridorStuck-v0": r"MaskedCorridorStuck-v0 at env step \d+, env 0: a non-terminal state with "
+        "no legal action",
+    }
     for i, (env_id, message) in enumerate(cases.items()):
         config["run_dir"] = tmp_path / f"bad{i}"
         with pytest.raises(ValueError, match=message):
@@ -287,8 +330,9 @@ def test_a_resumed_masked_run_equals_the_uninterrupted_one(tmp_path: Path) -> No
 
 
 def test_runner_chunks_carry_masks_and_the_shard_stores_them() -> None:
-    config = Config(env_id=CORRIDOR, executor="ray", num_env_runners=1, envs_per_runner=2, n_step=2, batch_size=8,
-                    buffer_size=200)  # fmt: skip
+    config = Config(
+        env_id=CORRIDOR, executor="ray", num_env_runners=1, envs_per_runner=2, n_step=2, batch_size=8, buffer_size=200
+    )
     runner = EnvRunner(config, index=0, num_runners=1)
     chunk = runner.collect(30)
     assert chunk.next_mask_TKA is not None and chunk.next_mask_TKA.shape == (30, 2, 4)
@@ -317,9 +361,19 @@ def test_cli_takes_action_mask() -> None:
 def test_a_masked_run_trains_and_evaluates_on_ray(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 
-    result = train(env_id=CORRIDOR, executor="ray", num_env_runners=2, envs_per_runner=1, n_step=2, prioritized=True,
-                   runner_chunk_steps=50, run_dir=tmp_path / "ray", progress=False, tensorboard=False,
-                   **{**RUN, "total_steps": 3_000})  # fmt: skip
+    result = train(
+        env_id=CORRIDOR,
+        executor="ray",
+        num_env_runners=2,
+        envs_per_runner=1,
+        n_step=2,
+        prioritized=True,
+        runner_chunk_steps=50,
+        run_dir=tmp_path / "ray",
+        progress=False,
+        tensorboard=False,
+        **{**RUN, "total_steps": 3_000},
+    )
     # The runners acted and the driver evaluated without an illegal action (the corridor would have raised);
     # what the greedy policy learnt depends on the actors' timing, so only the range of returns is asserted.
     assert result.summary["total_steps"] >= 3_000 and result.summary["updates"] > 0
@@ -333,11 +387,16 @@ def test_evaluation_of_a_saved_run_explores_among_legal_actions_only(tmp_path: P
     from dueldqn.envs import make_eval_env
     from dueldqn.evaluate import evaluate, evaluate_run
 
-    run = train(env_id=CORRIDOR, run_dir=tmp_path / "run", progress=False, tensorboard=False,
-                **{**RUN, "total_steps": 300})  # fmt: skip
+    run = train(
+        env_id=CORRIDOR, run_dir=tmp_path / "run", progress=False, tensorboard=False, **{**RUN, "total_steps": 300}
+    )
     result, _ = evaluate_run(run.run_dir, episodes=20, epsilon=1.0)  # every action random: each a legal one
     assert len(result.returns) == 20 and all(-0.5 - 1e-9 <= r <= OPTIMUM + 1e-9 for r in result.returns)
     agent = Agent.load(run.run_dir, epsilon=1.0, seed=0)
     with pytest.raises(IllegalAction):  # the same random policy without masks hits an illegal action
-        evaluate(make_eval_env(CORRIDOR, seed=0), lambda obs: int(agent.predict(obs, deterministic=False)[0]),
-                 episodes=20, seed=0)  # fmt: skip
+        evaluate(
+            make_eval_env(CORRIDOR, seed=0),
+            lambda obs: int(agent.predict(obs, deterministic=False)[0]),
+            episodes=20,
+            seed=0,
+        )

@@ -14,8 +14,14 @@ F32 = np.float32
 def _fold(
     slots: list[int], rewards: list[float], terminated: list[int], next_: list[int], n: int, gamma: float
 ) -> NStepFold:
-    return fold_n_step(np.array(slots), rewards_S=np.array(rewards, F32), terminated_S=np.array(terminated, bool),
-                       next_S=np.array(next_), n=n, gamma=gamma)  # fmt: skip
+    return fold_n_step(
+        np.array(slots),
+        rewards_S=np.array(rewards, F32),
+        terminated_S=np.array(terminated, bool),
+        next_S=np.array(next_),
+        n=n,
+        gamma=gamma,
+    )
 
 
 def test_a_window_of_n_and_one_cut_at_the_newest_slot() -> None:
@@ -56,8 +62,9 @@ def test_one_step_is_the_stored_transition() -> None:
     rng = np.random.default_rng(0)
     rewards = rng.standard_normal(50).astype(F32)
     slots = rng.integers(0, 50, 64)
-    fold = fold_n_step(slots, rewards_S=rewards, terminated_S=np.zeros(50, bool), next_S=np.arange(1, 51) % 50,
-                       n=1, gamma=0.99)  # fmt: skip
+    fold = fold_n_step(
+        slots, rewards_S=rewards, terminated_S=np.zeros(50, bool), next_S=np.arange(1, 51) % 50, n=1, gamma=0.99
+    )
     assert np.array_equal(fold.returns_B, rewards[slots]) and np.array_equal(fold.last_B, slots)
     assert (fold.discounts_B == np.float32(0.99)).all() and (fold.steps_B == 1).all()
 
@@ -96,20 +103,30 @@ def _steps(replay: ReplayBuffer, rows: list[tuple[list[float], list[bool], list[
     """Add steps of two envs: (rewards, terminated, truncated, valid); obs = 10 * step + env."""
     for t, (rewards, terminated, truncated, valid) in enumerate(rows):
         obs = np.array([[10.0 * t], [10.0 * t + 1]], dtype=np.float32)
-        replay.add(obs, np.array([0, 1]), np.array(rewards, F32), obs + 100, np.array(terminated),
-                   np.array(truncated), np.array(valid))  # fmt: skip
+        replay.add(
+            obs,
+            np.array([0, 1]),
+            np.array(rewards, F32),
+            obs + 100,
+            np.array(terminated),
+            np.array(truncated),
+            np.array(valid),
+        )
 
 
 def test_the_ring_links_each_env_stream_and_folds_n_step_batches() -> None:
     replay = ReplayBuffer(16, (1,), np.float32, num_envs=2, n_step=3, gamma=0.5)
     T, F = True, False
-    _steps(replay, [
-        ([1, 10], [F, F], [F, F], [T, T]),  # slots 0 (env 0), 1 (env 1)
-        ([2, 20], [T, F], [F, F], [T, T]),  # slot 2: env 0 terminates; slot 3
-        ([0, 30], [F, F], [F, T], [F, T]),  # env 0 only resets (not stored); slot 4: env 1 truncated
-        ([3, 0], [F, F], [F, F], [T, F]),  # slot 5: env 0's new episode; env 1 resets
-        ([4, 40], [F, F], [F, F], [T, T]),  # slots 6, 7
-    ])  # fmt: skip
+    _steps(
+        replay,
+        [
+            ([1, 10], [F, F], [F, F], [T, T]),  # slots 0 (env 0), 1 (env 1)
+            ([2, 20], [T, F], [F, F], [T, T]),  # slot 2: env 0 terminates; slot 3
+            ([0, 30], [F, F], [F, T], [F, T]),  # env 0 only resets (not stored); slot 4: env 1 truncated
+            ([3, 0], [F, F], [F, F], [T, F]),  # slot 5: env 0's new episode; env 1 resets
+            ([4, 40], [F, F], [F, F], [T, T]),  # slots 6, 7
+        ],
+    )
     assert replay.next_slot[:8].tolist() == [2, 3, -1, 4, -1, 6, -1, -1]
     batch = replay.gather(np.array([0, 1, 5]))
     assert batch.rewards.tolist() == [1 + 0.5 * 2, 10 + 0.5 * 20 + 0.25 * 30, 3 + 0.5 * 4]
@@ -128,17 +145,35 @@ def test_the_ring_links_each_env_stream_and_folds_n_step_batches() -> None:
 def test_links_follow_the_ring_around_and_one_step_keeps_none() -> None:
     replay = ReplayBuffer(4, (1,), np.float32, n_step=3, gamma=0.5)
     for t in range(6):  # slots 0..3, then t=4 -> slot 0 and t=5 -> slot 1
-        replay.add(np.array([[t]], F32), np.array([0]), np.array([t], F32), np.array([[t + 1]], F32),
-                   np.array([False]), np.array([False]))  # fmt: skip
+        replay.add(
+            np.array([[t]], F32),
+            np.array([0]),
+            np.array([t], F32),
+            np.array([[t + 1]], F32),
+            np.array([False]),
+            np.array([False]),
+        )
     assert replay.next_slot.tolist() == [1, -1, 3, 0]  # t2 -> t3 -> t4 -> t5 (newest)
     batch = replay.gather(np.array([2]))
     assert batch.rewards.tolist() == [2 + 0.5 * 3 + 0.25 * 4] and batch.next_obs.tolist() == [[5.0]]
     with pytest.raises(ValueError, match="one row per env"):
-        replay.add(np.zeros((2, 1), F32), np.zeros(2, int), np.zeros(2, F32), np.zeros((2, 1), F32),
-                   np.zeros(2, bool), np.zeros(2, bool))  # fmt: skip
+        replay.add(
+            np.zeros((2, 1), F32),
+            np.zeros(2, int),
+            np.zeros(2, F32),
+            np.zeros((2, 1), F32),
+            np.zeros(2, bool),
+            np.zeros(2, bool),
+        )
     one_step = ReplayBuffer(4, (1,), np.float32)
-    one_step.add(np.zeros((3, 1), F32), np.zeros(3, int), np.ones(3, F32), np.zeros((3, 1), F32),
-                 np.zeros(3, bool), np.zeros(3, bool))  # fmt: skip
+    one_step.add(
+        np.zeros((3, 1), F32),
+        np.zeros(3, int),
+        np.ones(3, F32),
+        np.zeros((3, 1), F32),
+        np.zeros(3, bool),
+        np.zeros(3, bool),
+    )
     batch = one_step.gather(np.array([0, 2]))
     assert batch.discounts is None and batch.weights is None and "next_slot" not in one_step.state_dict()
 

@@ -37,9 +37,14 @@ def _replay() -> ReplayBuffer:
     rng = np.random.default_rng(0)
     replay = ReplayBuffer(1000, (4,), np.float32)
     n = 500
-    replay.add(rng.standard_normal((n, 4), dtype=np.float32), rng.integers(0, 3, n),
-               rng.standard_normal(n).astype(np.float32), rng.standard_normal((n, 4), dtype=np.float32),
-               rng.random(n) < 0.2, np.zeros(n, dtype=bool))  # fmt: skip
+    replay.add(
+        rng.standard_normal((n, 4), dtype=np.float32),
+        rng.integers(0, 3, n),
+        rng.standard_normal(n).astype(np.float32),
+        rng.standard_normal((n, 4), dtype=np.float32),
+        rng.random(n) < 0.2,
+        np.zeros(n, dtype=bool),
+    )
     return replay
 
 
@@ -65,13 +70,15 @@ def _assert_same_state(ref: tuple, ours: tuple) -> None:
 def test_numpy_update_matches_the_torch_gradient_step(
     algo: str, dueling: bool, loss: str, max_grad_norm: float, weight_decay: float
 ) -> None:
-    config = Config(algo=algo, dueling=dueling, loss=loss, max_grad_norm=max_grad_norm, gamma=0.9,
-                    hidden_sizes=(32, 16))  # fmt: skip
+    config = Config(
+        algo=algo, dueling=dueling, loss=loss, max_grad_norm=max_grad_norm, gamma=0.9, hidden_sizes=(32, 16)
+    )
     q_ref, t_ref = _nets(dueling)
     q_ours, t_ours = copy.deepcopy(q_ref), copy.deepcopy(t_ref)
     opt_ref, opt_ours = _adamw(q_ref, weight_decay), _adamw(q_ours, weight_decay)
-    update = NumpyMLPUpdate.create(q_ours, t_ours, opt_ours, algo=algo, gamma=0.9, loss=loss,
-                                   max_grad_norm=max_grad_norm)  # fmt: skip
+    update = NumpyMLPUpdate.create(
+        q_ours, t_ours, opt_ours, algo=algo, gamma=0.9, loss=loss, max_grad_norm=max_grad_norm
+    )
     assert update is not None
     gen_ref, gen_ours = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     replay, rng = _replay(), np.random.default_rng(2)
@@ -80,10 +87,11 @@ def test_numpy_update_matches_the_torch_gradient_step(
         for opt in (opt_ref, opt_ours):
             opt.param_groups[0]["lr"] = 1e-2 * (1 - k / 60)  # the loop anneals the rate through the group
         if k % 2:  # every other batch as prioritized n-step replay gives it: weights and gamma^k
-            batch = batch._replace(weights=rng.uniform(0.2, 1.0, 64).astype(np.float32),
-                                   discounts=np.float32(0.99) ** rng.integers(1, 4, 64).astype(np.float32))  # fmt: skip
-        ref = gradient_step(q_ref, t_ref, opt_ref, batch, config=config, epsilon=0.3, device=CPU,
-                            generator=gen_ref)  # fmt: skip
+            batch = batch._replace(
+                weights=rng.uniform(0.2, 1.0, 64).astype(np.float32),
+                discounts=np.float32(0.99) ** rng.integers(1, 4, 64).astype(np.float32),
+            )
+        ref = gradient_step(q_ref, t_ref, opt_ref, batch, config=config, epsilon=0.3, device=CPU, generator=gen_ref)
         ours = update.step(batch, epsilon=0.3, generator=gen_ours)
         torch.testing.assert_close(ours.loss, ref.loss, rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(ours.td_abs_B, ref.td_abs_B, rtol=1e-4, atol=1e-5)
@@ -167,14 +175,28 @@ def test_a_run_learns_the_same_through_numpy_and_torch(tmp_path: Path) -> None:
     # Both paths must see the same experience, whatever the CPU rounds differently: the behaviour
     # is random (epsilon 1; the draws depend on the seed alone) and the target is Q-learning's max,
     # continuous in the weights, so no argmax near a tie can send the two runs apart.
-    config = Config(total_steps=600, learning_starts=100, batch_size=32, hidden_sizes=(32,), train_frequency=2,
-                    target_sync="steps", target_sync_every=100, algo="dqn", loss="huber", max_grad_norm=10.0,
-                    epsilon_schedule="constant", epsilon_start=1.0, eval_episodes=1, checkpoint_every=0)  # fmt: skip
+    config = Config(
+        total_steps=600,
+        learning_starts=100,
+        batch_size=32,
+        hidden_sizes=(32,),
+        train_frequency=2,
+        target_sync="steps",
+        target_sync_every=100,
+        algo="dqn",
+        loss="huber",
+        max_grad_norm=10.0,
+        epsilon_schedule="constant",
+        epsilon_start=1.0,
+        eval_episodes=1,
+        checkpoint_every=0,
+    )
     runs, updates = {}, set()
     pools_before, threads_before = threadpool_info(), torch.get_num_threads()
     for numpy_mlp in (True, False):
-        result = train(config, run_dir=tmp_path / str(numpy_mlp), progress=False, tensorboard=False,
-                       numpy_mlp=numpy_mlp)  # fmt: skip
+        result = train(
+            config, run_dir=tmp_path / str(numpy_mlp), progress=False, tensorboard=False, numpy_mlp=numpy_mlp
+        )
         updates.add(result.summary["updates"])
         runs[numpy_mlp] = load_file(result.run_dir / "model.safetensors")
     assert updates == {251}  # steps 100, 102, ..., 600

@@ -27,8 +27,15 @@ from dueldqn.replay import ReplayBuffer
 from dueldqn.spaces import EncodeObservation
 
 # A constant learning rate: the resume test raises total_steps, which would move an annealed rate.
-QUICK = {"learning_starts": 100, "batch_size": 16, "eval_episodes": 2, "log_interval": 100, "buffer_size": 1_000,
-         "torch_threads": 1, "lr_final_fraction": 1.0}  # fmt: skip
+QUICK = {
+    "learning_starts": 100,
+    "batch_size": 16,
+    "eval_episodes": 2,
+    "log_interval": 100,
+    "buffer_size": 1_000,
+    "torch_threads": 1,
+    "lr_final_fraction": 1.0,
+}
 
 
 class HWCImageEnv(gym.Env[np.ndarray, int]):
@@ -67,8 +74,15 @@ def test_hwc_images_train_on_a_conv_encoder_with_plain_replay(
     monkeypatch.setattr(
         build_module, "ReplayBuffer", lambda *a, **k: replays.append(ReplayBuffer(*a, **k)) or replays[-1]
     )
-    result = train_module.train(env_id=env_id, total_steps=300, train_frequency=4, run_dir=tmp_path / "run",
-                                progress=False, tensorboard=False, **QUICK)  # fmt: skip
+    result = train_module.train(
+        env_id=env_id,
+        total_steps=300,
+        train_frequency=4,
+        run_dir=tmp_path / "run",
+        progress=False,
+        tensorboard=False,
+        **QUICK,
+    )
     height, width = result.agent.observation_space.shape[:2]  # type: ignore[index]
     q_net = result.agent.q_net
     assert isinstance(q_net, QNetwork) and type(q_net.encoder) is encoder_class
@@ -88,8 +102,16 @@ def test_hwc_images_train_on_a_conv_encoder_with_plain_replay(
 @pytest.fixture(scope="module")
 def frozenlake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("frozenlake") / "run"
-    train_module.train(env_id="FrozenLake-v1", total_steps=600, checkpoint_every=300,
-                       keep_checkpoints=3, run_dir=run_dir, progress=False, tensorboard=False, **QUICK)  # fmt: skip
+    train_module.train(
+        env_id="FrozenLake-v1",
+        total_steps=600,
+        checkpoint_every=300,
+        keep_checkpoints=3,
+        run_dir=run_dir,
+        progress=False,
+        tensorboard=False,
+        **QUICK,
+    )
     return run_dir
 
 
@@ -122,8 +144,15 @@ def test_frozenlake_resumed_from_its_checkpoint_equals_the_uninterrupted_run(
     frozenlake_run: Path, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    train_module.train(env_id="FrozenLake-v1", total_steps=300, checkpoint_every=300,
-                       run_dir=run_dir, progress=False, tensorboard=False, **QUICK)  # fmt: skip
+    train_module.train(
+        env_id="FrozenLake-v1",
+        total_steps=300,
+        checkpoint_every=300,
+        run_dir=run_dir,
+        progress=False,
+        tensorboard=False,
+        **QUICK,
+    )
     train_module.train(resume=run_dir, total_steps=600, progress=False, tensorboard=False)
     resumed, straight = load_file(run_dir / MODEL_FILE), load_file(frozenlake_run / MODEL_FILE)
     assert all(torch.equal(resumed[name], straight[name]) for name in straight)

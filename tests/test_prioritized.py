@@ -14,8 +14,14 @@ from dueldqn.replay import Batch, FrameReplayBuffer, PrioritizedReplay, ReplayBu
 def _add(replay: PrioritizedReplay | ReplayBuffer, value: float, terminated: bool = False) -> None:
     """One transition from one env, observation ``[value]``, next observation ``[value + 0.5]``."""
     obs = np.array([[value]], dtype=np.float32)
-    replay.add(obs, np.array([int(value) % 3]), np.array([value], np.float32), obs + 0.5,
-               np.array([terminated]), np.array([False]))  # fmt: skip
+    replay.add(
+        obs,
+        np.array([int(value) % 3]),
+        np.array([value], np.float32),
+        obs + 0.5,
+        np.array([terminated]),
+        np.array([False]),
+    )
 
 
 def _filled(values: list[float], capacity: int, alpha: float = 0.5) -> PrioritizedReplay:
@@ -182,8 +188,9 @@ def _round_trip(
     feed(replay, np.random.default_rng(8))
     feed(restored, np.random.default_rng(8))
     assert np.array_equal(restored.tree.sum_tree, replay.tree.sum_tree)
-    _assert_batches_equal(restored.sample(32, np.random.default_rng(9), beta=0.5),
-                          replay.sample(32, np.random.default_rng(9), beta=0.5))  # fmt: skip
+    _assert_batches_equal(
+        restored.sample(32, np.random.default_rng(9), beta=0.5), replay.sample(32, np.random.default_rng(9), beta=0.5)
+    )
 
 
 def test_state_round_trip_is_exact_for_the_ring() -> None:

@@ -54,9 +54,20 @@ def test_a_run_resumed_at_step_10000_resets_its_envs_with_no_evaluation_seed(tmp
     run_dir = tmp_path / "run"
     common = {"progress": False, "tensorboard": False}
     SeedRecorder.resets.clear()
-    paused = train(env_id="dueldqn-test/SeedRecorder-v0", run_dir=run_dir, total_steps=10_040, num_envs=2,
-                   learning_starts=10_000, buffer_size=1_000, eval_episodes=2, eval_every=10_020, log_interval=1_000,
-                   seed=3, stop_at=10_000, **common)  # fmt: skip
+    paused = train(
+        env_id="dueldqn-test/SeedRecorder-v0",
+        run_dir=run_dir,
+        total_steps=10_040,
+        num_envs=2,
+        learning_starts=10_000,
+        buffer_size=1_000,
+        eval_episodes=2,
+        eval_every=10_020,
+        log_interval=1_000,
+        seed=3,
+        stop_at=10_000,
+        **common,
+    )
     ckpt = load_checkpoint(list_checkpoints(run_dir)[0])
     assert not paused.finished and ckpt.step == 10_000 and ckpt.states["envs"]["snapshot"] is None  # not restorable
     assert SeedRecorder.resets == [3, 4]  # one reset of the two training envs; their episodes then autoreset

@@ -70,9 +70,17 @@ def test_vectorised_encoding_equals_gymnasium_flatten_sample_by_sample() -> None
 
 @pytest.mark.parametrize(
     ("shape", "channels_last"),
-    [((10, 10, 3), True), ((210, 160, 3), True), ((48, 64, 3), True), ((10, 10, 7), True),
-     ((3, 10, 10), False), ((4, 84, 84), False), ((10, 10, 10), False), ((1, 8, 8), False)],
-)  # fmt: skip
+    [
+        ((10, 10, 3), True),
+        ((210, 160, 3), True),
+        ((48, 64, 3), True),
+        ((10, 10, 7), True),
+        ((3, 10, 10), False),
+        ((4, 84, 84), False),
+        ((10, 10, 10), False),
+        ((1, 8, 8), False),
+    ],
+)
 def test_image_layout(shape: tuple[int, int, int], channels_last: bool) -> None:
     assert is_channels_last(shape) is channels_last
 
@@ -88,8 +96,9 @@ def test_channels_last_images_are_transposed_to_channels_first() -> None:
     obs_CHW = encoder.encode_one(obs_HWC)
     assert obs_CHW.dtype == np.uint8 and obs_CHW.flags.c_contiguous
     assert obs_CHW[0, 0, 0] == 0 and obs_CHW[2, 0, 0] == 2 and obs_CHW[0, 0, 1] == 3 and obs_CHW[1, 3, 4] == 58
-    assert np.array_equal(obs_CHW[1], [[1, 4, 7, 10, 13], [16, 19, 22, 25, 28], [31, 34, 37, 40, 43],
-                                       [46, 49, 52, 55, 58]])  # fmt: skip
+    assert np.array_equal(
+        obs_CHW[1], [[1, 4, 7, 10, 13], [16, 19, 22, 25, 28], [31, 34, 37, 40, 43], [46, 49, 52, 55, 58]]
+    )
     batch = encoder.encode(np.stack([obs_HWC, 255 - obs_HWC]))
     assert batch.shape == (2, 3, 4, 5) and batch[1, 2, 3, 4] == 255 - 59
 

@@ -85,10 +85,15 @@ def test_env_step_stores_what_a_slow_reference_loop_stores(vector_env: type[gym.
             o, needs_reset = o2, term or trunc
     expected.sort(key=lambda x: (x[0], x[1]))
     stored = [
-        (tuple(replay.obs[k]), int(replay.actions[k]), float(replay.rewards[k]), tuple(replay.next_obs[k]),
-         float(replay.terminated[k]))
+        (
+            tuple(replay.obs[k]),
+            int(replay.actions[k]),
+            float(replay.rewards[k]),
+            tuple(replay.next_obs[k]),
+            float(replay.terminated[k]),
+        )
         for k in range(len(replay))
-    ]  # fmt: skip
+    ]
     assert stored == [e[2] for e in expected]
 
     # Invariants: no stored transition joins two episodes; truncations keep their real last obs.
@@ -148,9 +153,15 @@ def test_gradient_steps_move_the_online_net_and_never_the_target(algo: str) -> N
     config = Config(algo=algo, batch_size=16)
     for _ in range(5):
         loss, td_abs_B = gradient_step(
-            q_net, target_net, optimizer, _batch(), config=config, epsilon=0.1,
-            device=torch.device("cpu"), generator=torch.Generator().manual_seed(0),
-        )  # fmt: skip
+            q_net,
+            target_net,
+            optimizer,
+            _batch(),
+            config=config,
+            epsilon=0.1,
+            device=torch.device("cpu"),
+            generator=torch.Generator().manual_seed(0),
+        )
         assert loss.shape == () and torch.isfinite(loss) and td_abs_B.shape == (16,)
         torch.testing.assert_close(loss, (td_abs_B**2).mean())  # the MSE loss is the mean squared |TD error|
     for name, value in target_net.state_dict().items():
@@ -163,9 +174,15 @@ def test_gradient_step_matches_a_hand_written_update() -> None:
     reference = copy.deepcopy(q_net)
     batch = _batch()
     gradient_step(
-        q_net, target_net, torch.optim.SGD(q_net.parameters(), lr=0.1), batch, config=Config(gamma=0.9),
-        epsilon=0.0, device=torch.device("cpu"), generator=torch.Generator(),
-    )  # fmt: skip
+        q_net,
+        target_net,
+        torch.optim.SGD(q_net.parameters(), lr=0.1),
+        batch,
+        config=Config(gamma=0.9),
+        epsilon=0.0,
+        device=torch.device("cpu"),
+        generator=torch.Generator(),
+    )
     with torch.no_grad():
         next_q = target_net(torch.from_numpy(batch.next_obs)).max(dim=1).values
         y = torch.from_numpy(batch.rewards) + 0.9 * (1 - torch.from_numpy(batch.terminated)) * next_q
@@ -203,14 +220,25 @@ def test_step_sync_fires_once_per_interval_for_any_number_of_envs() -> None:
 
 def _checkpointed_run(tmp_path: Path, **changes: Any) -> list[tuple[int, int, dict, dict]]:
     """(step, episodes, online, target) at every 50 steps of a short CartPole run."""
-    config = Config(total_steps=600, learning_starts=50, batch_size=16, hidden_sizes=(16,), train_frequency=1,
-                    checkpoint_every=50, keep_checkpoints=100, eval_episodes=1, **changes)  # fmt: skip
+    config = Config(
+        total_steps=600,
+        learning_starts=50,
+        batch_size=16,
+        hidden_sizes=(16,),
+        train_frequency=1,
+        checkpoint_every=50,
+        keep_checkpoints=100,
+        eval_episodes=1,
+        **changes,
+    )
     train(config, run_dir=tmp_path / "run", progress=False, tensorboard=False)
     out = []
     for path in reversed(list_checkpoints(tmp_path / "run")):
         ckpt = load_checkpoint(path)
-        nets = {kind: {k[len(kind) + 1 :]: v for k, v in ckpt.states["learner"].items() if k.startswith(kind + ".")}
-                for kind in ("online", "target")}  # fmt: skip
+        nets = {
+            kind: {k[len(kind) + 1 :]: v for k, v in ckpt.states["learner"].items() if k.startswith(kind + ".")}
+            for kind in ("online", "target")
+        }
         out.append((ckpt.step, ckpt.states["loop"]["episodes"], nets["online"], nets["target"]))
     return out
 
@@ -248,8 +276,12 @@ def test_the_learner_steps_both_paths_alike_and_syncs_its_target(numpy_mlp: bool
     runs = {}
     for path in (numpy_mlp, not numpy_mlp):
         q_net, _ = _nets()
-        learner = Learner(q_net, Config(batch_size=16, numpy_mlp=path), device=torch.device("cpu"),
-                          generator=torch.Generator().manual_seed(0))  # fmt: skip
+        learner = Learner(
+            q_net,
+            Config(batch_size=16, numpy_mlp=path),
+            device=torch.device("cpu"),
+            generator=torch.Generator().manual_seed(0),
+        )
         assert isinstance(learner.optimizer, NumpyAdamW) == path  # no torch optimizer on the numpy path
         frozen = copy.deepcopy(learner.target.state_dict())
         for _ in range(5):

@@ -13,10 +13,22 @@ from safetensors.torch import load_file
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.training import train
 
-RUN = {"env_id": "CartPole-v1", "total_steps": 600, "learning_starts": 100, "batch_size": 16, "hidden_sizes": (16,),
-       "train_frequency": 1, "gradient_steps": 1, "eval_episodes": 1, "checkpoint_every": 300,
-       "keep_checkpoints": 3, "log_interval": 100, "lr_final_fraction": 1.0, "progress": False,
-       "tensorboard": False}  # fmt: skip
+RUN = {
+    "env_id": "CartPole-v1",
+    "total_steps": 600,
+    "learning_starts": 100,
+    "batch_size": 16,
+    "hidden_sizes": (16,),
+    "train_frequency": 1,
+    "gradient_steps": 1,
+    "eval_episodes": 1,
+    "checkpoint_every": 300,
+    "keep_checkpoints": 3,
+    "log_interval": 100,
+    "lr_final_fraction": 1.0,
+    "progress": False,
+    "tensorboard": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +77,20 @@ def test_resume_with_prioritized_n_step_replay_equals_the_uninterrupted_run(
 def test_prioritized_replay_over_atari_frames_trains_and_checkpoints(tmp_path: Path) -> None:
     pytest.importorskip("ale_py")
     pytest.importorskip("cv2")
-    result = train(env_id="ALE/Breakout-v5", prioritized=True, total_steps=300, learning_starts=100, buffer_size=1_000,
-                   batch_size=8, log_interval=100, eval_episodes=1, checkpoint_every=0, run_dir=tmp_path / "run",
-                   progress=False, tensorboard=False)  # fmt: skip
+    result = train(
+        env_id="ALE/Breakout-v5",
+        prioritized=True,
+        total_steps=300,
+        learning_starts=100,
+        buffer_size=1_000,
+        batch_size=8,
+        log_interval=100,
+        eval_episodes=1,
+        checkpoint_every=0,
+        run_dir=tmp_path / "run",
+        progress=False,
+        tensorboard=False,
+    )
     assert result.summary["updates"] == len(range(100, 301, 4))  # the atari preset learns every 4th step
     replay = load_checkpoint(list_checkpoints(result.run_dir)[0]).states["replay"]
     priorities = replay["priorities"]

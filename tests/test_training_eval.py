@@ -21,9 +21,19 @@ from dueldqn.evaluate import evaluate_agent
 from dueldqn.logger import read_metrics
 from dueldqn.training import train
 
-RUN = {"env_id": "CartPole-v1", "total_steps": 600, "learning_starts": 100, "batch_size": 16, "hidden_sizes": (16,),
-       "eval_episodes": 3, "checkpoint_every": 200, "keep_checkpoints": 3, "log_interval": 100, "progress": False,
-       "tensorboard": False}  # fmt: skip
+RUN = {
+    "env_id": "CartPole-v1",
+    "total_steps": 600,
+    "learning_starts": 100,
+    "batch_size": 16,
+    "hidden_sizes": (16,),
+    "eval_episodes": 3,
+    "checkpoint_every": 200,
+    "keep_checkpoints": 3,
+    "log_interval": 100,
+    "progress": False,
+    "tensorboard": False,
+}
 
 
 @pytest.fixture(scope="module")

@@ -25,17 +25,41 @@ from dueldqn.tune.storage import open_storage  # noqa: E402
 from dueldqn.tune.study import TuneSettings, open_study, rung_steps  # noqa: E402
 
 # A few hundred steps that learn something: the warm-up shortened, a small network, few eval episodes.
-TINY_SPACE = {"learning_starts": 100, "buffer_size": {"choices": [1_000, 5_000]}, "hidden_sizes": [32, 32],
-              "batch_size": {"choices": [16, 32]}}  # fmt: skip
+TINY_SPACE = {
+    "learning_starts": 100,
+    "buffer_size": {"choices": [1_000, 5_000]},
+    "hidden_sizes": [32, 32],
+    "batch_size": {"choices": [16, 32]},
+}
 
 
 def tune_args(tmp: Path, *extra: str, trials: int = 6, steps: int = 600) -> list[str]:
     space = tmp / "space.json"
     if not space.exists():
         space.write_text(json.dumps(TINY_SPACE))
-    return ["tune", "--env", "CartPole-v1", "--trials", str(trials), "--steps", str(steps), "--study", "tiny",
-            "--storage", f"sqlite:///{tmp / 'tiny.db'}", "--out", str(tmp / "out"), "--space", str(space),
-            "--startup-trials", "2", "--eval-episodes", "3", "--no-progress", *extra]  # fmt: skip
+    return [
+        "tune",
+        "--env",
+        "CartPole-v1",
+        "--trials",
+        str(trials),
+        "--steps",
+        str(steps),
+        "--study",
+        "tiny",
+        "--storage",
+        f"sqlite:///{tmp / 'tiny.db'}",
+        "--out",
+        str(tmp / "out"),
+        "--space",
+        str(space),
+        "--startup-trials",
+        "2",
+        "--eval-episodes",
+        "3",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def load(tmp: Path) -> optuna.Study:
@@ -204,9 +228,23 @@ def test_default_space_per_family_and_conditional_sampling() -> None:
     cartpole = resolve_config("CartPole-v1")  # double Q, steps target sync
     space = build_space(cartpole)
     names = [p.name for p in space.params]
-    assert names == ["algo", "learning_rate", "batch_size", "buffer_size", "train_frequency", "gradient_steps",
-                     "target_sync_every", "epsilon_decay_steps", "hidden_sizes", "gamma", "loss", "n_step",
-                     "prioritized", "alpha", "beta0"]  # fmt: skip
+    assert names == [
+        "algo",
+        "learning_rate",
+        "batch_size",
+        "buffer_size",
+        "train_frequency",
+        "gradient_steps",
+        "target_sync_every",
+        "epsilon_decay_steps",
+        "hidden_sizes",
+        "gamma",
+        "loss",
+        "n_step",
+        "prioritized",
+        "alpha",
+        "beta0",
+    ]
     assert space.params[0].choices == ("dqn", "double")
     decay = space.params[names.index("epsilon_decay_steps")]
     assert (decay.low, decay.high, decay.log) == (800, 20_000, True)  # total_steps 40,000 / 50 and / 2
@@ -218,9 +256,21 @@ def test_default_space_per_family_and_conditional_sampling() -> None:
     frames = [p.name for p in build_space(cartpole, frames=True).params]
     assert "hidden_sizes" not in frames and "n_step" not in frames
 
-    params = {"algo": "dqn", "learning_rate": 3e-4, "batch_size": 64, "buffer_size": 10_000, "train_frequency": 4,
-              "gradient_steps": 2, "target_sync_every": 500, "epsilon_decay_steps": 5_000, "hidden_sizes": "128x128",
-              "gamma": 0.98, "loss": "huber", "n_step": 3, "prioritized": False}  # fmt: skip
+    params = {
+        "algo": "dqn",
+        "learning_rate": 3e-4,
+        "batch_size": 64,
+        "buffer_size": 10_000,
+        "train_frequency": 4,
+        "gradient_steps": 2,
+        "target_sync_every": 500,
+        "epsilon_decay_steps": 5_000,
+        "hidden_sizes": "128x128",
+        "gamma": 0.98,
+        "loss": "huber",
+        "n_step": 3,
+        "prioritized": False,
+    }
     changes = sample(space, FixedTrial(params), cartpole)  # alpha and beta0 are not asked for without PER
     assert changes == {**params, "hidden_sizes": [128, 128]}
     with_per = sample(space, FixedTrial({**params, "prioritized": True, "alpha": 0.5, "beta0": 0.3}), cartpole)
