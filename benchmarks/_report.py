@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+README_MD = BENCHMARKS_MD.with_name("README.md")
 
 
 def cpu_features() -> str:
@@ -97,6 +98,20 @@ def write_section(
     tmp = BENCHMARKS_MD.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, BENCHMARKS_MD)
+
+
+def write_readme_block(name: str, text: str, path: Path = README_MD) -> None:
+    """Replace the text between README's snippet markers ``<!-- --8<-- [start:NAME] -->`` and ``[end:NAME]``
+    (the blocks the docs site includes) with ``text``; the markers must be there, once each."""
+    start, end = f"<!-- --8<-- [start:{name}] -->", f"<!-- --8<-- [end:{name}] -->"
+    content = path.read_text()
+    if content.count(start) != 1 or content.count(end) != 1 or content.index(start) > content.index(end):
+        raise ValueError(f"{path}: expected one {start} and, after it, one {end}")
+    head, rest = content.split(start)
+    _, tail = rest.split(end)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(f"{head}{start}\n{text.strip()}\n{end}{tail}")
+    os.replace(tmp, path)
 
 
 def ratio_table(results: dict[str, list[float]], *, baseline: str = "dueldqn", digits: int = 0) -> str:

@@ -32,6 +32,7 @@ import math
 import re
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/...` from a checkout
 
-from benchmarks._report import write_section
+from benchmarks._report import write_readme_block, write_section
 from benchmarks.atari100k_campaign import CORE_GAMES, SEEDS, result_name
 from dueldqn.aggregates import Estimate, improvement_K, iqm_K, mean_K, median_K, stratified_bootstrap_ci
 from dueldqn.atari100k import AGENTS, human_normalized, random_score, reference_runs
@@ -328,12 +329,56 @@ def _drq_percentiles(game: str) -> np.ndarray:
     return np.percentile(reference_runs("DrQ(eps)", game), PERCENTILES)
 
 
-def _compare(ours: Estimate, drq: Estimate) -> str:
+def _compare(ours: Estimate, drq: Estimate, runs_per_game: Sequence[int]) -> str:
+    """What the two intervals show, and no more: with one run per game ours has no interval to compare."""
+    if all(n == 1 for n in runs_per_game):
+        return "with one run per game ours has no interval, so nothing separates the two yet"
+    caveat = (
+        " (games with one run add no spread, so ours is narrower than it will be)"
+        if any(n == 1 for n in runs_per_game)
+        else ""
+    )
     if ours.low > drq.high:
-        return "ours lies above DrQ(eps)'s interval"
+        return "ours lies above DrQ(eps)'s interval" + caveat
     if ours.high < drq.low:
-        return "ours lies below DrQ(eps)'s interval"
-    return "the intervals overlap, so these runs do not separate the two"
+        return "ours lies below DrQ(eps)'s interval" + caveat
+    return "the intervals overlap, so these runs do not separate the two" + caveat
+
+
+@dataclass(frozen=True)
+class Goal:
+    """Issue 21's goal on the plan's games with runs: our IQM >= DrQ(eps)'s, each game's mean >= its p25."""
+
+    ours: Estimate  # IQM of HNS over our runs of the plan's games
+    drq: Estimate  # DrQ(eps)'s IQM on the same games
+    games: list[str]  # the plan's games with at least one run
+    below: list[str]  # of those, the games whose mean over seeds is under DrQ(eps)'s 25th percentile
+    done: int  # the plan's runs finished
+    planned: int
+
+    @property
+    def met(self) -> bool:
+        return self.ours.point >= self.drq.point and not self.below
+
+    def verdict(self) -> str:
+        """'met' or 'not met', with 'so far, on ...' while runs of the plan are missing."""
+        verdict = "met" if self.met else "not met"
+        if self.done < self.planned:
+            verdict += (
+                f" so far, on {self.done} of the {self.planned} planned runs "
+                f"({len(self.games)} of {len(CORE_GAMES)} games)"
+            )
+        return verdict
+
+
+def goal(campaign: Campaign) -> Goal | None:
+    """The goal's figures, or None while no run of the plan's games has finished."""
+    if campaign.verdict_iqm is None:
+        return None
+    games = [g for g in CORE_GAMES if campaign.runs[g]]
+    below = [g for g in games if np.mean([r.score for r in campaign.runs[g]]) < _drq_percentiles(g)[1]]
+    done = sum(1 for g in CORE_GAMES for r in campaign.runs[g] if r.seed in SEEDS)
+    return Goal(*campaign.verdict_iqm, games, below, done, len(CORE_GAMES) * len(SEEDS))
 
 
 def _throughput(timed: list[RunResult]) -> list[str]:
@@ -438,19 +483,20 @@ def report(campaign: Campaign) -> tuple[str, str]:
         )
     if all(len(campaign.runs[g]) == 1 for g in campaign.aggregate_games if campaign.runs[g]) and runs:
         lines.append("One run per game: the bootstrap has nothing of ours to resample, so our intervals are points.")
-    if campaign.verdict_iqm is not None:
-        ours, drq = campaign.verdict_iqm
-        core = [g for g in CORE_GAMES if campaign.runs[g]]
-        below = [g for g in core if np.mean([r.score for r in campaign.runs[g]]) < _drq_percentiles(g)[1]]
-        verdict = "met" if ours.point >= drq.point and not below else "not met"
-        if done < planned:
-            verdict += f" so far, on {done} of the {planned} planned runs ({len(core)} of {len(CORE_GAMES)} games)"
+    target = goal(campaign)
+    if target is not None:
+        ours, drq = target.ours, target.drq
         why = [f"IQM {ours.point:.3f} {'>=' if ours.point >= drq.point else '<'} {drq.point:.3f}"]
-        why.append("every game's mean >= DrQ(eps) p25" if not below else "below DrQ(eps) p25: " + ", ".join(below))
+        why.append(
+            "every game's mean >= DrQ(eps) p25"
+            if not target.below
+            else "below DrQ(eps) p25: " + ", ".join(target.below)
+        )
+        compare = _compare(ours, drq, [len(campaign.runs[g]) for g in target.games])
         lines.append(
             f"\nGoal (our IQM >= DrQ(eps)'s on the same games, and each game's mean over seeds >= DrQ(eps)'s "
-            f"25th percentile): **{verdict}** ({'; '.join(why)}). On the plan's games: IQM {_ci(ours)} against "
-            f"DrQ(eps)'s {_ci(drq)} on the same {len(core)} games: {_compare(ours, drq)}."
+            f"25th percentile): **{target.verdict()}** ({'; '.join(why)}). On the plan's games: IQM {_ci(ours)} "
+            f"against DrQ(eps)'s {_ci(drq)} on the same {len(target.games)} games: {compare}."
         )
     lines += _throughput([r for r in runs if r.train_seconds is not None and r.eval_seconds is not None])
     commits = sorted({c for r in runs for c in r.commits})
@@ -464,6 +510,71 @@ def report(campaign: Campaign) -> tuple[str, str]:
         "ddof 1; HNS of the mean over seeds."
     )
     return title, re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def readme_summary(campaign: Campaign) -> str:
+    """README's Atari 100k paragraph: the plan, how far it got, each game against DrQ(eps), and what the
+    intervals show, in words that claim no more than they do. Written by ``--report-only`` like the section."""
+    planned = len(CORE_GAMES) * len(SEEDS)
+    target = goal(campaign)
+    done = target.done if target else 0
+    progress = (
+        f"**All {planned} runs have finished.**"
+        if done >= planned
+        else f'**Partial: {done} of {planned} runs have finished**, so the verdict below reads "so far".'
+    )
+    blocks = [
+        _wrap(
+            "Atari 100k (100k agent steps, then 100 games at epsilon 0.001): the spec's DuelDQN with DrQ(eps)'s "
+            f"recipe, in the campaign of issue 21, fixed before any result: seeds {', '.join(map(str, SEEDS))} of "
+            f"{', '.join(CORE_GAMES[:-1])} and {CORE_GAMES[-1]}, then the other games alphabetically. {progress}"
+        )
+    ]
+    if target is not None:
+        rows = [
+            "| game | ours: each seed (mean of 100 games) | mean over seeds | DrQ(eps) p25 / median | mean >= p25 |",
+            "|---|---|---|---|---|",
+        ]
+        for game in target.games:
+            rs = campaign.runs[game]
+            p = _drq_percentiles(game)
+            rows.append(
+                f"| {game} | {', '.join(f's{r.seed} {_fmt(r.score)}' for r in rs)} | "
+                f"{_fmt(float(np.mean([r.score for r in rs])))} | {_fmt(p[1])} / {_fmt(p[2])} | "
+                f"{'no' if game in target.below else 'yes'} |"
+            )
+        runs_per_game = [len(campaign.runs[g]) for g in target.games]
+        compare = _compare(target.ours, target.drq, runs_per_game)
+        ours = f"{target.ours.point:.3f}" if max(runs_per_game) == 1 else _ci(target.ours)
+        improvement = (
+            f" P(ours > DrQ(eps)) {_ci(campaign.improvement)}."
+            if campaign.improvement is not None and campaign.aggregate_games == target.games
+            else ""
+        )
+        blocks += [
+            "\n".join(rows),
+            _wrap(
+                f"IQM of human-normalised scores, 95% stratified-bootstrap intervals: ours {ours} "
+                f"against DrQ(eps)'s {_ci(target.drq)} on the same {len(target.games)} games; {compare}."
+                f"{improvement} The goal (our IQM at or above DrQ(eps)'s, each game's mean at or above DrQ(eps)'s "
+                f"25th percentile) is **{target.verdict()}**."
+            ),
+        ]
+    blocks.append(
+        _wrap(
+            "`python -m benchmarks.bench_atari100k --report-only` recomputes every figure from the raw returns in "
+            "`benchmarks/results/atari100k/` and rliable's per-run data of DER, DrQ(eps) and SPR "
+            "(`dueldqn/data/atari100k`, sources named there), and writes this paragraph. BENCHMARKS.md has the "
+            "whole report (median and mean, DER and SPR, wall times) and an earlier sitting's one-seed table, "
+            "superseded. The figure shows DrQ(eps)'s 100 runs per game with our seeds as points, and the IQM "
+            "intervals:"
+        )
+    )
+    return "\n\n".join(blocks)
+
+
+def _wrap(paragraph: str) -> str:
+    return textwrap.fill(paragraph, width=110, break_on_hyphens=False, break_long_words=False)
 
 
 def plot_campaign(campaign: Campaign, path: Path) -> Path:
@@ -580,6 +691,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"## {title}\n\n{body}")
         if not args.no_write:
             write_section("atari100k", title, body)
+            write_readme_block("atari100k", readme_summary(campaign))
         return
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     settings = {

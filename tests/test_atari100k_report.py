@@ -151,6 +151,52 @@ def test_a_finished_campaign_gets_a_verdict_and_the_median_runs_time(tmp_path: P
     assert "on the same 6 games:" in body
 
 
+def test_the_intervals_are_compared_only_where_ours_has_one() -> None:
+    ours, drq = bench.Estimate(0.8, 0.7, 0.9), bench.Estimate(0.6, 0.55, 0.65)
+    assert bench._compare(ours, drq, [1, 1]) == (
+        "with one run per game ours has no interval, so nothing separates the two yet"
+    )
+    assert bench._compare(ours, drq, [3, 3]) == "ours lies above DrQ(eps)'s interval"
+    assert bench._compare(drq, ours, [3, 3]) == "ours lies below DrQ(eps)'s interval"
+    assert bench._compare(ours, bench.Estimate(0.7, 0.6, 0.75), [3, 3]).startswith("the intervals overlap")
+    assert bench._compare(ours, drq, [3, 1]) == (
+        "ours lies above DrQ(eps)'s interval (games with one run add no spread, so ours is narrower than it will be)"
+    )
+
+
+def test_readme_says_what_the_intervals_show(tmp_path: Path) -> None:
+    partial_campaign(tmp_path)
+    campaign = summarize(load_results(tmp_path), reps=300)
+    text = bench.readme_summary(campaign)
+    flat = " ".join(text.split())
+    assert '**Partial: 7 of 18 runs have finished**, so the verdict below reads "so far".' in flat
+    # per game: each seed, the mean over seeds, DrQ(eps)'s p25 and median, and the p25 test (module docstring)
+    assert "| Breakout | s0 30.5, s1 16.1, s2 1.7 | 16.1 | 14.7 / 16.2 | yes |" in text
+    assert "| Boxing | s0 12.1, s1 6.1, s2 0.1 | 6.1 | 7.0 / 8.5 | no |" in text
+    assert "| Krull | s0 2,666 | 2,666 | 3,936 / 4,411 | no |" in text and "| Alien |" not in text
+    ours, drq = bench.goal(campaign).ours, bench.goal(campaign).drq
+    assert f"ours {ours.point:.3f} [{ours.low:.3f}, {ours.high:.3f}] against DrQ(eps)'s {drq.point:.3f}" in flat
+    assert "(games with one run add no spread, so ours is narrower than it will be)" in flat  # Krull: one run
+    assert (
+        "P(ours > DrQ(eps)) " in flat and "is **not met so far, on 7 of the 18 planned runs (3 of 6 games)**." in flat
+    )
+    assert max(len(line) for line in text.splitlines() if not line.startswith("|")) <= 110
+
+
+def test_the_readme_block_is_replaced_between_its_markers_only(tmp_path: Path) -> None:
+    write_readme_block = import_benchmark("_report").write_readme_block
+    readme = tmp_path / "README.md"
+    start, end = "<!-- --8<-- [start:atari100k] -->", "<!-- --8<-- [end:atari100k] -->"
+    readme.write_text(f"# title\n\n{start}\nold text\n{end}\n\n![figure](x.png)\n")
+    write_readme_block("atari100k", "new text\n\n| a |", readme)
+    assert readme.read_text() == f"# title\n\n{start}\nnew text\n\n| a |\n{end}\n\n![figure](x.png)\n"
+    assert not list(tmp_path.glob("*.tmp"))
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match=r"expected one <!-- --8<-- \[start:atari100k\] -->"):
+        write_readme_block("atari100k", "text", readme)
+    assert readme.read_text() == "# no markers\n"
+
+
 def test_the_report_command_reads_only_result_files_and_draws_the_figure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
