@@ -24,6 +24,19 @@ from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons, epsilon_g
 from dueldqn.replay import PrioritizedReplay, ReplayBuffer
 
 
+def add_step(replay: ReplayBuffer, chunk: Chunk, t: int) -> None:
+    """Step ``t`` of a runner's chunk into a local replay, as the reference for what a shard must hold."""
+    replay.add(
+        chunk.obs_TKO[t],
+        chunk.actions_TK[t],
+        chunk.rewards_TK[t],
+        chunk.next_obs_TKO[t],
+        chunk.terminated_TK[t],
+        chunk.truncated_TK[t],
+        chunk.valid_TK[t],
+    )
+
+
 def test_apex_epsilons_follow_the_formula() -> None:
     eps_N = apex_epsilons(8)
     assert np.allclose(eps_N, [0.4 ** (1 + 7 * i / 7) for i in range(8)])
@@ -174,15 +187,7 @@ def test_shard_folds_n_step_as_the_local_replay_does() -> None:
         chunk = runner.collect(60)
         shard.add_chunk(chunk)
         for t in range(60):
-            local.add(
-                chunk.obs_TKO[t],
-                chunk.actions_TK[t],
-                chunk.rewards_TK[t],
-                chunk.next_obs_TKO[t],
-                chunk.terminated_TK[t],
-                chunk.truncated_TK[t],
-                chunk.valid_TK[t],
-            )
+            add_step(local, chunk, t)
     assert isinstance(shard.storage, ReplayBuffer)
     assert np.array_equal(shard.storage.next_slot, local.next_slot) and len(shard) == len(local)
     slots = np.arange(len(local))
@@ -271,15 +276,7 @@ def test_frame_shard_rebuilds_atari_stacks_and_folds_n_step_as_the_local_replay_
         packed = pack_frames(chunk)  # as a runner actor sends it: each frame once
         assert isinstance(packed, FrameChunk) and packed_shard.add_chunk(packed) == chunk.transitions
         for t in range(50):
-            local.add(
-                chunk.obs_TKO[t],
-                chunk.actions_TK[t],
-                chunk.rewards_TK[t],
-                chunk.next_obs_TKO[t],
-                chunk.terminated_TK[t],
-                chunk.truncated_TK[t],
-                chunk.valid_TK[t],
-            )
+            add_step(local, chunk, t)
         rows += [
             (chunk.obs_TKO[t, k], chunk.next_obs_TKO[t, k], chunk.actions_TK[t, k])
             for t in range(50)
@@ -344,8 +341,7 @@ net = apex_network(config, torch.device("cpu"))
 run_dir = Path(sys.argv[1])
 run_dir.mkdir()
 try:
-    run_apex(config, run_dir, q_net=net.q_net, spec=net.spec, obs_shape=net.obs_shape, obs_dtype=net.obs_dtype,
-             frames=net.frames, device=torch.device("cpu"), progress=False, tensorboard=False)
+    run_apex(config, run_dir, net, device=torch.device("cpu"), progress=False, tensorboard=False)
     error = None
 except Exception as err:
     error = type(err).__name__
@@ -401,11 +397,7 @@ def _run(tmp_path: Path, name: str = "run", **overrides):  # type: ignore[no-unt
     result = run_apex(
         config,
         run_dir,
-        q_net=net.q_net,
-        spec=net.spec,
-        obs_shape=net.obs_shape,
-        obs_dtype=net.obs_dtype,
-        frames=net.frames,
+        net,
         device=torch.device("cpu"),
         progress=False,
         tensorboard=False,

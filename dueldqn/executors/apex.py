@@ -56,26 +56,21 @@ BATCHES_PER_SAMPLE = 8  # batches per request: one actor call costs about a mill
 def run_apex(
     config: Config,
     run_dir: Path,
+    net: ApexNetwork,
     *,
-    q_net: torch.nn.Module,
-    spec: dict[str, Any],
-    obs_shape: tuple[int, ...],
-    obs_dtype: np.dtype,
-    frames: bool,
     device: torch.device,
     resume: Checkpoint | None = None,
-    evaluate: tuple[Any, int] | None = None,
+    evaluate: bool = False,
     progress: bool = True,
     tensorboard: bool = True,
     record_ids: bool = False,
     name_prefix: str = "",
-    mask_actions: int = 0,
 ) -> ApexResult:
-    """Train ``q_net`` with Ape-X on Ray and leave checkpoints, ``metrics.csv`` and ``apex.csv`` in ``run_dir``.
+    """Train ``net.q_net`` with Ape-X on Ray and leave checkpoints, ``metrics.csv`` and ``apex.csv`` in ``run_dir``.
 
-    ``evaluate``: the env's raw observation space and action count, for evaluations during training
-    (``config.eval_every``; they play in the driver, between updates, while the runners go on).
-    ``mask_actions``: the shards keep each transition's ``s'`` action mask of this many actions (0: none).
+    ``evaluate``: evaluate during training (``config.eval_every``; the games play in the driver, between
+    updates, while the runners go on). The shards keep each transition's ``s'`` action mask of
+    ``net.mask_actions`` actions (0: none).
 
     Raises:
         ValueError: for an on-policy algorithm (SARSA: Ape-X's runners follow many policies).
@@ -88,13 +83,14 @@ def run_apex(
         raise ValueError(f"the ray executor (Ape-X) learns off-policy: use algo dqn or double, not {config.algo!r}")
     # Batches arrive as read-only numpy views of Ray's object store; torch only reads them.
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    q_net = net.q_net
     learner = build_learner(config, q_net, device, noise=noise_generator(config, device))
     state = ApexState(runner_episodes=[0] * config.num_env_runners, loss_sum=torch.zeros((), device=device))
     session = Session(
         config,
         run_dir,
         resume,
-        meta={"config": config.to_dict(), "network": spec, "executor": "ray"},
+        meta={"config": config.to_dict(), "network": net.spec, "executor": "ray"},
         progress=progress,
         tensorboard=tensorboard,
     )
@@ -105,13 +101,13 @@ def run_apex(
     try:
         cluster = rx.ApexCluster(
             config,
-            obs_shape=obs_shape,
-            obs_dtype=obs_dtype,
-            frames=frames,
+            obs_shape=net.obs_shape,
+            obs_dtype=net.obs_dtype,
+            frames=net.frames,
             first_life=state.steps,
             record_ids=record_ids,
             name_prefix=name_prefix,
-            mask_actions=mask_actions,
+            mask_actions=net.mask_actions,
         )
     except BaseException:  # the real error goes up; the cluster closed its actors, the Ray we started stops
         rx.shutdown(started)
@@ -119,7 +115,7 @@ def run_apex(
         apex_file.close()
         raise
     # As in the local loop (dueldqn.threads): an MLP learns on one thread, a conv net's count is timed and re-chosen.
-    threads = ThreadPolicy.for_run(config.torch_threads, frames, device)
+    threads = ThreadPolicy.for_run(config.torch_threads, net.frames, device)
     session.components = {
         "learner": learner,
         REPLAY: ShardsState(cluster),
@@ -134,8 +130,8 @@ def run_apex(
                 session.restore(resume.states)  # the learner, every shard's replay, the counters, the metrics files
                 learner.version = state.updates
             evaluation = (
-                TrainingEvaluation(config, q_net, evaluate[0], evaluate[1], session.logger, state.steps)
-                if config.eval_every and evaluate is not None
+                TrainingEvaluation(config, q_net, net.raw_space, net.n_actions, session.logger, state.steps)
+                if config.eval_every and evaluate
                 else None
             )
             driver = Driver(config, learner, cluster, session, state, apex_file, evaluation, threads, rx)
@@ -377,18 +373,6 @@ def train_apex(
     device = resolve_device(config.device)
     net = apex_network(config, device)
     result = run_apex(
-        config,
-        run_dir,
-        q_net=net.q_net,
-        spec=net.spec,
-        obs_shape=net.obs_shape,
-        obs_dtype=net.obs_dtype,
-        frames=net.frames,
-        device=device,
-        resume=resume,
-        evaluate=(net.raw_space, net.n_actions),
-        progress=progress,
-        tensorboard=tensorboard,
-        mask_actions=net.mask_actions,
+        config, run_dir, net, device=device, resume=resume, evaluate=True, progress=progress, tensorboard=tensorboard
     )
     return net, result
