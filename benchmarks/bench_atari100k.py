@@ -334,8 +334,9 @@ def _compare(ours: Estimate, drq: Estimate, runs_per_game: Sequence[int]) -> str
     if all(n == 1 for n in runs_per_game):
         return "with one run per game ours has no interval, so nothing separates the two yet"
     caveat = (
-        " (games with one run add no spread, so ours is narrower than it will be)"
-        if any(n == 1 for n in runs_per_game)
+        f" (some games have fewer than the plan's {len(SEEDS)} runs, so our interval is narrower than it will be: "
+        "not a finding yet)"
+        if min(runs_per_game) < len(SEEDS)
         else ""
     )
     if ours.low > drq.high:
@@ -481,8 +482,15 @@ def report(campaign: Campaign) -> tuple[str, str]:
             "(per game, the chance that a run of ours scores above a run of DrQ(eps), ties half, averaged "
             "over games)."
         )
-    if all(len(campaign.runs[g]) == 1 for g in campaign.aggregate_games if campaign.runs[g]) and runs:
+    counts = {len(campaign.runs[g]) for g in campaign.aggregate_games if campaign.runs[g]}
+    if counts == {1}:
         lines.append("One run per game: the bootstrap has nothing of ours to resample, so our intervals are points.")
+    elif len(counts) > 1:
+        lines.append(
+            "Our games have different numbers of runs, so our IQM weighs every game the same (a run of game g "
+            "weighs 1 / (games x runs of g), a quarter of the weight cut at each end: `dueldqn.aggregates.iqm_K`); "
+            "rliable's plain cut, which would weigh a game by its runs, applies once every game has as many."
+        )
     target = goal(campaign)
     if target is not None:
         ours, drq = target.ours, target.drq

@@ -4,7 +4,8 @@
 of games with several runs each (scores are usually human-normalised first):
 
 * the interquartile mean ``IQM``: the mean of the middle 50% of all (run, game) scores, as
-  ``scipy.stats.trim_mean(scores, 0.25, axis=None)`` computes it (``int(0.25 n)`` cut at each end);
+  ``scipy.stats.trim_mean(scores, 0.25, axis=None)`` computes it (``int(0.25 n)`` cut at each end); where
+  games have different numbers of runs, of the scores with every game weighing the same (``iqm_K``);
 * the mean and the median over games of each game's mean over runs;
 * the probability of improvement ``P(X > Y)``: per game ``m``, ``P(X_m > Y_m) + 0.5 P(X_m = Y_m)`` over all
   pairs of a run of X and a run of Y (the Mann-Whitney U statistic over ``n m``), averaged over games;
@@ -62,10 +63,27 @@ def per_game(scores: Scores) -> list[np.ndarray]:
 
 
 def iqm_K(runs_G_KR: Sequence[np.ndarray]) -> np.ndarray:
-    """Interquartile mean of all cells of each replicate: ``int(N / 4)`` cut at each end, the rest averaged."""
-    cells_KN = np.sort(np.concatenate(runs_G_KR, axis=1), axis=1)
-    cut = int(0.25 * cells_KN.shape[1])
-    return cells_KN[:, cut : cells_KN.shape[1] - cut].mean(axis=1)
+    """Interquartile mean of all cells of each replicate, every game weighing the same.
+
+    With the same number of runs in every game (rliable's ``(runs, games)`` matrix): ``int(N / 4)`` cells cut
+    at each end, the rest averaged, as ``scipy.stats.trim_mean`` does. With different numbers (a campaign in
+    progress) the plain cut would weigh a game by its runs, so each cell of game ``g`` weighs
+    ``1 / (G R_g)`` and a quarter of the total weight is cut at each end, a cell in part where the cut falls
+    inside it: the interquartile mean of the mixture that gives each game the same weight.
+    """
+    counts = [runs_KR.shape[1] for runs_KR in runs_G_KR]
+    cells_KN = np.concatenate(runs_G_KR, axis=1)
+    if len(set(counts)) == 1:
+        cells_KN = np.sort(cells_KN, axis=1)
+        cut = int(0.25 * cells_KN.shape[1])
+        return cells_KN[:, cut : cells_KN.shape[1] - cut].mean(axis=1)
+    weights_N = np.concatenate([np.full(n, 1.0 / (len(counts) * n)) for n in counts])
+    order_KN = np.argsort(cells_KN, axis=1, kind="stable")
+    values_KN = np.take_along_axis(cells_KN, order_KN, axis=1)
+    weights_KN = weights_N[order_KN]
+    ends_KN = np.cumsum(weights_KN, axis=1)
+    kept_KN = np.clip(np.minimum(ends_KN, 0.75) - np.maximum(ends_KN - weights_KN, 0.25), 0.0, None)
+    return (values_KN * kept_KN).sum(axis=1) / kept_KN.sum(axis=1)
 
 
 def mean_K(runs_G_KR: Sequence[np.ndarray]) -> np.ndarray:

@@ -123,8 +123,21 @@ def test_iqm_cuts_a_quarter_at_each_end_as_scipy_trim_mean() -> None:
     assert iqm(np.arange(1, 11).reshape(2, 5)) == 5.5  # n = 10: int(2.5) = 2 cut at each end, mean of 3..8
     assert iqm(np.array([1.0, 100.0, 3.0])) == pytest.approx(104 / 3)  # n = 3: nothing cut
     assert iqm(np.array([0.0, 0.0, 0.0, 1000.0])) == 0.0  # the outlier is cut
-    # games of 2 and 3 runs: 5 cells, int(1.25) = 1 cut at each end, mean of 1, 2, 3
-    assert point(iqm_K, [[0.0, 1.0], [2.0, 3.0, 9.0]]) == 2.0
+
+
+def test_iqm_weighs_every_game_the_same_where_their_runs_differ() -> None:
+    # games of 2 and 3 runs: cells 0, 1 weigh 1/4 each, 2, 3, 9 weigh 1/6. The bottom quarter is the 0, the
+    # top quarter the 9 and 1/12 of the 3; left: 1 (1/4), 2 (1/6), 3 (1/12), mean (1/4 + 2/6 + 3/12) / (1/2)
+    assert point(iqm_K, [[0.0, 1.0], [2.0, 3.0, 9.0]]) == pytest.approx(5 / 3)
+    # a game's runs given twice weigh what they weighed once; the same runs in every game is the plain cut
+    assert point(iqm_K, [[0.0, 1.0, 0.0, 1.0], [2.0, 3.0, 9.0]]) == pytest.approx(5 / 3)
+    assert point(iqm_K, [[0.0, 1.0, 5.0], [2.0, 3.0, 9.0]]) == iqm(np.array([0.0, 1.0, 5.0, 2.0, 3.0, 9.0]))
+    # the report's partial campaign (tests/test_atari100k_report.py): HNS 1, .5, 0 in two games and 1 in a third
+    # weigh 2/9 at 0, 2/9 at .5 and 5/9 at 1; the middle half is .5 over 7/36 and 1 over 11/36
+    assert point(iqm_K, [[1.0, 0.5, 0.0], [1.0, 0.5, 0.0], [1.0]]) == pytest.approx((0.5 * 7 + 11) / 18)
+    # replicates: each row of a (K, R) batch on its own
+    batch = iqm_K([np.array([[0.0, 1.0], [1.0, 1.0]]), np.array([[2.0, 3.0, 9.0], [1.0, 1.0, 1.0]])])
+    assert batch == pytest.approx([5 / 3, 1.0])
 
 
 def test_mean_and_median_are_over_each_games_mean() -> None:

@@ -99,10 +99,12 @@ def test_a_partial_campaign_gives_each_game_its_seeds_and_the_verdict_only_so_fa
     assert "| Krull | 1 | s0 2,666 | **2,666** | 1.000 |" in body
     assert "| Alien | 0 | - | - | - |" in body and "| RoadRunner | 0 |" in body  # the plan's games not run yet
     # our 7 HNS cells 1, .5, 0, 1, .5, 0, 1: IQM cuts one at each end, (0 + .5 + .5 + 1 + 1) / 5 = 0.6;
-    # game means .5, .5, 1: median 0.5, mean 2/3
+    # game means .5, .5, 1: median 0.5, mean 2/3; the IQM weighs each game the same (3, 3 and 1 runs): 2/9 of
+    # the weight at 0, 2/9 at .5, 5/9 at 1, so the middle half is .5 over 7/36 and 1 over 11/36
     ours = campaign.aggregates[OURS]
-    assert (ours["IQM"].point, ours["median"].point, ours["mean"].point) == pytest.approx((0.6, 0.5, 2 / 3))
-    assert f"| {OURS} | 3, 3, 1 | 0.600 [" in body
+    iqm = (0.5 * 7 + 11) / 18
+    assert (ours["IQM"].point, ours["median"].point, ours["mean"].point) == pytest.approx((iqm, 0.5, 2 / 3))
+    assert f"| {OURS} | 3, 3, 1 | {iqm:.3f} [" in body and "so our IQM weighs every game the same" in body
     assert campaign.aggregate_games == ["Boxing", "Breakout", "Krull"]
     drq = np.stack([reference_runs("DrQ(eps)", g) for g in ("Boxing", "Breakout", "Krull")])
     assert campaign.aggregates["DrQ(eps)"]["mean"].point == pytest.approx(
@@ -159,8 +161,9 @@ def test_the_intervals_are_compared_only_where_ours_has_one() -> None:
     assert bench._compare(ours, drq, [3, 3]) == "ours lies above DrQ(eps)'s interval"
     assert bench._compare(drq, ours, [3, 3]) == "ours lies below DrQ(eps)'s interval"
     assert bench._compare(ours, bench.Estimate(0.7, 0.6, 0.75), [3, 3]).startswith("the intervals overlap")
-    assert bench._compare(ours, drq, [3, 1]) == (
-        "ours lies above DrQ(eps)'s interval (games with one run add no spread, so ours is narrower than it will be)"
+    assert bench._compare(ours, drq, [3, 2]) == (
+        "ours lies above DrQ(eps)'s interval (some games have fewer than the plan's 3 runs, so our interval is "
+        "narrower than it will be: not a finding yet)"
     )
 
 
@@ -176,7 +179,7 @@ def test_readme_says_what_the_intervals_show(tmp_path: Path) -> None:
     assert "| Krull | s0 2,666 | 2,666 | 3,936 / 4,411 | no |" in text and "| Alien |" not in text
     ours, drq = bench.goal(campaign).ours, bench.goal(campaign).drq
     assert f"ours {ours.point:.3f} [{ours.low:.3f}, {ours.high:.3f}] against DrQ(eps)'s {drq.point:.3f}" in flat
-    assert "(games with one run add no spread, so ours is narrower than it will be)" in flat  # Krull: one run
+    assert "(some games have fewer than the plan's 3 runs, so our interval is narrower" in flat  # Krull: one run
     assert (
         "P(ours > DrQ(eps)) " in flat and "is **not met so far, on 7 of the 18 planned runs (3 of 6 games)**." in flat
     )
