@@ -22,6 +22,23 @@ class TrainingInterrupted(Exception):
         )
 
 
+class EvaluationInterrupted(TrainingInterrupted):
+    """SIGINT or SIGTERM during a run's final evaluation: training is done and its last checkpoint kept.
+
+    A resume finds the loop finished and plays the final evaluation again, on the same seeded games, so
+    nothing is lost but the evaluation's time. It is a :class:`TrainingInterrupted`, so callers that stop and
+    resume runs (the command line, tuning, the campaign) treat it as one.
+    """
+
+    def __init__(self, run_dir: Path, step: int, signum: int) -> None:
+        super().__init__(run_dir, step, signum)
+        self.args = (
+            f"interrupted by {signal.Signals(signum).name} in the final evaluation, after step {step}; training "
+            f"is done and checkpointed. Resume with: dueldqn train --resume {run_dir} (it plays the same "
+            "evaluation games again)",
+        )
+
+
 class TrainingDiverged(RuntimeError):
     """The TD loss became NaN or infinite; the run stopped without checkpointing the bad state."""
 

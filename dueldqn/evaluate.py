@@ -213,22 +213,24 @@ def evaluate_agent(
     deterministic = epsilon == 0.0
     if stacks_frames(env_id):
         envs = make_eval_vec_env(env_id, min(episodes, EVAL_NUM_ENVS), seed)
-        result = evaluate_vector(
-            envs, lambda obs_B: agent.predict(obs_B, deterministic=deterministic)[0], episodes=episodes, seed=seed
-        )
-        envs.close()
-        return result
+        try:  # closed also when a signal stops the evaluation
+            return evaluate_vector(
+                envs, lambda obs_B: agent.predict(obs_B, deterministic=deterministic)[0], episodes=episodes, seed=seed
+            )
+        finally:
+            envs.close()
     env = make_eval_env(env_id, seed=seed)
-    result = evaluate(
-        env,
-        lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]),
-        episodes=episodes,
-        seed=seed,
-        action_mask=action_mask,
-        act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic, action_mask=mask)[0]),
-    )
-    env.close()
-    return result
+    try:
+        return evaluate(
+            env,
+            lambda obs: int(agent.predict(obs, deterministic=deterministic)[0]),
+            episodes=episodes,
+            seed=seed,
+            action_mask=action_mask,
+            act_masked=lambda obs, mask: int(agent.predict(obs, deterministic=deterministic, action_mask=mask)[0]),
+        )
+    finally:
+        env.close()
 
 
 class TrainingEvaluation:

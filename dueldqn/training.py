@@ -33,7 +33,7 @@ from dueldqn.config import Config, load_config, resolve_config
 from dueldqn.device import resolve_device
 from dueldqn.envs import make_vec_env, restore_vector_env_state, vector_env_state
 from dueldqn.envs.masks import run_masks
-from dueldqn.errors import TrainingDiverged, TrainingInterrupted
+from dueldqn.errors import EvaluationInterrupted, TrainingDiverged, TrainingInterrupted
 from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
 from dueldqn.executors.local import Parts, run_local
 from dueldqn.executors.session import (
@@ -41,6 +41,7 @@ from dueldqn.executors.session import (
     NumpyRNG,
     Session,
     default_run_dir,
+    evaluation_signals,
     load_newest_checkpoint,
     prepare_run_dir,
 )
@@ -48,7 +49,15 @@ from dueldqn.files import CONFIG_FILE, CURVE_FILE, EVAL_FILE, MODEL_FILE, SUMMAR
 from dueldqn.plotting import plot_run
 from dueldqn.threads import ThreadPolicy, fixed_threads
 
-__all__ = ["CONFIG_FILE", "SUMMARY_FIELDS", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
+__all__ = [
+    "CONFIG_FILE",
+    "SUMMARY_FIELDS",
+    "EvaluationInterrupted",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "train",
+]
 
 SUMMARY_FIELDS = (
     "env_id",
@@ -153,7 +162,8 @@ def train(
 
     Raises:
         ValueError: bad input (config, env id, run directory, checkpoint), before anything runs.
-        TrainingInterrupted: on SIGINT / SIGTERM, after writing a checkpoint.
+        TrainingInterrupted: on SIGINT / SIGTERM, after writing a checkpoint; its subclass
+            EvaluationInterrupted in the final evaluation (a resume plays it again).
         TrainingDiverged: when the TD loss becomes NaN or infinite.
     """
     config, run_path, ckpt = resolve_run(config, run_dir, resume, preset, overrides)
@@ -325,7 +335,8 @@ def finish(
     agent = Agent(
         q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + seeds.FINAL_EVAL_POLICY
     )
-    with fixed_threads(eval_threads):  # the count the loop ended on: one a shared machine can give
+    # the count the loop ended on (one a shared machine can give); a signal stops the evaluation, to be played again
+    with fixed_threads(eval_threads), evaluation_signals(run_path, steps):
         result = evaluate_agent(
             config.env_id,
             agent,

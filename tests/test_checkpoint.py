@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import signal
@@ -14,10 +15,11 @@ from safetensors.torch import load_file
 
 import dueldqn.learner as learner_module
 import dueldqn.numpy_mlp as numpy_mlp
+import dueldqn.training as training_module
 from dueldqn.agent import Agent
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.config import Config
-from dueldqn.errors import TrainingDiverged
+from dueldqn.errors import EvaluationInterrupted, TrainingDiverged
 from dueldqn.training import train
 
 ARGS = [
@@ -110,21 +112,23 @@ class Payload:
         return (open, (str(self.marker), "w"))
 
 
+SHORT = Config(
+    total_steps=600,
+    checkpoint_every=200,
+    keep_checkpoints=3,
+    learning_starts=200,
+    batch_size=32,
+    hidden_sizes=(32, 32),
+    log_interval=200,
+    eval_episodes=2,
+)
+
+
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 600-step run, in this process, with checkpoints at 200, 400 and 600: what the loading tests damage."""
     run_dir = tmp_path_factory.mktemp("short") / "run"
-    config = Config(
-        total_steps=600,
-        checkpoint_every=200,
-        keep_checkpoints=3,
-        learning_starts=200,
-        batch_size=32,
-        hidden_sizes=(32, 32),
-        log_interval=200,
-        eval_episodes=2,
-    )
-    train(config, run_dir=run_dir, progress=False, tensorboard=False)
+    train(SHORT, run_dir=run_dir, progress=False, tensorboard=False)
     return run_dir
 
 
@@ -251,3 +255,32 @@ def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, monkeypatch: p
         if isinstance(t, torch.Tensor) and t.is_floating_point()
     )
     assert not (run_dir / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_in_the_final_evaluation_stops_it_and_a_resume_plays_the_same_games(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+) -> None:
+    """Training done, the signal comes as the final evaluation starts: no half result, the checkpoint kept."""
+    real_evaluate = training_module.evaluate_agent
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def signalled(*args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), sig)  # delivered in this (main) thread before the call returns
+        pytest.fail("the signal did not stop the evaluation")
+
+    monkeypatch.setattr(training_module, "evaluate_agent", signalled)
+    run_dir = tmp_path / "run"
+    with pytest.raises(EvaluationInterrupted, match=f"{sig.name} in the final evaluation, after step 600") as stopped:
+        train(SHORT, run_dir=run_dir, progress=False, tensorboard=False)
+    assert stopped.value.step == 600 and stopped.value.signum == sig
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # the process's own handlers are back
+    assert not (run_dir / "eval.json").exists() and not (run_dir / "summary.json").exists()
+    assert load_checkpoint(list_checkpoints(run_dir)[0]).step == 600
+
+    monkeypatch.setattr(training_module, "evaluate_agent", real_evaluate)
+    resumed = train(resume=run_dir, progress=False, tensorboard=False)
+    straight = train(SHORT, run_dir=tmp_path / "straight", progress=False, tensorboard=False)
+    assert resumed.summary["updates"] == straight.summary["updates"] > 0
+    assert resumed.eval is not None and straight.eval is not None
+    assert resumed.eval.returns == straight.eval.returns  # the same network, the same seeded games
