@@ -192,6 +192,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise ValueError(f"{path / _STATE} is not readable JSON ({err}); the checkpoint is corrupt") from err
     if not isinstance(state, dict) or state.get("format") not in (1, CHECKPOINT_FORMAT):
         raise ValueError(f"{path} is not a dueldqn checkpoint (formats 1 and {CHECKPOINT_FORMAT} are read)")
+    needed = ("step", "config", "network", *(("components",) if state["format"] == CHECKPOINT_FORMAT else ()))
+    if missing := [key for key in needed if key not in state]:
+        raise ValueError(f"{path / _STATE} lacks {', '.join(missing)}; the checkpoint is damaged or foreign")
     tensors, _ = load_tensors(path / _TENSORS)
     arrays = _load_npz(path / _ARRAYS)
     replay = _load_npz(path / _REPLAY) if (path / _REPLAY).is_file() else None

@@ -160,7 +160,7 @@ def test_a_torch_save_pickle_as_model_file_is_refused(run_with_checkpoints: Path
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "corrupt", "delete"])
+@pytest.mark.parametrize("damage", ["truncate", "corrupt", "gutted", "delete"])
 def test_damaged_checkpoints_are_refused_and_the_previous_one_resumes(
     run_with_checkpoints: Path, damage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -172,6 +172,9 @@ def test_damaged_checkpoints_are_refused_and_the_previous_one_resumes(
     elif damage == "corrupt":
         (newest / "state.json").write_text('{"format": 1, "step": ')
         expected = "is not readable JSON"
+    elif damage == "gutted":  # readable JSON of the right format, without what a run needs
+        (newest / "state.json").write_text('{"format": 2, "step": 600}')
+        expected = "state.json lacks config, network, components; the checkpoint is damaged or foreign"
     else:
         path.unlink()
         expected = "is incomplete: tensors.safetensors is missing"
