@@ -243,7 +243,7 @@ def components(env_id: str) -> dict[str, float]:
     chunk_bytes = sum(_nbytes(c) for c in sent)
     stack_bytes = sum(_nbytes(c) for c in chunks)  # the same chunks with obs and next_obs stacks
     kwargs: dict[str, Any] = {"index": 0, "obs_shape": net.obs_shape, "obs_dtype": net.obs_dtype, "frames": net.frames}
-    shard = ray.remote(ReplayShard).remote(config, **kwargs)
+    shard: Any = ray.remote(ReplayShard).remote(config, **kwargs)  # an actor handle: its methods have .remote
     ray.get(shard.stats.remote())  # the actor is up: time the adds only
     start = time.perf_counter()
     ray.get([shard.add_chunk.remote(c) for c in sent])

@@ -267,7 +267,7 @@ def main() -> None:
         )
     if "loop" not in args.skip:
         parts = bench_loop(args.loop_steps)
-        total = sum(parts.values())
+        total = np.sum(list(parts.values()), axis=0)  # (wall, CPU) ms
         lines += [
             "",
             f"### One loop step of the atari100k preset ({ENV_ID}, epsilon 0.01, 1 update per step)",

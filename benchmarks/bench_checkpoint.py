@@ -61,7 +61,7 @@ def cartpole(tmp: Path) -> str:
 
 def atari(tmp: Path, capacity: int) -> str:
     from dueldqn import DuelDQN
-    from dueldqn.checkpoint import save_checkpoint
+    from dueldqn.checkpoint import REPLAY, save_checkpoint
     from dueldqn.replay import FrameReplayBuffer
 
     # Fill the replay through add(), as training does: 1,000-step episodes of frames drawn from
@@ -89,15 +89,12 @@ def atari(tmp: Path, capacity: int) -> str:
         tensors |= {f"optimizer.{index}.{name}": torch.as_tensor(v) for name, v in moments.items()}
     run_dir = tmp / "atari"
     start = time.perf_counter()
-    path = save_checkpoint(
-        run_dir,
-        1,
-        tensors=tensors,
-        arrays={"obs": np.zeros((1, 4, 84, 84), np.uint8)},
-        replay=filled,
-        state={"note": "benchmark"},
-        keep=1,
-    )
+    states = {
+        "learner": tensors,
+        "loop": {"obs_NO": np.zeros((1, 4, 84, 84), np.uint8), "note": "benchmark"},
+        REPLAY: filled,
+    }
+    path = save_checkpoint(run_dir, 1, states, meta={"config": {}, "network": {}}, keep=1)
     write_s = time.perf_counter() - start
     del filled, replay
     load_s, _ = _rewrite(path, tmp / "atari-copy")
@@ -121,8 +118,8 @@ def main() -> None:
     body = (
         "Checkpoints written to the working directory's disk (fsync'd), one at a time.\n\n"
         "| checkpoint | size | write | load | resume |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-        "Atari resume = load + rebuilding the envs and networks (seconds); the emulator's own state is "
-        "not saved, so a resumed Atari run starts new games (see README)."
+        "Atari resume = load + rebuilding the envs and networks (seconds) + restoring each emulator from its "
+        "saved state (the game's reset state and the actions since; see docs/checkpoints.md)."
     )
     print(body)
     if not args.no_write:

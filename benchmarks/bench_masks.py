@@ -37,7 +37,7 @@ import numpy as np
 from benchmarks._report import write_section
 from dueldqn.checkpoint import atomic_write_json
 from dueldqn.config import resolve_config
-from dueldqn.evaluate import TrainingEvaluation
+from dueldqn.seeds import TRAINING_EVAL
 from dueldqn.training import train
 
 ENV_ID = "Taxi-v4"
@@ -178,7 +178,7 @@ def main() -> None:
     optimum = optimal_return(q_SA)
     target = FRACTION * optimum
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    on_eval = {str(s): optimal_on_episodes(q_SA, s + TrainingEvaluation.SEED_OFFSET, args.eval_episodes) for s in seeds}
+    on_eval = {str(s): optimal_on_episodes(q_SA, s + TRAINING_EVAL, args.eval_episodes) for s in seeds}
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
     meta = {

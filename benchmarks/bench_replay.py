@@ -76,7 +76,7 @@ def bench(capacity: int, calls: int, repeats: int, batch_sizes: tuple[int, ...])
             for _ in range(ADDS):
                 prioritized.add(*one)
             batch = prioritized.sample(b, rng, beta=0.4)
-            prioritized.update_priorities(batch.indices, td_abs)  # type: ignore[arg-type]
+            prioritized.update_priorities(batch.indices, td_abs)
 
         rows.append(("uniform", b, _time(uniform_cycle, calls, repeats)))
         rows.append(("prioritized", b, _time(prioritized_cycle, calls, repeats)))

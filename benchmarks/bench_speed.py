@@ -139,7 +139,7 @@ def main() -> None:
 
 def replay_variants(args: argparse.Namespace) -> None:
     """The loop's throughput with prioritized replay and 3-step returns against uniform replay."""
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "dueldqn": {},
         "per": {"prioritized": True},
         "3-step": {"n_step": 3},

@@ -191,9 +191,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{study_summary(env_id)}\n\nLoad average (1, 5, 15 min) at the start of the comparison: "
             f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}."
         )
-        result = compare(
-            env_id, found, list(range(args.seeds)), lambda current, head=head: publish(f"{head}\n\n{current}")
-        )
+
+        def publish_under(current: str, head: str = head) -> None:
+            publish(f"{head}\n\n{current}")
+
+        result = compare(env_id, found, list(range(args.seeds)), publish_under)
         sections.append(f"{head}\n\n{result}")
     print("\n\n".join([intro, *sections]))
 
