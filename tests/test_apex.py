@@ -21,10 +21,10 @@ from dueldqn.config import Config
 from dueldqn.executors.env_runner import Chunk, EnvRunner, FrameChunk, initial_td_errors, pack_frames, unpack_frames
 from dueldqn.executors.replay_shard import ReplayShard
 from dueldqn.exploration import annealed_apex_epsilons, apex_epsilons, epsilon_greedy_actions
-from dueldqn.replay import PrioritizedReplay, ReplayBuffer
+from dueldqn.replay import PrioritizedReplay, Replay, ReplayBuffer
 
 
-def add_step(replay: ReplayBuffer, chunk: Chunk, t: int) -> None:
+def add_step(replay: Replay, chunk: Chunk, t: int) -> None:
     """Step ``t`` of a runner's chunk into a local replay, as the reference for what a shard must hold."""
     replay.add(
         chunk.obs_TKO[t],
@@ -194,6 +194,7 @@ def test_shard_folds_n_step_as_the_local_replay_does() -> None:
     ours, theirs = shard.storage.gather(slots), local.gather(slots)
     for name in ("obs", "actions", "rewards", "next_obs", "terminated", "discounts"):
         assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
+    assert theirs.discounts is not None
     assert (theirs.discounts < 0.9**2 + 1e-6).any()  # some windows really fold 3 steps
 
 
@@ -480,7 +481,7 @@ def test_a_rainbow_learner_runs_on_ray(ray_local, tmp_path: Path) -> None:  # ty
 def test_a_ray_run_resumes_from_its_checkpoint(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from dueldqn.training import train
 
-    settings = {
+    settings: dict[str, Any] = {
         "executor": "ray",
         "num_env_runners": 2,
         "prioritized": True,
@@ -510,7 +511,7 @@ def test_a_ray_run_stops_at_its_return_and_a_resume_stays_stopped(ray_local, tmp
     from dueldqn.training import train
 
     # Any policy keeps CartPole's pole up for a step: the first evaluation (at >= 1,000 env steps) reaches 1.
-    settings = {
+    settings: dict[str, Any] = {
         "executor": "ray",
         "num_env_runners": 2,
         "learning_starts": 500,

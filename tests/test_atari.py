@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from dueldqn.config import BACKENDS
 from dueldqn.envs.atari import is_atari_id, make_atari_env, make_atari_vec_env
 
 
-def _vec_env(env_id: str, backend: str, **kwargs: int | bool) -> gym.vector.VectorEnv:
+def _vec_env(env_id: str, backend: str, **kwargs: Any) -> gym.vector.VectorEnv:
     if backend == "envpool":
         pytest.importorskip("envpool", reason="the envpool backend needs EnvPool: pip install dueldqn[envpool]")
     return make_atari_vec_env(env_id, seed=0, backend=backend, **kwargs)

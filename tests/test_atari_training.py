@@ -40,6 +40,7 @@ def test_breakout_trains_end_to_end(tmp_path: Path) -> None:
     # an update every 4th vector step from step 100 on: steps 100, 104, ..., 300
     assert result.summary["updates"] == len(range(100, 301, 4))
     # the summary reports the one evaluation game, a whole Breakout score (bricks pay 1, 4 or 7), unclipped
+    assert result.eval is not None
     score = result.eval.returns[0]
     assert result.summary["eval_episodes"] == 1 and result.summary["eval_mean_return"] == score
     assert float(score).is_integer() and json.loads((tmp_path / "run" / "eval.json").read_text())["returns"] == [score]

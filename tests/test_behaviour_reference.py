@@ -32,7 +32,7 @@ from dueldqn.files import atomic_write_text
 from dueldqn.training import train
 
 REFERENCE = Path(__file__).parent / "data" / "behaviour_reference.json"
-QUIET = {"progress": False, "tensorboard": False}
+QUIET: dict[str, Any] = {"progress": False, "tensorboard": False}
 SHORT = {
     "env_id": "CartPole-v1",
     "total_steps": 3_000,

@@ -233,7 +233,7 @@ def test_the_python_api_is_importable_as_documented() -> None:
     assert callable(dueldqn.train) and dueldqn.train is dueldqn.training.train
     from dueldqn import Agent, Config, train
 
-    assert train is dueldqn.training.train and Agent.load and Config().env_id == "CartPole-v1"
+    assert train is dueldqn.training.train and callable(Agent.load) and Config().env_id == "CartPole-v1"
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

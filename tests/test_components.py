@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -122,7 +123,7 @@ def test_the_logger_puts_each_train_row_on_disk_before_the_next_checkpoint(tmp_p
 
 
 def test_checkpoints_route_component_states_by_kind_and_load_them_back(tmp_path: Path) -> None:
-    states = {
+    states: dict[str, dict[str, Any]] = {
         "learner": {
             "online.w": torch.arange(3.0),
             "generator": torch.zeros(2, dtype=torch.uint8),

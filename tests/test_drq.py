@@ -81,9 +81,7 @@ def test_an_update_trains_on_independently_augmented_s_and_s_prime() -> None:
         target = (
             torch.from_numpy(batch.rewards)
             + torch.from_numpy(batch.discounts)
-            * (  # type: ignore[arg-type]
-                1 - torch.from_numpy(batch.terminated)
-            )
+            * (1 - torch.from_numpy(batch.terminated))
             * before(next_obs).max(dim=1).values
         )
         q_sa = before(obs).gather(1, torch.from_numpy(batch.actions)[:, None]).squeeze(1)

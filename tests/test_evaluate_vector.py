@@ -11,7 +11,7 @@ import pytest
 from dueldqn.evaluate import episode_quotas, evaluate, evaluate_vector
 
 
-class ScriptedEnv(gym.Env[np.ndarray, int]):
+class ScriptedEnv(gym.Env[np.ndarray, np.int64]):
     """Episode ``k`` lasts ``lengths[k % len(lengths)]`` steps; each step pays ``action + 1``.
 
     Observations are ``[env id, step in episode]``. The last episode of the script ends by
@@ -29,7 +29,7 @@ class ScriptedEnv(gym.Env[np.ndarray, int]):
         self.episode, self.t = self.episode + 1, 0
         return np.array([self.env_id, 0], np.float32), {}
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict]:
         self.t += 1
         self.steps += 1
         k = self.episode % len(self.lengths)

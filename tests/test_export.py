@@ -26,14 +26,14 @@ from dueldqn.checkpoint import save_model
 from dueldqn.cli import main
 from dueldqn.export import OPSET, Preprocess, description_path, export_onnx, export_run, q_values_of
 from dueldqn.files import MODEL_FILE
-from dueldqn.networks import DuelDQN, build_q_network
+from dueldqn.networks import DistributionalQNetwork, DuelDQN, build_q_network
 from dueldqn.spaces import ObservationEncoder
 from dueldqn.tensors import as_network_input
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 pytestmark = pytest.mark.slow  # each torch.export trace takes seconds
 needs_ort = pytest.mark.skipif(not HAS_ORT, reason="running the exported model needs onnxruntime: dueldqn[export]")
-TINY = {
+TINY: dict[str, Any] = {
     "total_steps": 300,
     "learning_starts": 100,
     "batch_size": 16,
@@ -142,6 +142,7 @@ def test_a_distributional_noisy_run_exports_its_expected_q(tmp_path: Path) -> No
     random_BD = rng.normal(0.0, 2.0, size=(64, 4)).astype(np.float32)
     assert_same_policy(model, agent, random_BD)
     q_BA, _ = run_onnx(model, random_BD)
+    assert isinstance(agent.q_net, DistributionalQNetwork)
     with torch.no_grad():  # the expectation over the atoms, computed here from the head's log-probabilities
         probs_BAZ = agent.q_net.log_probs(torch.from_numpy(random_BD)).exp()
         expected_BA = (probs_BAZ * agent.q_net.support_Z).sum(dim=2).numpy()
@@ -224,7 +225,9 @@ SPACES = {
 def _sample_batch(space: gym.Space[Any], n: int, seed: int) -> Any:
     space.seed(seed)
     samples = [space.sample() for _ in range(n)]
-    return gym.vector.utils.concatenate(space, samples, gym.vector.utils.create_empty_array(space, n))
+    out = gym.vector.utils.create_empty_array(space, n)
+    assert out is not None  # None only for a custom Space subclass
+    return gym.vector.utils.concatenate(space, samples, out)
 
 
 def _agent_for(space: gym.Space[Any]) -> Agent:
@@ -315,6 +318,7 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "dueldqn export: error: unknown export format 'torchscript'" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "empty")]) == 2
     assert "holds no model.safetensors" in capsys.readouterr().err
+    assert isinstance(SPACES["cartpole"], gym.spaces.Box)
     save_model(
         tmp_path / "empty" / MODEL_FILE,
         _agent_for(SPACES["cartpole"]).q_net,

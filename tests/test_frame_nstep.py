@@ -161,7 +161,8 @@ def test_prioritized_replay_over_n_step_frames_samples_folded_batches_and_round_
     replay = PrioritizedReplay(storage, alpha=0.6)
     _episodes(replay)
     batch = replay.sample(64, np.random.default_rng(0), beta=0.5)
-    slots = batch.indices % storage.num_slots  # type: ignore[operator]
+    assert batch.indices is not None
+    slots = batch.indices % storage.num_slots
     np.testing.assert_array_equal(batch.rewards, storage.gather(slots).rewards)
     assert set(slots.tolist()) == {1, 2, 3, 4, 6, 7, 8, 9}
     assert batch.discounts is not None and set(batch.discounts.tolist()) == {0.125, 0.25, 0.5}
@@ -173,7 +174,7 @@ def test_prioritized_replay_over_n_step_frames_samples_folded_batches_and_round_
         full.add(*args)
         if step % 4 == 3:
             drawn = full.sample(8, rng, beta=0.5)
-            full.update_priorities(drawn.indices, rng.exponential(size=8))  # type: ignore[arg-type]
+            full.update_priorities(drawn.indices, rng.exponential(size=8))
     restored = PrioritizedReplay(FrameReplayBuffer(48, OBS_SHAPE, np.uint8, num_envs=2, n_step=3), alpha=0.6)
     restored.load_state_dict(full.state_dict())
     want, got = (

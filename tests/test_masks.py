@@ -7,6 +7,7 @@ run that finishes never acted illegally, in training, in evaluation or on Ray.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -40,7 +41,7 @@ METHOD_CORRIDOR = "dueldqn.envs.testing:MaskMethodCorridor-v0"
 # step longer (0.97: the discounted values differ by under 1%); a policy that wanders scores far lower.
 OPTIMUM = 0.98
 NEAR_OPTIMUM = 0.97 - 1e-9
-RUN = {
+RUN: dict[str, Any] = {
     "total_steps": 1_500,
     "learning_starts": 200,
     "epsilon_decay_steps": 800,
@@ -154,7 +155,7 @@ def test_masked_exploration_is_uniform_over_legal_actions_from_the_same_draws() 
     mask = np.array([[False, True, False, True, True]] * 3)
     # u / eps lands in thirds: the 0th, 1st and 2nd legal action (1, 3, 4); the greedy one is never asked for.
     u = np.array([0.1, 0.5, 0.9]) * 0.6
-    actions = epsilon_greedy_actions(lambda: pytest.fail("no env exploits"), u, 0.6, 5, mask)  # type: ignore[arg-type,return-value]
+    actions = epsilon_greedy_actions(lambda: pytest.fail("no env exploits"), u, 0.6, 5, mask)
     assert actions.tolist() == [1, 3, 4]
     rng = np.random.default_rng(0)
     many = epsilon_greedy_actions(
@@ -194,7 +195,7 @@ def test_numpy_and_torch_greedy_agree_on_the_best_legal_action() -> None:
 # --- storage -----------------------------------------------------------------------------------
 
 
-def _rows(step: int, n: int = 1) -> tuple[np.ndarray, ...]:
+def _rows(step: int, n: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     obs = np.full((n, 2), step, dtype=np.float32)
     return obs, np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.float32), obs + 1, np.zeros(n, bool), np.zeros(n, bool)
 
@@ -205,14 +206,17 @@ def test_replay_stores_the_next_states_mask_and_n_step_takes_the_bootstrap_state
     for t in range(4):
         replay.add(*_rows(t), next_mask_N=masks[t])
     batch = replay.gather(np.array([0, 1, 3]))
+    assert batch.next_mask is not None
     # slot 0 folds 0, 1, 2: bootstraps from s_3, whose mask slot 2 holds; slot 1 from s_4 (slot 3); slot 3 alone.
     assert np.array_equal(batch.next_mask, np.concatenate([masks[2], masks[3], masks[3]]))
     one_step = ReplayBuffer(8, (2,), np.float32, mask_actions=3)
     one_step.add(*_rows(0, 2), np.array([True, False]), next_mask_N=np.array([[1, 0, 0], [0, 1, 0]], bool))
-    assert one_step.gather(np.array([0])).next_mask.tolist() == [[True, False, False]]  # the invalid row not stored
+    one_step_mask = one_step.gather(np.array([0])).next_mask
+    assert one_step_mask is not None and one_step_mask.tolist() == [[True, False, False]]  # the invalid row not stored
     restored = ReplayBuffer(8, (2,), np.float32, n_step=3, gamma=0.5, mask_actions=3)
     restored.load_state_dict(replay.state_dict())
-    assert np.array_equal(restored.gather(np.array([0, 1, 3])).next_mask, batch.next_mask)
+    restored_mask = restored.gather(np.array([0, 1, 3])).next_mask
+    assert restored_mask is not None and np.array_equal(restored_mask, batch.next_mask)
     with pytest.raises(ValueError, match=r"expected next-state action masks of shape \(1, 3\), got None"):
         replay.add(*_rows(5))
     plain = ReplayBuffer(8, (2,), np.float32)
@@ -221,7 +225,8 @@ def test_replay_stores_the_next_states_mask_and_n_step_takes_the_bootstrap_state
         replay.load_state_dict(plain.state_dict())
     prioritized = PrioritizedReplay(ReplayBuffer(8, (2,), np.float32, mask_actions=3), alpha=0.6)
     prioritized.add(*_rows(0), next_mask_N=masks[1])
-    assert prioritized.sample(2, np.random.default_rng(0), beta=0.4).next_mask.tolist() == [[False, True, False]] * 2
+    sampled_mask = prioritized.sample(2, np.random.default_rng(0), beta=0.4).next_mask
+    assert sampled_mask is not None and sampled_mask.tolist() == [[False, True, False]] * 2
 
 
 def test_frame_replay_packs_each_slots_mask_into_bits() -> None:
@@ -247,10 +252,11 @@ def test_frame_replay_packs_each_slots_mask_into_bits() -> None:
     batch = replay.gather(slots)
     # a two-step window bootstraps from the next slot's s' (the newest slot bootstraps from its own)
     expected = np.concatenate([masks[1:6], masks[5:6]])
-    assert np.array_equal(batch.next_mask, expected)
+    assert batch.next_mask is not None and np.array_equal(batch.next_mask, expected)
     again = FrameReplayBuffer(40, (2, 3), np.uint8, num_envs=1, n_step=2, gamma=0.9, mask_actions=A)
     again.load_state_dict(replay.state_dict())
-    assert np.array_equal(again.gather(slots).next_mask, expected)
+    again_mask = again.gather(slots).next_mask
+    assert again_mask is not None and np.array_equal(again_mask, expected)
 
 
 # --- the env boundary --------------------------------------------------------------------------
@@ -263,7 +269,7 @@ def test_bad_masks_are_clear_errors_naming_the_step_and_the_env(tmp_path: Path) 
         check_mask(np.ones((1, 4), np.float32), 4, 1, where="here")
     with pytest.raises(ValueError, match="bools or 0/1 integers"):
         check_mask(np.full((1, 4), 2), 4, 1, where="here")
-    config = {"run_dir": None, "progress": False, "tensorboard": False, **RUN}
+    config: dict[str, Any] = {"run_dir": None, "progress": False, "tensorboard": False, **RUN}
     cases = {
         "MaskedCorridorBadShape-v0": r"MaskedCorridorBadShape-v0 at env step 0: expected an action mask",
         "MaskedCorridorFloat-v0": "MaskedCorridorFloat-v0 at env step 0: .* got dtype float32",
@@ -273,11 +279,11 @@ def test_bad_masks_are_clear_errors_naming_the_step_and_the_env(tmp_path: Path) 
     for i, (env_id, message) in enumerate(cases.items()):
         config["run_dir"] = tmp_path / f"bad{i}"
         with pytest.raises(ValueError, match=message):
-            train(env_id=f"dueldqn.envs.testing:{env_id}", **config)  # type: ignore[arg-type]
+            train(env_id=f"dueldqn.envs.testing:{env_id}", **config)
     with pytest.raises(ValueError, match="action_mask is 'on' but CartPole-v1 gives no action mask"):
-        train(env_id="CartPole-v1", action_mask="on", **{**config, "run_dir": tmp_path / "on"})  # type: ignore[arg-type]
+        train(env_id="CartPole-v1", action_mask="on", **{**config, "run_dir": tmp_path / "on"})
     with pytest.raises(IllegalAction):  # the corridor really raises: masks off, the random actions hit it
-        train(env_id=CORRIDOR, action_mask="off", **{**config, "run_dir": tmp_path / "off"})  # type: ignore[arg-type]
+        train(env_id=CORRIDOR, action_mask="off", **{**config, "run_dir": tmp_path / "off"})
 
 
 def test_vector_masks_follow_the_observation_through_an_autoreset() -> None:
@@ -319,7 +325,7 @@ def test_masked_runs_never_act_illegally_and_learn_the_corridor(tmp_path: Path, 
 
 
 def test_a_resumed_masked_run_equals_the_uninterrupted_one(tmp_path: Path) -> None:
-    settings = {"env_id": CORRIDOR, "num_envs": 2, "progress": False, "tensorboard": False, **RUN}
+    settings: dict[str, Any] = {"env_id": CORRIDOR, "num_envs": 2, "progress": False, "tensorboard": False, **RUN}
     whole = train(run_dir=tmp_path / "whole", **settings)
     paused = train(run_dir=tmp_path / "paused", stop_at=701, **settings)  # a step with episodes in flight
     assert not paused.finished
@@ -352,7 +358,8 @@ def test_runner_chunks_carry_masks_and_the_shard_stores_them() -> None:
 def test_cli_takes_action_mask() -> None:
     args = build_parser().parse_args(["train", "--action-mask", "off"])
     assert args.action_mask == "off"
-    assert Config(action_mask=True).action_mask == "on" and Config(action_mask=None).action_mask == "auto"
+    # Deliberately not strings: Config.action_mask is annotated str, and __post_init__ maps True / None to on / auto.
+    assert Config(action_mask=True).action_mask == "on" and Config(action_mask=None).action_mask == "auto"  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="action_mask must be one of auto, on, off"):
         Config(action_mask="yes")
 

@@ -71,6 +71,7 @@ def test_both_heads_receive_gradients(net: DuelDQN) -> None:
     head = net.head
     assert isinstance(head, DuelingHead)
     for layer in (head.value, head.advantage):
+        assert isinstance(layer, torch.nn.Linear)
         assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
     # d q[:,1] / d A = e_1 - 1/4: the advantage rows other than 1 get negative gradient from the mean.
     assert head.value.bias.grad is not None
@@ -105,7 +106,7 @@ def test_bad_input_is_refused_with_a_clear_message(
     net: DuelDQN, obs: object, error: type[Exception], fragment: str
 ) -> None:
     with pytest.raises(error) as info:
-        net(obs)  # type: ignore[arg-type]
+        net(obs)
     assert fragment in str(info.value)
     assert "float tensor of shape (B, 4, 84, 84) or (4, 84, 84)" in str(info.value)
 

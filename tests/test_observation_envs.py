@@ -27,7 +27,7 @@ from dueldqn.replay import ReplayBuffer
 from dueldqn.spaces import EncodeObservation
 
 # A constant learning rate: the resume test raises total_steps, which would move an annealed rate.
-QUICK = {
+QUICK: dict[str, Any] = {
     "learning_starts": 100,
     "batch_size": 16,
     "eval_episodes": 2,
@@ -38,7 +38,7 @@ QUICK = {
 }
 
 
-class HWCImageEnv(gym.Env[np.ndarray, int]):
+class HWCImageEnv(gym.Env[np.ndarray, np.int64]):
     """Random ``(H, W, 3)`` uint8 images; reward 1 for action 1 when the top-left red pixel is bright."""
 
     def __init__(self, height: int, width: int) -> None:
@@ -51,7 +51,7 @@ class HWCImageEnv(gym.Env[np.ndarray, int]):
         self._obs = self.np_random.integers(0, 256, self.observation_space.shape, dtype=np.uint8)
         return self._obs, {}
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict]:
         reward = float(action == 1 and self._obs[0, 0, 0] >= 128)
         self._obs = self.np_random.integers(0, 256, self.observation_space.shape, dtype=np.uint8)
         return self._obs, reward, False, False, {}
@@ -66,14 +66,21 @@ gym.register("dueldqn-test/HWC48x64-v0", entry_point=lambda **_: HWCImageEnv(48,
     [("dueldqn-test/HWC10x10-v0", MinAtarCNN, 16 * 8 * 8), ("dueldqn-test/HWC48x64-v0", NatureCNN, 64 * 2 * 4)],
 )
 def test_hwc_images_train_on_a_conv_encoder_with_plain_replay(
-    env_id: str, encoder_class: type, features_in: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    env_id: str,
+    encoder_class: type[MinAtarCNN | NatureCNN],
+    features_in: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Generic images are not stacks of consecutive frames: the frame-sharing replay must not be used.
     monkeypatch.setattr(build_module, "FrameReplayBuffer", None)
     replays: list[ReplayBuffer] = []
-    monkeypatch.setattr(
-        build_module, "ReplayBuffer", lambda *a, **k: replays.append(ReplayBuffer(*a, **k)) or replays[-1]
-    )
+
+    def recorded_replay(*a: Any, **k: Any) -> ReplayBuffer:
+        replays.append(ReplayBuffer(*a, **k))
+        return replays[-1]
+
+    monkeypatch.setattr(build_module, "ReplayBuffer", recorded_replay)
     result = train_module.train(
         env_id=env_id,
         total_steps=300,
@@ -122,7 +129,8 @@ def test_agent_acts_on_raw_discrete_observations(frozenlake_run: Path) -> None:
     greedy_S = agent.q_values(one_hot_SD).argmax(axis=1)
     obs, _ = gym.make("FrozenLake-v1").reset(seed=0)  # a plain int, as a user gets it
     assert isinstance(obs, int)
-    action, state = agent.predict(obs)
+    # Agent.predict annotates np.ndarray but takes any raw observation (its docstring, and this test): too narrow.
+    action, state = agent.predict(obs)  # type: ignore[arg-type]
     assert state is None and np.shape(action) == () and action == greedy_S[obs]
     actions, _ = agent.predict(np.arange(16))
     assert np.array_equal(actions, greedy_S)
@@ -166,6 +174,7 @@ def test_frozenlake_resumed_from_its_checkpoint_equals_the_uninterrupted_run(
 
 def test_the_encoding_wrapper_holds_no_progress_and_state_round_trips() -> None:
     envs = make_vec_env("FrozenLake-v1", num_envs=2, seed=3)
+    assert isinstance(envs, gym.vector.SyncVectorEnv)  # its sub-envs are read below
     assert raw_observation_space(envs) == gym.spaces.Discrete(16)
     assert any(isinstance(layer, EncodeObservation) for layer in _layers(envs.envs[0]))
     envs.reset(seed=3)

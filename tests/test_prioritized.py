@@ -70,6 +70,7 @@ def test_new_transitions_get_the_largest_priority_so_far() -> None:
     replay = _filled([0.0, 1.0], capacity=8, alpha=0.5)
     assert replay.max_priority == 1.0 and replay.tree.leaves[:3].tolist() == [1.0, 1.0, 0.0]
     batch = replay.sample(2, np.random.default_rng(0), beta=1.0)
+    assert batch.indices is not None
     replay.update_priorities(batch.indices, np.array([9.0 - 1e-6, 0.25 - 1e-6]))  # p = 3, 0.5
     np.testing.assert_allclose(replay.tree.leaves[:2], [3.0, 0.5])
     _add(replay, 2.0)
@@ -116,8 +117,9 @@ def test_frame_replay_slots_without_a_transition_have_priority_zero() -> None:
     assert replay.tree.leaves.tolist() == [0, 1, 1, 0, 1, 1, 0, 0]
     assert len(replay) == 4
     batch = replay.sample(64, np.random.default_rng(0), beta=0.5)
-    assert set((batch.indices % 8).tolist()) == {1, 2, 4, 5}  # type: ignore[operator]
-    old_ticket = batch.indices[(batch.indices % 8) == 1][:1]  # type: ignore[index]
+    assert batch.indices is not None
+    assert set((batch.indices % 8).tolist()) == {1, 2, 4, 5}
+    old_ticket = batch.indices[(batch.indices % 8) == 1][:1]
     for frame in (7, 8):  # slots 6 and 7: the window (6 newest slots) now starts at slot 2
         s = _stack(frame - 2, frame - 1)
         replay.add(s[None], np.array([1]), np.array([0.5], np.float32), _stack(frame - 1, frame)[None], no, no)
@@ -136,7 +138,7 @@ def test_frame_replay_priorities_follow_the_sampleable_slots_over_wrap_arounds()
         assert np.array_equal(held, np.sort(storage.valid_indices())), step
         if step % 5 == 4:
             batch = replay.sample(8, rng, beta=0.5)
-            replay.update_priorities(batch.indices, rng.exponential(size=8))  # type: ignore[arg-type]
+            replay.update_priorities(batch.indices, rng.exponential(size=8))
 
 
 def test_sampling_frequencies_and_weights_match_brute_force() -> None:
@@ -146,10 +148,12 @@ def test_sampling_frequencies_and_weights_match_brute_force() -> None:
     replay.update_priorities(np.arange(10) + 16, td_abs)  # generation 1 tickets of slots 0..9
     p = (td_abs + 1e-6) ** 0.7
     prob = p / p.sum()
-    slots, weights = [], []
+    slots: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
     for _ in range(1000):
         batch = replay.sample(100, rng, beta=0.6)
-        slots.append(batch.indices % 16)  # type: ignore[operator]
+        assert batch.indices is not None and batch.weights is not None
+        slots.append(batch.indices % 16)
         weights.append(batch.weights)
     slots_D, weights_D = np.concatenate(slots), np.concatenate(weights)
     freq = np.bincount(slots_D, minlength=16)[:10] / len(slots_D)
@@ -184,7 +188,7 @@ def _round_trip(
     rng.bit_generator.state = state
     _assert_batches_equal(restored.sample(32, rng, beta=0.5), want)
     for r in (replay, restored):  # and they go on alike
-        r.update_priorities(want.indices, np.linspace(0.0, 3.0, 32))  # type: ignore[arg-type]
+        r.update_priorities(want.indices, np.linspace(0.0, 3.0, 32))
     feed(replay, np.random.default_rng(8))
     feed(restored, np.random.default_rng(8))
     assert np.array_equal(restored.tree.sum_tree, replay.tree.sum_tree)
@@ -199,7 +203,7 @@ def test_state_round_trip_is_exact_for_the_ring() -> None:
             _add(replay, float(rng.normal()))
             if step % 4 == 3:
                 batch = replay.sample(8, rng, beta=0.5)
-                replay.update_priorities(batch.indices, rng.exponential(size=8))  # type: ignore[arg-type]
+                replay.update_priorities(batch.indices, rng.exponential(size=8))
 
     _round_trip(lambda: PrioritizedReplay(ReplayBuffer(32, (1,), np.float32), alpha=0.6), feed)
 
@@ -210,7 +214,7 @@ def test_state_round_trip_is_exact_for_frames() -> None:
             replay.add(*args)
             if step % 4 == 3:
                 batch = replay.sample(8, rng, beta=0.5)
-                replay.update_priorities(batch.indices, rng.exponential(size=8))  # type: ignore[arg-type]
+                replay.update_priorities(batch.indices, rng.exponential(size=8))
 
     _round_trip(lambda: PrioritizedReplay(FrameReplayBuffer(48, OBS_SHAPE, np.uint8, num_envs=2), alpha=0.6), feed)
 

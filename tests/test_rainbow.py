@@ -19,6 +19,7 @@ from dueldqn.executors.env_runner import EnvRunner
 from dueldqn.executors.replay_shard import ReplayShard
 from dueldqn.learner import Learner
 from dueldqn.networks import (
+    CategoricalDuelingHead,
     DistributionalQNetwork,
     DuelDQN,
     NoisyLinear,
@@ -203,6 +204,7 @@ def test_distributional_dueling_head_and_expected_q() -> None:
     torch.testing.assert_close(net(obs), (log_p_BAZ.exp() * torch.linspace(-3, 3, 7)).sum(dim=2))
     # The dueling identity atom by atom: the logits' mean over actions is the value stream.
     features = net.encoder(obs)
+    assert isinstance(net.head, CategoricalDuelingHead)
     logits_BAZ = net.head(features)
     torch.testing.assert_close(logits_BAZ.mean(dim=1), net.head.value(features))
 
@@ -238,7 +240,7 @@ def test_noisy_linear_initialisation_noise_and_mean_weights() -> None:
 
 def test_distributional_and_noisy_mlps_run_on_torch() -> None:
     for kwargs in ({"atoms": 51}, {"noisy_sigma0": 0.5}):
-        net = build_q_network(CARTPOLE, gym.spaces.Discrete(2), **kwargs)  # type: ignore[arg-type]
+        net = build_q_network(CARTPOLE, gym.spaces.Discrete(2), **kwargs)
         assert mlp_layers(net) is None and numpy_greedy(net) is None
     config = Config(distributional=True)
     net = build_q_network(CARTPOLE, gym.spaces.Discrete(2), **network_kwargs(config))
@@ -309,7 +311,7 @@ def test_a_c51_update_minimises_the_weighted_cross_entropy_and_returns_it_per_tr
         ce_B = -(m_BZ * net.log_probs(obs)[torch.arange(8), torch.from_numpy(batch.actions)]).sum(dim=1)
     update = learner.update(batch, epsilon=0.0, lr=1e-3)
     torch.testing.assert_close(update.td_abs_B, ce_B)
-    torch.testing.assert_close(update.loss, (torch.from_numpy(batch.weights) * ce_B).mean())  # type: ignore[arg-type]
+    torch.testing.assert_close(update.loss, (torch.from_numpy(batch.weights) * ce_B).mean())
 
 
 RUN = {

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.envs.registration import EnvCreator
 
 from dueldqn import seeds
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.training import train
 
 
-class SeedRecorder(gym.Env[np.ndarray, int]):
+class SeedRecorder(gym.Env[np.ndarray, np.int64]):
     """A 20-step episode that records each seed it is reset with; defined here, so its envs cannot be restored."""
 
     resets: ClassVar[list[int]] = []
@@ -31,12 +32,13 @@ class SeedRecorder(gym.Env[np.ndarray, int]):
         self.t = 0
         return np.zeros(2, np.float32), {}
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self.t += 1
         return np.full(2, self.t / 20, np.float32), float(action), self.t >= 20, False, {}
 
 
-gym.register("dueldqn-test/SeedRecorder-v0", entry_point=SeedRecorder)
+# The class is a callable that creates the env, as register wants; gymnasium's EnvCreator (**kwargs only) is narrower.
+gym.register("dueldqn-test/SeedRecorder-v0", entry_point=cast(EnvCreator, SeedRecorder))
 
 
 @pytest.mark.parametrize("seed", [0, 7, 2**20])
@@ -52,7 +54,7 @@ def test_resumed_envs_never_take_an_evaluation_seed(seed: int, steps: int) -> No
 
 def test_a_run_resumed_at_step_10000_resets_its_envs_with_no_evaluation_seed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    common = {"progress": False, "tensorboard": False}
+    common: dict[str, Any] = {"progress": False, "tensorboard": False}
     SeedRecorder.resets.clear()
     paused = train(
         env_id="dueldqn-test/SeedRecorder-v0",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import gymnasium as gym
 import numpy as np
@@ -52,19 +53,24 @@ def test_vectorised_encoding_equals_gymnasium_flatten_sample_by_sample() -> None
     space = spaces.Dict(
         {
             "pos": spaces.Discrete(5, start=2),
-            "grid": spaces.MultiDiscrete([[2, 3], [4, 5]], start=[[1, 0], [0, -1]]),
+            # gymnasium annotates list[int], but runs np.array on it: nested lists give the 2-D space of its docs.
+            "grid": spaces.MultiDiscrete([[2, 3], [4, 5]], start=[[1, 0], [0, -1]]),  # type: ignore[list-item]
             "bits": spaces.MultiBinary([2, 3]),
             "more": spaces.Tuple([spaces.Box(-1.0, 1.0, (3,)), spaces.Discrete(7)]),
         }
     )
     space.seed(0)
     samples = [space.sample() for _ in range(50)]
-    batch = gym.vector.utils.concatenate(space, samples, gym.vector.utils.create_empty_array(space, 50))
-    reference_BD = np.stack([spaces.flatten(space, sample) for sample in samples]).astype(np.float32)
+    out = gym.vector.utils.create_empty_array(space, 50)
+    assert out is not None  # None only for a custom Space subclass
+    batch = gym.vector.utils.concatenate(space, samples, out)
+    # flatten returns an array for a Dict space (its annotation: the union over all spaces)
+    reference_BD = np.stack([cast(np.ndarray, spaces.flatten(space, sample)) for sample in samples]).astype(np.float32)
     encoder = ObservationEncoder(space)
     assert encoder.is_single(samples[0]) and not encoder.is_single(batch)
     assert np.array_equal(encoder.encode(batch), reference_BD)
     flat = spaces.flatten_space(space)  # float64 there, float32 here
+    assert isinstance(flat, spaces.Box)
     assert np.array_equal(encoder.encoded_space.low, flat.low) and np.array_equal(encoder.encoded_space.high, flat.high)
 
 
@@ -157,10 +163,12 @@ def test_a_batch_of_the_wrong_shape_is_refused() -> None:
         spaces.Box(-np.inf, np.inf, (4,), np.float32),
         spaces.Box(np.array([0.0, -1.0]), np.array([np.inf, 2.5]), dtype=np.float64),
         spaces.Box(0, 255, (10, 10, 3), np.uint8),
-        spaces.Box(0, 1, (3, 4, 4), bool),
+        # The two ignores: gymnasium annotates numpy dtypes only (it runs np.dtype on bool) and list[int] for a
+        # MultiDiscrete (it runs np.array on nested lists, giving a 2-D space).
+        spaces.Box(0, 1, (3, 4, 4), bool),  # type: ignore[arg-type]
         spaces.Discrete(500),
         spaces.Discrete(3, start=-1),
-        spaces.MultiDiscrete([[2, 3], [4, 5]], start=[[1, 0], [0, -1]]),
+        spaces.MultiDiscrete([[2, 3], [4, 5]], start=[[1, 0], [0, -1]]),  # type: ignore[list-item]
         spaces.MultiBinary([2, 3]),
         spaces.Dict({"z": spaces.Discrete(2), "a": spaces.Tuple([spaces.MultiBinary(3), spaces.Box(0, 1, (2,))])}),
     ],
@@ -170,4 +178,5 @@ def test_space_json_round_trip(space: gym.Space) -> None:
     back = space_from_json(value)
     assert back == space and type(back) is type(space)
     if isinstance(space, spaces.Dict):
+        assert isinstance(back, spaces.Dict)
         assert list(back.spaces) == list(space.spaces) == ["a", "z"]

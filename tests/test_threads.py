@@ -187,7 +187,9 @@ def test_a_negative_count_is_refused() -> None:
 
 def tiny_breakout(run_dir: Path, **changes: Any) -> Any:
     """A few hundred steps of Breakout with updates from step 100 (a random policy ends its evaluation game soon)."""
-    settings = dict(learning_starts=100, buffer_size=1_000, batch_size=8, log_interval=100, eval_episodes=1)
+    settings: dict[str, Any] = dict(
+        learning_starts=100, buffer_size=1_000, batch_size=8, log_interval=100, eval_episodes=1
+    )
     return train(
         env_id="ALE/Breakout-v5",
         eval_epsilon=1.0,

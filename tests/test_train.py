@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def test_env_step_stores_what_a_slow_reference_loop_stores(vector_env: type[gym.
     n_envs, iterations = len(SETUPS), 40
     actions_TN = np.random.default_rng(0).integers(0, 2, size=(iterations, n_envs))
 
-    envs = vector_env([lambda i=i: _make(i) for i in range(n_envs)])
+    envs = vector_env([functools.partial(_make, i) for i in range(n_envs)])
     replay = ReplayBuffer(1000, (2,), np.float32)
     obs, _ = envs.reset(seed=0)
     state = LoopState(obs_NO=obs, autoreset_N=np.zeros(n_envs, dtype=bool))
@@ -190,7 +191,8 @@ def test_gradient_step_matches_a_hand_written_update() -> None:
     ((q_sa - y) ** 2).mean().backward()
     with torch.no_grad():
         for p in reference.parameters():
-            p -= 0.1 * p.grad
+            assert p.grad is not None
+            p -= 0.1 * p.grad  # type: ignore[misc]  # torch's stub: -= gives a Tensor, not the Parameter it stays
     for a, b in zip(q_net.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(a, b)
 

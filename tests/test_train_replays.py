@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from safetensors.torch import load_file
 from dueldqn.checkpoint import list_checkpoints, load_checkpoint
 from dueldqn.training import train
 
-RUN = {
+RUN: dict[str, Any] = {
     "env_id": "CartPole-v1",
     "total_steps": 600,
     "learning_starts": 100,

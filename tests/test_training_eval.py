@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from dueldqn.evaluate import evaluate_agent
 from dueldqn.logger import read_metrics
 from dueldqn.training import train
 
-RUN = {
+RUN: dict[str, Any] = {
     "env_id": "CartPole-v1",
     "total_steps": 600,
     "learning_starts": 100,

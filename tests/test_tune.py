@@ -16,7 +16,8 @@ from conftest import import_benchmark, kill_when_paused, start_cli, subprocess_e
 
 optuna = pytest.importorskip("optuna")
 
-from optuna.trial import FixedTrial, TrialState  # noqa: E402
+from optuna import Study  # noqa: E402
+from optuna.trial import FixedTrial, FrozenTrial, TrialState  # noqa: E402
 
 from dueldqn.cli import main  # noqa: E402
 from dueldqn.config import Config, load_config, resolve_config  # noqa: E402
@@ -62,8 +63,13 @@ def tune_args(tmp: Path, *extra: str, trials: int = 6, steps: int = 600) -> list
     ]
 
 
-def load(tmp: Path) -> optuna.Study:
+def load(tmp: Path) -> Study:
     return optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp / 'tiny.db'}")
+
+
+def trial_value(trial: FrozenTrial) -> float:
+    assert trial.value is not None  # a complete trial has its value
+    return trial.value
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +102,7 @@ def test_tiny_study_finishes_prunes_and_reports(tiny: Path) -> None:
         assert (config.total_steps, config.learning_starts, config.hidden_sizes) == (600, 100, (32, 32))
         assert config.batch_size == t.params["batch_size"] and config.buffer_size == t.params["buffer_size"]
 
-    best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    best = max((t for t in trials if t.state == TrialState.COMPLETE), key=trial_value)
     assert load_config(tiny / "out" / "best_config.json").to_dict() == best.user_attrs["config"]
     table = (tiny / "out" / "top_trials.md").read_text()
     assert f"| {best.number} | {best.value:.1f} | {best.user_attrs['final_return']:.1f} |" in table
