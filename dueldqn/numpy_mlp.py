@@ -23,7 +23,7 @@ and output features, ``P`` all parameters flattened.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -93,7 +93,13 @@ def numpy_q_values(layers: tuple[list[Layer], list[Layer]], obs_BD: np.ndarray) 
     return _head(head, _features(hidden, obs_BD.astype(np.float32, copy=False))[-1])
 
 
-def numpy_greedy(q_net: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray] | None:
+class Greedy(Protocol):
+    """Greedy actions ``(N,)`` of observations ``(N, D)``, the best legal one under an optional mask ``(N, A)``."""
+
+    def __call__(self, obs_ND: np.ndarray, mask_NA: np.ndarray | None = None) -> np.ndarray: ...
+
+
+def numpy_greedy(q_net: torch.nn.Module) -> Greedy | None:
     """Greedy actions ``(N,)`` of an MLP Q-network computed in numpy, or ``None`` for other networks.
 
     The function takes observations ``(N, D)`` and an optional action mask ``(N, A)`` (bool, True

@@ -130,7 +130,7 @@ def test_agent_acts_on_raw_discrete_observations(frozenlake_run: Path) -> None:
     obs, _ = gym.make("FrozenLake-v1").reset(seed=0)  # a plain int, as a user gets it
     assert isinstance(obs, int)
     # Agent.predict annotates np.ndarray but takes any raw observation (its docstring, and this test): too narrow.
-    action, state = agent.predict(obs)  # type: ignore[arg-type]
+    action, state = agent.predict(obs)
     assert state is None and np.shape(action) == () and action == greedy_S[obs]
     actions, _ = agent.predict(np.arange(16))
     assert np.array_equal(actions, greedy_S)
