@@ -37,11 +37,11 @@ from dueldqn.errors import EvaluationInterrupted, TrainingDiverged, TrainingInte
 from dueldqn.evaluate import EvalResult, TrainingEvaluation, evaluate_agent
 from dueldqn.executors.local import Parts, run_local
 from dueldqn.executors.session import (
+    EvaluationSignals,
     LoopState,
     NumpyRNG,
     Session,
     default_run_dir,
-    evaluation_signals,
     load_newest_checkpoint,
     prepare_run_dir,
 )
@@ -336,7 +336,7 @@ def finish(
         q_net.eval(), raw_space, n_actions, epsilon=config.eval_epsilon, seed=config.seed + seeds.FINAL_EVAL_POLICY
     )
     # the count the loop ended on (one a shared machine can give); a signal stops the evaluation, to be played again
-    with fixed_threads(eval_threads), evaluation_signals(run_path, steps):
+    with fixed_threads(eval_threads), EvaluationSignals(run_path, steps):
         result = evaluate_agent(
             config.env_id,
             agent,

@@ -6,7 +6,7 @@
 - cadence: a ``metrics.csv`` / TensorBoard row every ``log_interval`` env steps, a checkpoint
   every ``checkpoint_every`` (and at the end, at ``stop_at`` or on a signal);
 - signals: SIGINT / SIGTERM stop the loop at a step boundary, after a checkpoint; in the final
-  evaluation (:func:`evaluation_signals`) they stop it at once, to be played again on resume;
+  evaluation (:class:`EvaluationSignals`) they stop it at once, to be played again on resume;
 - divergence: a NaN or infinite TD loss stops the run, keeping the last good checkpoint.
 
 A checkpoint is the named components' ``state_dict()`` (:func:`dueldqn.checkpoint.save_checkpoint`
@@ -21,8 +21,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -168,26 +167,20 @@ class StopSignal:
             signal.signal(signum, handler)
 
 
-@contextmanager
-def evaluation_signals(run_dir: Path, step: int) -> Iterator[None]:
+class EvaluationSignals(StopSignal):
     """SIGINT / SIGTERM inside the block raise :class:`EvaluationInterrupted` at once (the final evaluation).
 
     The loop's :class:`StopSignal` has been given back by then, and without this a SIGTERM would kill the process
     mid-evaluation. An evaluation holds no state worth a checkpoint: it is seeded, and a resume plays it again.
-    Handlers are set only in the main thread (elsewhere the block runs as it is); the previous ones come back after.
+    As for :class:`StopSignal`, handlers are set only in the main thread and the previous ones come back after.
     """
 
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise EvaluationInterrupted(run_dir, step, signum)
+    def __init__(self, run_dir: Path, step: int) -> None:
+        super().__init__()
+        self.run_dir, self.step = run_dir, step
 
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    def _handle(self, signum: int, frame: Any) -> None:
+        raise EvaluationInterrupted(self.run_dir, self.step, signum)
 
 
 class Session:
