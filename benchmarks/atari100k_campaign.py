@@ -16,7 +16,8 @@ the gymnasium backend); the same command goes on. A run killed before its first 
 
 Each finished run writes ``<results-dir>/<Game>-s<seed>.json``: game, seed, the project commits it ran on, the
 resolved config, the 100 evaluation returns in game order, their mean, env steps, updates, training and
-evaluation seconds, CPU model and threads. The report (``bench_atari100k --report-only``) reads only such files.
+evaluation seconds, CPU model and threads, and the versions of Python, torch, numpy, ale-py, gymnasium and
+OpenCV. The report (``bench_atari100k --report-only``) reads only such files.
 """
 
 from __future__ import annotations
@@ -103,6 +104,16 @@ def note_commit(run_dir: Path) -> list[str]:
     return list(note["commits"])
 
 
+def _version(package: str) -> str | None:
+    """The installed version of a distribution, or None where it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
 def write_result(game: str, seed: int, run_dir: Path, results_dir: Path, jobs: int) -> Path:
     """The run's raw result from its directory's config.json, eval.json and summary.json."""
     import numpy as np
@@ -143,6 +154,10 @@ def write_result(game: str, seed: int, run_dir: Path, results_dir: Path, jobs: i
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
+        # the emulator and the env wrappers: a game's frames, and so its scores, may change between their releases
+        "ale_py": _version("ale-py"),
+        "gymnasium": _version("gymnasium"),
+        "opencv": _version("opencv-python-headless"),
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": config,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,8 @@ def test_a_smoke_run_writes_the_result_file_the_report_reads(tmp_path: Path) -> 
     assert result["updates_per_second"] == pytest.approx(result["updates"] / result["train_seconds"])
     assert result["torch_threads"] == result["config"]["torch_threads"] == campaign_module.THREADS
     assert result["runs_at_once"] == 1 and result["eval_epsilon"] == 0.001
+    # the versions a game's frames depend on, as installed here (the atari extra is in dev)
+    assert (result["ale_py"], result["gymnasium"]) == (metadata.version("ale-py"), metadata.version("gymnasium"))
     assert result["commits"] == [campaign_module.code_commit()]  # this checkout's commit (+dirty if edited)
 
     (loaded,) = bench.load_results(results)  # the report's reader accepts what the campaign wrote
