@@ -104,22 +104,13 @@ def note_commit(run_dir: Path) -> list[str]:
     return list(note["commits"])
 
 
-def _version(package: str) -> str | None:
-    """The installed version of a distribution, or None where it is not installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
 def write_result(game: str, seed: int, run_dir: Path, results_dir: Path, jobs: int) -> Path:
     """The run's raw result from its directory's config.json, eval.json and summary.json."""
     import numpy as np
     import torch
 
     from dueldqn.files import atomic_write_json
+    from dueldqn.versions import installed_version
 
     config = json.loads((run_dir / "config.json").read_text())
     evaluation = json.loads((run_dir / "eval.json").read_text())
@@ -155,9 +146,9 @@ def write_result(game: str, seed: int, run_dir: Path, results_dir: Path, jobs: i
         "torch": torch.__version__,
         "numpy": np.__version__,
         # the emulator and the env wrappers: a game's frames, and so its scores, may change between their releases
-        "ale_py": _version("ale-py"),
-        "gymnasium": _version("gymnasium"),
-        "opencv": _version("opencv-python-headless"),
+        "ale_py": installed_version("ale-py"),
+        "gymnasium": installed_version("gymnasium"),
+        "opencv": installed_version("opencv-python-headless"),
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": config,
     }

@@ -43,7 +43,6 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from torch import nn
 
 from dueldqn.files import MODEL_FILE, atomic_write, atomic_write_text
 from dueldqn.spaces import ObservationEncoder, space_to_json
+from dueldqn.versions import installed_version
 
 FORMATS = ("onnx",)
 OPSET = 18  # supported by every onnxruntime since 1.14 (2023), onnxruntime-web included
@@ -213,13 +213,6 @@ def example_inputs(inputs: list[GraphInput], batch: int = 2, seed: int = 0) -> t
     return tuple(torch.from_numpy(rng.integers(0, 2, (batch, *i.shape)).astype(i.dtype)) for i in inputs)
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's notes that say nothing about this export (torchvision's operators not registered,
@@ -238,7 +231,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 def _onnx_modules() -> None:
     """Check the ONNX exporter's dependencies are installed, with a message that says how to get them."""
-    missing = [name for name in ("onnx", "onnxscript") if _version(name) is None]
+    missing = [name for name in ("onnx", "onnxscript") if installed_version(name) is None]
     if missing:
         raise ValueError(f"ONNX export needs {' and '.join(missing)}: pip install 'dueldqn[export]'")
 
@@ -299,7 +292,7 @@ def export_onnx(
             {"name": OUTPUT_NAMES[1], "shape": ["batch"], "dtype": "int64", "meaning": "argmax of q_values"},
         ],
         "n_actions": n_actions,
-        "versions": {name: _version(name) for name in ("dueldqn", "torch", "onnx", "onnxscript")},
+        "versions": {name: installed_version(name) for name in ("dueldqn", "torch", "onnx", "onnxscript")},
         "source": source or {},
     }
     atomic_write(path, lambda f: f.write(proto.SerializeToString()))

@@ -331,7 +331,7 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import dueldqn.export as export
 
-    monkeypatch.setattr(export, "_version", lambda name: None if name == "onnxscript" else "1")
+    monkeypatch.setattr(export, "installed_version", lambda name: None if name == "onnxscript" else "1")
     with pytest.raises(ValueError, match=r"ONNX export needs onnxscript: pip install 'dueldqn\[export\]'"):
         export_onnx(_agent_for(SPACES["cartpole"]).q_net, SPACES["cartpole"], tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
